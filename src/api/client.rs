@@ -1,0 +1,236 @@
+//! The signed HTTP client: one pooled `reqwest` client, form-encoded POSTs, a capped body read,
+//! lenient parsing and a classified, counted error for every failure.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+
+use super::error::ApiError;
+use super::model::{Envelope, ListItem, StatusData};
+use super::signer::{sign, Params};
+use crate::metrics::ExporterMetrics;
+use crate::task::{TaskKind, TaskSpec};
+
+/// The largest page `ListUDTSTask` is asked for.
+pub const LIST_PAGE_LIMIT: usize = 100;
+
+/// What the client needs to talk to one gateway.
+pub struct ClientSettings {
+    /// Base URL of the gateway, e.g. `https://api.an-link.com`.
+    pub endpoint: Url,
+    /// The account's public key (not secret; sent with every call).
+    pub public_key: String,
+    /// The account's private key; only ever fed to the signer.
+    pub private_key: SecretString,
+    /// Per-request timeout, connect included.
+    pub timeout: Duration,
+    /// Bodies larger than this are refused, so a broken gateway cannot exhaust memory.
+    pub max_response_bytes: usize,
+}
+
+/// A client for the UDTS actions of one gateway and account.
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: Url,
+    public_key: String,
+    private_key: SecretString,
+    max_response_bytes: usize,
+    metrics: ExporterMetrics,
+}
+
+impl Client {
+    /// Builds the pooled HTTP client.
+    pub fn new(settings: ClientSettings, metrics: ExporterMetrics) -> Result<Self, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("udts-exporter/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(ApiError::from_reqwest)?;
+        Ok(Self {
+            http,
+            endpoint: settings.endpoint,
+            public_key: settings.public_key,
+            private_key: settings.private_key,
+            max_response_bytes: settings.max_response_bytes,
+            metrics,
+        })
+    }
+
+    /// `GetUDTSTaskStatus` for one task.
+    pub async fn task_status(&self, task: &TaskSpec) -> Result<StatusData, ApiError> {
+        let mut params = Params::new();
+        params.insert("TaskId".into(), task.id.clone());
+        params.insert("Type".into(), task.kind.as_str().into());
+        if let Some(project) = task.project_id.as_deref().filter(|p| !p.is_empty()) {
+            params.insert("ProjectId".into(), project.into());
+        }
+        let data = self.call("GetUDTSTaskStatus", params).await?;
+        match data {
+            Value::Object(_) => serde_json::from_value(data).map_err(|e| ApiError::Decode {
+                detail: format!("Data is not a StatusData: {e}"),
+                request_uuid: None,
+            }),
+            // An absent Data on success says nothing about the task, but it is not an error.
+            Value::Null => Ok(StatusData::default()),
+            _ => Err(ApiError::Decode {
+                detail: "Data is not an object".into(),
+                request_uuid: None,
+            }),
+        }
+    }
+
+    /// One page of `ListUDTSTask`. A page shorter than `limit` is the last one (the API has no
+    /// total count).
+    pub async fn list_tasks_page(
+        &self,
+        kind: TaskKind,
+        project_id: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ListItem>, ApiError> {
+        let mut params = Params::new();
+        params.insert("Type".into(), kind.as_str().into());
+        params.insert("Offset".into(), offset.to_string());
+        params.insert("Limit".into(), limit.to_string());
+        if let Some(project) = project_id.filter(|p| !p.is_empty()) {
+            params.insert("ProjectId".into(), project.into());
+        }
+        match self.call("ListUDTSTask", params).await? {
+            Value::Array(items) => Ok(items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect()),
+            Value::Null => Ok(Vec::new()),
+            _ => Err(ApiError::Decode {
+                detail: "Data is not an array".into(),
+                request_uuid: None,
+            }),
+        }
+    }
+
+    /// Every task of one kind and project, paging until a short page.
+    pub async fn list_all_tasks(
+        &self,
+        kind: TaskKind,
+        project_id: Option<&str>,
+    ) -> Result<Vec<ListItem>, ApiError> {
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .list_tasks_page(kind, project_id, all.len(), LIST_PAGE_LIMIT)
+                .await?;
+            let short = page.len() < LIST_PAGE_LIMIT;
+            all.extend(page);
+            if short {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Signs and sends one action; returns its `Data` on RetCode 0. Counts the call and, on
+    /// failure, its reason.
+    pub async fn call(&self, action: &'static str, params: Params) -> Result<Value, ApiError> {
+        let started = std::time::Instant::now();
+        let result = self.send(action, params).await;
+        self.metrics.api_requests.with_label_values(&[action]).inc();
+        self.metrics
+            .api_duration
+            .with_label_values(&[action])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            self.metrics
+                .api_errors
+                .with_label_values(&[action, error.reason()])
+                .inc();
+        }
+        result
+    }
+
+    async fn send(&self, action: &str, mut params: Params) -> Result<Value, ApiError> {
+        params.insert("Action".into(), action.into());
+        params.insert("PublicKey".into(), self.public_key.clone());
+        let signature = sign(&params, &self.private_key);
+        params.insert("Signature".into(), signature);
+
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let mut response = self
+            .http
+            .post(self.endpoint.clone())
+            .header("U-Timestamp-Ms", timestamp_ms.to_string())
+            .form(&params)
+            .send()
+            .await
+            .map_err(ApiError::from_reqwest)?;
+
+        let request_uuid = response
+            .headers()
+            .get("X-UCLOUD-REQUEST-UUID")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ApiError::HttpStatus {
+                status: status.as_u16(),
+                request_uuid,
+            });
+        }
+
+        let limit = self.max_response_bytes;
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(ApiError::from_reqwest)? {
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::BodyTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+
+        let envelope: Envelope = serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
+            detail: describe_bad_body(&body, &e),
+            request_uuid: request_uuid.clone(),
+        })?;
+        match envelope.ret_code {
+            Some(0) => Ok(envelope.data.unwrap_or(Value::Null)),
+            Some(code) => Err(ApiError::RetCode {
+                code,
+                message: envelope.message.unwrap_or_default(),
+                request_uuid,
+            }),
+            None => Err(ApiError::Decode {
+                detail: "no RetCode in the answer".into(),
+                request_uuid,
+            }),
+        }
+    }
+}
+
+/// Says what was wrong with a body without quoting it (an error page could echo our request).
+fn describe_bad_body(body: &[u8], error: &serde_json::Error) -> String {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.is_empty() {
+        "empty body".into()
+    } else if trimmed.first() == Some(&b'<') {
+        "HTML instead of JSON".into()
+    } else {
+        format!("invalid JSON ({} bytes): {error}", body.len())
+    }
+}

@@ -1,0 +1,201 @@
+//! Everything that can go wrong with one API call, classified so that each failure is counted
+//! under a stable `reason` label and handled by what it means (transient, credentials, ...).
+//!
+//! Messages never contain the request URL's query, the body, the signature or the private key:
+//! reqwest errors are stripped of their URL before they are kept.
+
+/// What a non-zero RetCode means for an exporter (see `shared/ucloud-api.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetCodeClass {
+    /// 110, 130, 150: the gateway had a passing fault.
+    Transient,
+    /// 153: the gateway asks us to slow down.
+    Throttled,
+    /// 160, 161, 292: the endpoint does not know the action, or the project does not exist.
+    Configuration,
+    /// 170-174: signature, public key or token rejected.
+    Credentials,
+    /// 293-299: zone, IP allow-list, security lock or IAM refused the call.
+    Permission,
+    /// Anything else: action-specific, e.g. the task does not exist.
+    Other,
+}
+
+impl RetCodeClass {
+    /// Classifies a non-zero RetCode.
+    pub fn of(code: i64) -> Self {
+        match code {
+            110 | 130 | 150 => Self::Transient,
+            153 => Self::Throttled,
+            160 | 161 | 292 => Self::Configuration,
+            170..=174 => Self::Credentials,
+            293..=299 => Self::Permission,
+            _ => Self::Other,
+        }
+    }
+
+    /// The `reason` label value.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Throttled => "throttled",
+            Self::Configuration => "configuration",
+            Self::Credentials => "credentials",
+            Self::Permission => "permission",
+            Self::Other => "api_error",
+        }
+    }
+}
+
+/// A failed API call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// No answer within the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// The connection could not be established.
+    #[error("cannot connect to the gateway: {0}")]
+    Connect(String),
+    /// The connection broke while sending or receiving.
+    #[error("network error: {0}")]
+    Network(String),
+    /// The gateway answered with an HTTP status other than 2xx.
+    #[error("HTTP status {status}{}", uuid_suffix(.request_uuid))]
+    HttpStatus {
+        /// The HTTP status code.
+        status: u16,
+        /// `X-UCLOUD-REQUEST-UUID`, for a support ticket.
+        request_uuid: Option<String>,
+    },
+    /// The body was larger than the configured cap.
+    #[error("response body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The body was not the JSON envelope we expect.
+    #[error("undecodable response: {detail}{}", uuid_suffix(.request_uuid))]
+    Decode {
+        /// What was wrong with it (never the body itself).
+        detail: String,
+        /// `X-UCLOUD-REQUEST-UUID`, for a support ticket.
+        request_uuid: Option<String>,
+    },
+    /// The gateway answered with a non-zero RetCode.
+    #[error("RetCode {code}: {message}{}", uuid_suffix(.request_uuid))]
+    RetCode {
+        /// The RetCode.
+        code: i64,
+        /// The gateway's `Message`.
+        message: String,
+        /// `X-UCLOUD-REQUEST-UUID`, for a support ticket.
+        request_uuid: Option<String>,
+    },
+}
+
+fn uuid_suffix(uuid: &Option<String>) -> String {
+    match uuid {
+        Some(uuid) => format!(" (request {uuid})"),
+        None => String::new(),
+    }
+}
+
+impl ApiError {
+    /// The stable `reason` label value for this failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Network(_) => "network",
+            Self::HttpStatus { .. } => "http_status",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::Decode { .. } => "decode",
+            Self::RetCode { code, .. } => RetCodeClass::of(*code).reason(),
+        }
+    }
+
+    /// The RetCode, when the gateway sent one.
+    pub fn ret_code(&self) -> Option<i64> {
+        match self {
+            Self::RetCode { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The same failure without the request UUID, which differs on every call. Two failures
+    /// with the same key are "the same error" for log de-duplication.
+    pub fn dedup_key(&self) -> String {
+        match self {
+            Self::HttpStatus { status, .. } => format!("http {status}"),
+            Self::Decode { detail, .. } => format!("decode {detail}"),
+            Self::RetCode { code, message, .. } => format!("retcode {code} {message}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Classifies a reqwest error. The URL is dropped: ours carries no secret (we POST the
+    /// signed parameters in the body), but an error message is no place for one anyway.
+    pub fn from_reqwest(error: reqwest::Error) -> Self {
+        let error = error.without_url();
+        if error.is_timeout() {
+            Self::Timeout
+        } else if error.is_connect() {
+            Self::Connect(error_chain(&error))
+        } else {
+            Self::Network(error_chain(&error))
+        }
+    }
+}
+
+/// The error and its sources on one line: reqwest's own message alone ("error sending
+/// request") does not say what went wrong.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ret_codes_are_classified_as_the_api_facts_say() {
+        let reason = |code| {
+            ApiError::RetCode {
+                code,
+                message: String::new(),
+                request_uuid: None,
+            }
+            .reason()
+        };
+        assert_eq!(reason(110), "transient");
+        assert_eq!(reason(150), "transient");
+        assert_eq!(reason(153), "throttled");
+        assert_eq!(reason(161), "configuration");
+        assert_eq!(reason(292), "configuration");
+        assert_eq!(reason(171), "credentials");
+        assert_eq!(reason(174), "credentials");
+        assert_eq!(reason(294), "permission");
+        assert_eq!(reason(8001), "api_error");
+    }
+
+    #[test]
+    fn dedup_key_ignores_the_request_uuid() {
+        let error = |uuid: &str| ApiError::RetCode {
+            code: 150,
+            message: "busy".into(),
+            request_uuid: Some(uuid.into()),
+        };
+        assert_ne!(error("a").to_string(), error("b").to_string());
+        assert_eq!(error("a").dedup_key(), error("b").dedup_key());
+    }
+}

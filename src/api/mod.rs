@@ -1,0 +1,11 @@
+//! Talking to a UCloud-compatible gateway: signing ([`signer`]), the response models
+//! ([`model`]), failures ([`error`]) and the HTTP client ([`client`]).
+
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod signer;
+
+pub use client::{Client, ClientSettings};
+pub use error::ApiError;
+pub use model::{ListItem, StatusData};

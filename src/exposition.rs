@@ -1,0 +1,528 @@
+//! The `/metrics` payload: per-task series written straight from the task snapshot, followed by
+//! the exporter's own registry, encoded once per change of state and kept ready (plain and
+//! gzip) so that a scrape costs a pointer copy.
+//!
+//! Per-task families are written here rather than through `prometheus` collectors because at
+//! tens of thousands of tasks building a protobuf object per sample would dominate the cost of
+//! an update; the text format for gauges is small and pinned by golden tests and `promtool`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use flate2::{write::GzEncoder, Compression};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::ExporterMetrics;
+use crate::state::{Store, TaskState};
+use crate::status;
+
+/// Longest label value taken from the API (names, failure messages). Longer values are cut at a
+/// character boundary and marked with `…`.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One encoded exposition.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    /// The text format.
+    pub text: Bytes,
+    /// The same, gzip-compressed, for scrapers that accept it.
+    pub gzip: Bytes,
+}
+
+/// A per-task gauge whose value comes from one field.
+struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&TaskState) -> Option<f64>,
+}
+
+/// The simple per-task gauges, in exposition order.
+const GAUGES: &[Gauge] = &[
+    Gauge {
+        name: "udts_task_progress_ratio",
+        help: "Full-load completion, 0 to 1 (Progress.Percentage / 100). Read by the background poller.",
+        value: |t| percentage(t).map(|p| p / 100.0),
+    },
+    Gauge {
+        name: "udts_task_progress_rows",
+        help: "Rows migrated so far (Progress.CurCount). Read by the background poller.",
+        value: |t| progress(t, |p| p.cur_count),
+    },
+    Gauge {
+        name: "udts_task_progress_target_rows",
+        help: "Rows to migrate in all (Progress.TotalCount). Read by the background poller.",
+        value: |t| progress(t, |p| p.total_count),
+    },
+    Gauge {
+        name: "udts_task_elapsed_seconds",
+        help: "Time the full load has run (Progress.CurDuration). Read by the background poller.",
+        value: |t| progress(t, |p| p.cur_duration),
+    },
+    Gauge {
+        name: "udts_task_estimated_duration_seconds",
+        help: "Estimated total duration of the full load (Progress.TotalDuration). Read by the background poller.",
+        value: |t| progress(t, |p| p.total_duration),
+    },
+    Gauge {
+        name: "udts_task_retries",
+        help: "Retries used after failures (CurRetryCount). Read by the background poller.",
+        value: |t| non_negative(t.data.as_ref()?.cur_retry_count),
+    },
+    Gauge {
+        name: "udts_task_max_retries",
+        help: "Retries allowed by the task's settings (MaxRetryCount). Read by the background poller.",
+        value: |t| non_negative(t.data.as_ref()?.max_retry_count),
+    },
+    Gauge {
+        name: "udts_task_binlog_position",
+        help: "Position in the current binlog file of the incremental phase (Sync.BinlogPos). Read by the background poller.",
+        value: |t| non_negative(t.data.as_ref()?.sync.as_ref()?.binlog_pos),
+    },
+    Gauge {
+        name: "udts_task_binlog_file_index",
+        help: "Numeric suffix of the current binlog file name (Sync.BinlogName). Read by the background poller.",
+        value: |t| t.data.as_ref()?.sync.as_ref()?.binlog_file_index(),
+    },
+    Gauge {
+        name: "udts_task_redis_offset",
+        help: "Redis replication offset (Progress.RedisOffsetSize). Read by the background poller.",
+        value: |t| progress(t, |p| p.redis_offset_size),
+    },
+    Gauge {
+        name: "udts_task_redis_delay_seconds",
+        help: "Redis replication delay (Progress.RedisDelayTime). Read by the background poller.",
+        value: |t| progress(t, |p| p.redis_delay_time),
+    },
+    Gauge {
+        name: "udts_task_mongo_delay_seconds",
+        help: "MongoDB replication delay (Progress.MongoDelayTime). Read by the background poller.",
+        value: |t| progress(t, |p| p.mongo_delay_time),
+    },
+    Gauge {
+        name: "udts_task_up",
+        help: "1 if the last background poll of the task succeeded, 0 if it failed.",
+        value: |t| t.up.map(|up| if up { 1.0 } else { 0.0 }),
+    },
+    Gauge {
+        name: "udts_task_last_success_timestamp_seconds",
+        help: "Unix time of the last successful background poll of the task.",
+        value: |t| t.last_success,
+    },
+    Gauge {
+        name: "udts_task_status_since_timestamp_seconds",
+        help: "Unix time the background poller first saw the task's current status.",
+        value: |t| t.status_since,
+    },
+    Gauge {
+        name: "udts_task_last_progress_timestamp_seconds",
+        help: "Unix time the background poller last saw rows, percentage, binlog position or Redis offset move.",
+        value: |t| t.last_progress,
+    },
+];
+
+fn non_negative(value: Option<f64>) -> Option<f64> {
+    value.filter(|v| *v >= 0.0)
+}
+
+fn progress(
+    task: &TaskState,
+    field: fn(&crate::api::model::Progress) -> Option<f64>,
+) -> Option<f64> {
+    non_negative(field(task.data.as_ref()?.progress.as_ref()?))
+}
+
+/// A percentage outside 0..=100 is not progress; it is absent rather than charted.
+fn percentage(task: &TaskState) -> Option<f64> {
+    progress(task, |p| p.percentage).filter(|p| *p <= 100.0)
+}
+
+/// Writes every per-task family for `tasks` in the text format.
+pub fn write_task_families(tasks: &[Arc<TaskState>], out: &mut String) {
+    header(
+        out,
+        "udts_task_info",
+        "Always 1; the task's attributes as labels, to join onto other series by task_id.",
+    );
+    for task in tasks {
+        let spec = &task.spec;
+        let _ = writeln!(
+            out,
+            "udts_task_info{{task_id=\"{}\",task_type=\"{}\",project_id=\"{}\",name=\"{}\",mode=\"{}\"}} 1",
+            Label(&spec.id),
+            spec.kind,
+            Label(spec.project_id.as_deref().unwrap_or("")),
+            Label(spec.name.as_deref().unwrap_or("")),
+            Label(spec.mode.as_deref().unwrap_or("")),
+        );
+    }
+
+    header(
+        out,
+        "udts_task_status",
+        "1 for the task's current status, 0 for the other documented ones (Status). Read by the background poller.",
+    );
+    for task in tasks {
+        let Some(current) = task.status() else {
+            continue;
+        };
+        for documented in status::DOCUMENTED {
+            let value = u8::from(documented == current);
+            let _ = writeln!(
+                out,
+                "udts_task_status{{task_id=\"{}\",status=\"{documented}\"}} {value}",
+                Label(&task.spec.id),
+            );
+        }
+        if !status::is_documented(current) {
+            let _ = writeln!(
+                out,
+                "udts_task_status{{task_id=\"{}\",status=\"{}\"}} 1",
+                Label(&task.spec.id),
+                Label(current),
+            );
+        }
+    }
+
+    header(
+        out,
+        "udts_task_failure_info",
+        "1 while the task reports a failure; the reason (FailedMessage, first line) as a label. Read by the background poller.",
+    );
+    for task in tasks {
+        let message = task
+            .data
+            .as_ref()
+            .and_then(|d| d.failed_message.as_deref())
+            .map(first_line)
+            .filter(|m| !m.is_empty());
+        if let Some(message) = message {
+            let _ = writeln!(
+                out,
+                "udts_task_failure_info{{task_id=\"{}\",message=\"{}\"}} 1",
+                Label(&task.spec.id),
+                Label(message),
+            );
+        }
+    }
+
+    for gauge in GAUGES {
+        header(out, gauge.name, gauge.help);
+        for task in tasks {
+            if let Some(value) = (gauge.value)(task) {
+                let _ = writeln!(
+                    out,
+                    "{}{{task_id=\"{}\"}} {value}",
+                    gauge.name,
+                    Label(&task.spec.id)
+                );
+            }
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+fn first_line(message: &str) -> &str {
+    message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// A label value as the text format wants it: escaped, without control characters, and at most
+/// [`MAX_LABEL_CHARS`] characters, so a hostile or broken value cannot break the exposition or
+/// blow up its size.
+struct Label<'a>(&'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (count, c) in self.0.chars().enumerate() {
+            if count == MAX_LABEL_CHARS {
+                return f.write_char('…');
+            }
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c if c.is_control() => f.write_char(' ')?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Renders the whole payload: task families, then the exporter's own metrics.
+pub fn render(store: &Store, metrics: &ExporterMetrics) -> Exposition {
+    let tasks = store.snapshot();
+    let mut text = String::with_capacity(4096 + tasks.len() * 2048);
+    write_task_families(&tasks, &mut text);
+    drop(tasks);
+    let mut text = text.into_bytes();
+    metrics.encode(&mut text);
+
+    let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::fast());
+    let gzip = encoder
+        .write_all(&text)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_default();
+    Exposition {
+        text: Bytes::from(text),
+        gzip: Bytes::from(gzip),
+    }
+}
+
+/// Holds the latest exposition and re-renders it when the store changes.
+pub struct Publisher {
+    current: ArcSwap<Exposition>,
+    store: Arc<Store>,
+    metrics: ExporterMetrics,
+}
+
+impl Publisher {
+    /// Least time between two renders, however often the state changes.
+    const MIN_GAP: Duration = Duration::from_millis(500);
+    /// Re-render this often even without task changes, so process metrics stay current.
+    const REFRESH: Duration = Duration::from_secs(5);
+
+    /// A publisher with an empty exposition; call [`Publisher::render_now`] or run it.
+    pub fn new(store: Arc<Store>, metrics: ExporterMetrics) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Exposition::default()),
+            store,
+            metrics,
+        }
+    }
+
+    /// The latest complete exposition.
+    pub fn current(&self) -> Arc<Exposition> {
+        self.current.load_full()
+    }
+
+    /// Renders the current state and makes it the one served.
+    pub fn render_now(&self) {
+        self.current
+            .store(Arc::new(render(&self.store, &self.metrics)));
+    }
+
+    /// Renders on a blocking thread, so a large encode never stalls the async workers.
+    pub async fn render_in_background(self: &Arc<Self>) {
+        let publisher = Arc::clone(self);
+        if let Err(error) = tokio::task::spawn_blocking(move || publisher.render_now()).await {
+            tracing::error!(%error, "rendering the exposition failed");
+        }
+    }
+
+    /// Re-renders after every change of state until `shutdown`. Changes that arrive during a
+    /// render or the gap after it are coalesced into the next render; the gap grows with the
+    /// render's cost so that encoding stays a small share of one core at any number of tasks.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = self.store.changed.notified() => {}
+                () = tokio::time::sleep(Self::REFRESH) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let started = Instant::now();
+            self.render_in_background().await;
+            let gap = Self::MIN_GAP.max(started.elapsed() * 4);
+            tokio::select! {
+                () = tokio::time::sleep(gap) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::{Progress, StatusData, SyncData};
+    use crate::api::ApiError;
+    use crate::task::{TaskKind, TaskSource, TaskSpec};
+
+    fn spec(id: &str) -> TaskSpec {
+        TaskSpec {
+            id: id.into(),
+            kind: TaskKind::Transfer,
+            project_id: Some("org-1".into()),
+            name: Some("orders \"eu\"".into()),
+            mode: None,
+            source: TaskSource::Static,
+        }
+    }
+
+    fn render_tasks(tasks: Vec<TaskState>) -> String {
+        let tasks: Vec<_> = tasks.into_iter().map(Arc::new).collect();
+        let mut out = String::new();
+        write_task_families(&tasks, &mut out);
+        out
+    }
+
+    fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn loading_task_renders_exact_series() {
+        let data = StatusData {
+            status: Some("Loading".into()),
+            cur_retry_count: Some(0.0),
+            max_retry_count: Some(3.0),
+            progress: Some(Progress {
+                total_count: Some(2000.0),
+                cur_count: Some(500.0),
+                total_duration: Some(400.0),
+                cur_duration: Some(100.0),
+                percentage: Some(25.0),
+                ..Default::default()
+            }),
+            sync: Some(SyncData {
+                binlog_name: Some("mysql-bin.000006".into()),
+                binlog_pos: Some(154.0),
+                binlog_gtid: Some("uuid:1-10".into()),
+            }),
+            failed_message: None,
+        };
+        let state = TaskState::new(spec("udts-a")).after_poll(Ok(data), 1700000000.5);
+        let text = render_tasks(vec![state]);
+        let mut expected = vec![
+            "udts_task_info{task_id=\"udts-a\",task_type=\"transfer\",project_id=\"org-1\",name=\"orders \\\"eu\\\"\",mode=\"\"} 1".to_string(),
+        ];
+        for s in status::DOCUMENTED {
+            let v = u8::from(s == "Loading");
+            expected.push(format!(
+                "udts_task_status{{task_id=\"udts-a\",status=\"{s}\"}} {v}"
+            ));
+        }
+        for line in [
+            "udts_task_progress_ratio{task_id=\"udts-a\"} 0.25",
+            "udts_task_progress_rows{task_id=\"udts-a\"} 500",
+            "udts_task_progress_target_rows{task_id=\"udts-a\"} 2000",
+            "udts_task_elapsed_seconds{task_id=\"udts-a\"} 100",
+            "udts_task_estimated_duration_seconds{task_id=\"udts-a\"} 400",
+            "udts_task_retries{task_id=\"udts-a\"} 0",
+            "udts_task_max_retries{task_id=\"udts-a\"} 3",
+            "udts_task_binlog_position{task_id=\"udts-a\"} 154",
+            "udts_task_binlog_file_index{task_id=\"udts-a\"} 6",
+            "udts_task_up{task_id=\"udts-a\"} 1",
+            "udts_task_last_success_timestamp_seconds{task_id=\"udts-a\"} 1700000000.5",
+            "udts_task_status_since_timestamp_seconds{task_id=\"udts-a\"} 1700000000.5",
+            "udts_task_last_progress_timestamp_seconds{task_id=\"udts-a\"} 1700000000.5",
+        ] {
+            expected.push(line.to_string());
+        }
+        assert_eq!(samples(&text), expected);
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_once() {
+        let text = render_tasks(vec![]);
+        let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
+        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(helps, GAUGES.len() + 3);
+        assert_eq!(types, helps);
+        assert!(samples(&text).is_empty());
+    }
+
+    #[test]
+    fn unpolled_task_has_only_its_info_series() {
+        let text = render_tasks(vec![TaskState::new(spec("udts-new"))]);
+        assert_eq!(samples(&text).len(), 1);
+        assert!(samples(&text)[0].starts_with("udts_task_info{task_id=\"udts-new\""));
+    }
+
+    #[test]
+    fn unknown_status_gets_its_own_series_at_one() {
+        let data = StatusData {
+            status: Some("Teleporting".into()),
+            ..Default::default()
+        };
+        let text = render_tasks(vec![TaskState::new(spec("t")).after_poll(Ok(data), 1.0)]);
+        let status: Vec<_> = samples(&text)
+            .into_iter()
+            .filter(|l| l.starts_with("udts_task_status{"))
+            .collect();
+        assert_eq!(status.len(), 17);
+        assert!(status
+            .iter()
+            .filter(|l| l.ends_with(" 1"))
+            .eq(["udts_task_status{task_id=\"t\",status=\"Teleporting\"} 1"].iter()));
+    }
+
+    #[test]
+    fn failure_message_is_one_escaped_capped_line() {
+        let long = "x".repeat(500);
+        let data = StatusData {
+            status: Some("Failed".into()),
+            failed_message: Some(format!(
+                "\n  access denied for \"root\"\tnow\nstack...{long}"
+            )),
+            ..Default::default()
+        };
+        let text = render_tasks(vec![TaskState::new(spec("t")).after_poll(Ok(data), 1.0)]);
+        let line = samples(&text)
+            .into_iter()
+            .find(|l| l.starts_with("udts_task_failure_info"))
+            .unwrap();
+        assert_eq!(
+            line,
+            "udts_task_failure_info{task_id=\"t\",message=\"access denied for \\\"root\\\" now\"} 1"
+        );
+
+        let data = StatusData {
+            status: Some("Failed".into()),
+            failed_message: Some(long),
+            ..Default::default()
+        };
+        let text = render_tasks(vec![TaskState::new(spec("t")).after_poll(Ok(data), 1.0)]);
+        let line = samples(&text)
+            .into_iter()
+            .find(|l| l.starts_with("udts_task_failure_info"))
+            .unwrap();
+        assert!(line.contains(&format!("{}…\"", "x".repeat(MAX_LABEL_CHARS))));
+    }
+
+    #[test]
+    fn missing_or_absurd_values_yield_no_series() {
+        let data = StatusData {
+            status: Some("Loading".into()),
+            progress: Some(Progress {
+                percentage: Some(1e308),
+                cur_count: Some(-5.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render_tasks(vec![TaskState::new(spec("t")).after_poll(Ok(data), 1.0)]);
+        assert!(!text.contains("udts_task_progress_ratio{"));
+        assert!(!text.contains("udts_task_progress_rows{"));
+        assert!(!text.contains("udts_task_retries{"));
+        assert!(!text.contains("udts_task_binlog_position{"));
+    }
+
+    #[test]
+    fn failed_poll_reports_down_and_keeps_values() {
+        let data = StatusData {
+            status: Some("Syncing".into()),
+            ..Default::default()
+        };
+        let state = TaskState::new(spec("t"))
+            .after_poll(Ok(data), 1.0)
+            .after_poll(Err(ApiError::Timeout), 2.0);
+        let text = render_tasks(vec![state]);
+        assert!(text.contains("udts_task_up{task_id=\"t\"} 0\n"));
+        assert!(text.contains("udts_task_status{task_id=\"t\",status=\"Syncing\"} 1\n"));
+        assert!(text.contains("udts_task_last_success_timestamp_seconds{task_id=\"t\"} 1\n"));
+    }
+}

@@ -1,0 +1,28 @@
+//! udts-exporter: a Prometheus exporter for UCloud UDTS (Data Transmission Service) tasks.
+//!
+//! How it fits together:
+//! - [`config`] loads and validates the TOML file and `UDTS_` environment.
+//! - [`api`] signs requests ([`api::signer`]), sends them ([`api::client`]), parses answers
+//!   leniently ([`api::model`]) and classifies failures ([`api::error`]).
+//! - [`poller`] polls every task in the background and records results in the [`state`] store,
+//!   one immutable task state at a time.
+//! - [`exposition`] encodes the store and the exporter's own [`metrics`] into the `/metrics`
+//!   payload whenever the state changes; [`server`] serves the latest payload and never calls
+//!   the API.
+//! - [`exporter`] wires these together; [`cli`] is the binary (run, `demo`, `check`), and
+//!   [`simulator`] is the embedded gateway `demo` and the tests poll.
+
+pub mod api;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod exporter;
+pub mod exposition;
+pub mod logging;
+pub mod metrics;
+pub mod poller;
+pub mod server;
+pub mod simulator;
+pub mod state;
+pub mod status;
+pub mod task;

@@ -1,0 +1,131 @@
+//! The exporter's own metrics (API calls, poll cycles, task counts, build and process info),
+//! kept in a `prometheus` registry. Per-task series are not here: they are written straight from
+//! the task snapshot by [`crate::exposition`].
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The actions the exporter calls, so their counters exist at 0 before the first call.
+pub const ACTIONS: [&str; 2] = ["GetUDTSTaskStatus", "ListUDTSTask"];
+
+/// The exporter-wide metrics.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    registry: Registry,
+    /// `udts_api_requests_total{action}`: every call, whatever its outcome.
+    pub api_requests: IntCounterVec,
+    /// `udts_api_request_errors_total{action,reason}`: failed calls by reason.
+    pub api_errors: IntCounterVec,
+    /// `udts_api_request_duration_seconds{action}`: call latency, failures included.
+    pub api_duration: HistogramVec,
+    /// `udts_poll_cycle_duration_seconds`: how long the last complete poll cycle took.
+    pub poll_cycle_duration: Gauge,
+    /// `udts_poll_interval_seconds`: the configured interval, to compare cycles against.
+    pub poll_interval: Gauge,
+    /// `udts_tasks{source}`: tasks being polled, by where they came from.
+    pub tasks: IntGaugeVec,
+}
+
+/// Builds the metric or reports a programming error: names and labels here are constants, so a
+/// failure is a bug caught by any test, never a runtime condition.
+fn must<T>(result: prometheus::Result<T>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("invalid metric definition: {error}"),
+    }
+}
+
+impl ExporterMetrics {
+    /// Creates and registers every exporter-wide metric.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let api_requests = must(IntCounterVec::new(
+            Opts::new(
+                "udts_api_requests_total",
+                "API calls made by the background poller, by action.",
+            ),
+            &["action"],
+        ));
+        let api_errors = must(IntCounterVec::new(
+            Opts::new(
+                "udts_api_request_errors_total",
+                "API calls made by the background poller that failed, by action and reason.",
+            ),
+            &["action", "reason"],
+        ));
+        let api_duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "udts_api_request_duration_seconds",
+                "Latency of API calls made by the background poller, by action.",
+            )
+            .buckets(vec![
+                0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["action"],
+        ));
+        let poll_cycle_duration = must(Gauge::new(
+            "udts_poll_cycle_duration_seconds",
+            "Duration of the last complete background poll cycle over all tasks.",
+        ));
+        let poll_interval = must(Gauge::new(
+            "udts_poll_interval_seconds",
+            "Configured interval between background poll cycles.",
+        ));
+        let tasks = must(IntGaugeVec::new(
+            Opts::new(
+                "udts_tasks",
+                "Tasks polled in the background, by where they were learned of.",
+            ),
+            &["source"],
+        ));
+        let build_info = must(GaugeVec::new(
+            Opts::new(
+                "udts_exporter_build_info",
+                "Always 1; labelled with the exporter's version.",
+            ),
+            &["version"],
+        ));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1.0);
+        for action in ACTIONS {
+            api_requests.with_label_values(&[action]);
+        }
+        for source in ["static", "discovered"] {
+            tasks.with_label_values(&[source]);
+        }
+
+        must(registry.register(Box::new(api_requests.clone())));
+        must(registry.register(Box::new(api_errors.clone())));
+        must(registry.register(Box::new(api_duration.clone())));
+        must(registry.register(Box::new(poll_cycle_duration.clone())));
+        must(registry.register(Box::new(poll_interval.clone())));
+        must(registry.register(Box::new(tasks.clone())));
+        must(registry.register(Box::new(build_info)));
+        #[cfg(target_os = "linux")]
+        must(registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
+
+        Self {
+            registry,
+            api_requests,
+            api_errors,
+            api_duration,
+            poll_cycle_duration,
+            poll_interval,
+            tasks,
+        }
+    }
+
+    /// Appends the text exposition of every exporter-wide metric to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let families = self.registry.gather();
+        if let Err(error) = TextEncoder::new().encode(&families, out) {
+            tracing::error!(%error, "cannot encode exporter metrics");
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! A UCloud-style gateway on loopback: checks signatures with the real gateway's rules, answers
+//! `GetUDTSTaskStatus` and `ListUDTSTask`, and can be told to misbehave per task. The demo runs
+//! it in-process; the tests use it as the API they poll.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::lifecycle::Lifecycle;
+use crate::api::signer::{sign, Params};
+use crate::task::{TaskKind, TaskSource, TaskSpec};
+
+/// The RetCode the simulator answers for a task id it does not know.
+pub const TASK_NOT_FOUND: i64 = 8001;
+
+/// What a simulated task answers to `GetUDTSTaskStatus`.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Moves through a lifecycle in (gateway) time.
+    Lifecycle(Lifecycle),
+    /// Always answers this `Data`.
+    Fixed(Value),
+    /// Always answers this RetCode and Message.
+    RetCode(i64, String),
+    /// Answers this raw HTTP status and body, envelope or not.
+    Raw {
+        /// HTTP status.
+        status: u16,
+        /// The body, sent as is.
+        body: String,
+    },
+    /// Accepts the request and never answers.
+    Hang,
+}
+
+/// A task the simulator knows.
+#[derive(Debug, Clone)]
+pub struct SimTask {
+    /// TaskId.
+    pub id: String,
+    /// transfer or integration.
+    pub kind: TaskKind,
+    /// Name, as ListUDTSTask reports it.
+    pub name: String,
+    /// Mode (`full`, `incremental`, ...), as ListUDTSTask reports it in `Type`.
+    pub mode: String,
+    /// Seconds after the gateway's start at which the task's lifecycle begins (negative: it
+    /// began before).
+    pub start_offset: f64,
+    /// What it answers.
+    pub behaviour: Behaviour,
+}
+
+impl SimTask {
+    /// A transfer task following `lifecycle` from the gateway's start.
+    pub fn new(id: &str, behaviour: Behaviour) -> Self {
+        Self {
+            id: id.into(),
+            kind: TaskKind::Transfer,
+            name: id.trim_start_matches("udts-").into(),
+            mode: "full".into(),
+            start_offset: 0.0,
+            behaviour,
+        }
+    }
+
+    /// The same task of another kind.
+    pub fn kind(mut self, kind: TaskKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The same task with another mode.
+    pub fn mode(mut self, mode: &str) -> Self {
+        self.mode = mode.into();
+        self
+    }
+
+    /// The same task started `seconds` before the gateway.
+    pub fn started_ago(mut self, seconds: f64) -> Self {
+        self.start_offset = -seconds;
+        self
+    }
+}
+
+struct Inner {
+    public_key: String,
+    private_key: SecretString,
+    started: Instant,
+    tasks: Mutex<BTreeMap<String, SimTask>>,
+    requests: Mutex<HashMap<String, u64>>,
+    next_request: AtomicU64,
+}
+
+/// The simulated gateway. Clones share state, so a test can change behaviour while it serves.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Gateway {
+    /// A gateway that accepts requests signed with this key pair.
+    pub fn new(public_key: &str, private_key: &str) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                public_key: public_key.into(),
+                private_key: SecretString::from(private_key),
+                started: Instant::now(),
+                tasks: Mutex::new(BTreeMap::new()),
+                requests: Mutex::new(HashMap::new()),
+                next_request: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Adds or replaces a task.
+    pub fn add_task(&self, task: SimTask) -> &Self {
+        lock(&self.inner.tasks).insert(task.id.clone(), task);
+        self
+    }
+
+    /// Changes what a task answers.
+    pub fn set_behaviour(&self, id: &str, behaviour: Behaviour) {
+        if let Some(task) = lock(&self.inner.tasks).get_mut(id) {
+            task.behaviour = behaviour;
+        }
+    }
+
+    /// Forgets a task: it answers "not found" and leaves the list.
+    pub fn remove_task(&self, id: &str) {
+        lock(&self.inner.tasks).remove(id);
+    }
+
+    /// Requests received for `action`, whatever their outcome.
+    pub fn requests(&self, action: &str) -> u64 {
+        lock(&self.inner.requests).get(action).copied().unwrap_or(0)
+    }
+
+    /// The tasks as the exporter would be configured to poll them.
+    pub fn task_specs(&self) -> Vec<TaskSpec> {
+        lock(&self.inner.tasks)
+            .values()
+            .map(|task| TaskSpec {
+                id: task.id.clone(),
+                kind: task.kind,
+                project_id: None,
+                name: Some(task.name.clone()),
+                mode: Some(task.mode.clone()),
+                source: TaskSource::Static,
+            })
+            .collect()
+    }
+
+    /// The router, for serving or for driving directly.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", any(handle))
+            .with_state(Arc::clone(&self.inner))
+    }
+
+    /// Serves on `listener` until `shutdown`; returns the address it serves on.
+    pub fn spawn(&self, listener: TcpListener, shutdown: CancellationToken) -> SocketAddr {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let router = self.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+        });
+        addr
+    }
+
+    /// Binds 127.0.0.1 on a free port and serves there; returns the base URL.
+    pub async fn start_on_loopback(&self, shutdown: CancellationToken) -> std::io::Result<String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = self.spawn(listener, shutdown);
+        Ok(format!("http://{addr}"))
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = parse_params(query.as_deref(), &headers, &body);
+    let action = params.get("Action").cloned().unwrap_or_default();
+    *lock(&inner.requests).entry(action.clone()).or_default() += 1;
+    let uuid = format!(
+        "sim-{:08x}",
+        inner.next_request.fetch_add(1, Ordering::Relaxed)
+    );
+    let answer = answer(&inner, &action, params).await;
+    let mut response = match answer {
+        Answer::Data(data) => envelope(&action, 0, "", Some(data)),
+        Answer::Error(code, message) => envelope(&action, code, &message, None),
+        Answer::Raw(status, body) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response(),
+    };
+    if let Ok(value) = uuid.parse() {
+        response
+            .headers_mut()
+            .insert("X-UCLOUD-REQUEST-UUID", value);
+    }
+    response
+}
+
+enum Answer {
+    Data(Value),
+    Error(i64, String),
+    Raw(u16, String),
+}
+
+fn envelope(action: &str, code: i64, message: &str, data: Option<Value>) -> Response {
+    let mut body = json!({
+        "Action": format!("{action}Response"),
+        "RetCode": code,
+        "Message": message,
+    });
+    if let Some(data) = data {
+        body["Data"] = data;
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Parameters from the query string and a form or JSON body, as the real gateway takes them.
+fn parse_params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Params {
+    let mut params = Params::new();
+    if let Some(query) = query {
+        params.extend(url::form_urlencoded::parse(query.as_bytes()).into_owned());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
+            for (key, value) in map {
+                let value = match value {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                params.insert(key, value);
+            }
+        }
+    } else {
+        params.extend(url::form_urlencoded::parse(body).into_owned());
+    }
+    params
+}
+
+async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
+    if action.is_empty() {
+        return Answer::Error(160, "Missing Action".into());
+    }
+    let Some(signature) = params.remove("Signature") else {
+        return Answer::Error(170, "Missing signature".into());
+    };
+    if params.get("PublicKey") != Some(&inner.public_key) {
+        return Answer::Error(172, "User not exist".into());
+    }
+    if sign(&params, &inner.private_key) != signature {
+        return Answer::Error(171, "Signature VerifyAC Error".into());
+    }
+    let kind = match params.get("Type").map(String::as_str) {
+        None | Some("transfer") => TaskKind::Transfer,
+        Some("integration") => TaskKind::Integration,
+        Some(_) => return Answer::Error(230, "Params [Type] not valid".into()),
+    };
+    let now = inner.started.elapsed().as_secs_f64();
+    match action {
+        "GetUDTSTaskStatus" => {
+            let Some(id) = params.get("TaskId") else {
+                return Answer::Error(230, "Missing params [TaskId]".into());
+            };
+            let task = lock(&inner.tasks)
+                .get(id)
+                .filter(|t| t.kind == kind)
+                .cloned();
+            let Some(task) = task else {
+                return Answer::Error(TASK_NOT_FOUND, format!("task {id} not found"));
+            };
+            match task.behaviour {
+                Behaviour::Lifecycle(lifecycle) => {
+                    Answer::Data(lifecycle.status_at(now - task.start_offset))
+                }
+                Behaviour::Fixed(data) => Answer::Data(data),
+                Behaviour::RetCode(code, message) => Answer::Error(code, message),
+                Behaviour::Raw { status, body } => Answer::Raw(status, body),
+                Behaviour::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Answer::Error(110, "API timeout".into())
+                }
+            }
+        }
+        "ListUDTSTask" => {
+            let number = |key: &str, default: usize| match params.get(key) {
+                None => Some(default),
+                Some(value) => value.parse::<usize>().ok(),
+            };
+            let (Some(offset), Some(limit)) = (number("Offset", 0), number("Limit", 20)) else {
+                return Answer::Error(230, "Params [Offset] or [Limit] not valid".into());
+            };
+            let tasks = lock(&inner.tasks);
+            let items: Vec<Value> = tasks
+                .values()
+                .filter(|t| t.kind == kind)
+                .skip(offset)
+                .take(limit)
+                .map(|t| list_item(t, now))
+                .collect();
+            Answer::Data(Value::Array(items))
+        }
+        _ => Answer::Error(161, format!("Action [{action}] not exist")),
+    }
+}
+
+fn list_item(task: &SimTask, now: f64) -> Value {
+    let status = match &task.behaviour {
+        Behaviour::Lifecycle(lifecycle) => lifecycle.list_status_at(now - task.start_offset),
+        Behaviour::Fixed(data) => data["Status"].as_str().unwrap_or("Created").to_string(),
+        _ => "Syncing".into(),
+    };
+    json!({
+        "TaskId": task.id,
+        "Name": task.name,
+        "Type": task.mode,
+        "Status": status,
+        "CreateTime": 1_764_000_000_i64 - task.start_offset as i64,
+        "CurRetryCount": 0,
+        "MaxRetryCount": 3,
+        "ServiceType": "Small",
+        "ChargeType": "Dynamic",
+        "AutoRenew": "No",
+        "IsExpire": "No",
+        "ExpireTime": 1_798_761_600_i64,
+    })
+}

@@ -1,0 +1,79 @@
+//! The embedded simulated UDTS gateway used by `demo` and by the tests: [`gateway`] speaks the
+//! API, [`lifecycle`] moves tasks through realistic states, and [`demo_gateway`] populates it.
+
+pub mod gateway;
+pub mod lifecycle;
+
+pub use gateway::{Behaviour, Gateway, SimTask};
+pub use lifecycle::Lifecycle;
+
+use crate::task::TaskKind;
+
+/// The demo's public key; not a real account.
+pub const DEMO_PUBLIC_KEY: &str = "demo-public-key";
+/// The demo's private key; not a real account's.
+pub const DEMO_PRIVATE_KEY: &str = "demo-private-key-8c7e4f2a";
+
+/// A gateway with twenty tasks of both kinds in realistic, moving lifecycles: full loads of
+/// several sizes, full+incremental and incremental MySQL tasks, Redis and Mongo syncs, one task
+/// that fails, retries and gives up, and one that is stopped.
+pub fn demo_gateway() -> Gateway {
+    use Lifecycle::*;
+    let gateway = Gateway::new(DEMO_PUBLIC_KEY, DEMO_PRIVATE_KEY);
+    let full = |rows, seconds| Behaviour::Lifecycle(FullLoad { rows, seconds });
+    let full_inc = |rows, seconds| Behaviour::Lifecycle(FullThenIncremental { rows, seconds });
+    let tasks = [
+        SimTask::new("udts-demo-orders", full(2_400_000, 120.0)),
+        SimTask::new("udts-demo-users", full(350_000, 45.0)),
+        SimTask::new("udts-demo-logs", full(12_000_000, 300.0)).started_ago(60.0),
+        SimTask::new("udts-demo-audit", full(80_000, 20.0)).started_ago(20.0),
+        SimTask::new("udts-demo-payments", full_inc(900_000, 60.0)).mode("full+incremental"),
+        SimTask::new("udts-demo-inventory", full_inc(1_500_000, 90.0))
+            .mode("full+incremental")
+            .started_ago(30.0),
+        SimTask::new("udts-demo-crm", full_inc(200_000, 30.0))
+            .mode("full+incremental")
+            .started_ago(200.0),
+        SimTask::new("udts-demo-billing", Behaviour::Lifecycle(MysqlIncremental))
+            .mode("incremental")
+            .started_ago(3_600.0),
+        SimTask::new("udts-demo-ledger", Behaviour::Lifecycle(MysqlIncremental))
+            .mode("incremental")
+            .started_ago(100.0),
+        SimTask::new("udts-demo-shipping", Behaviour::Lifecycle(MysqlIncremental))
+            .mode("incremental"),
+        SimTask::new("udts-demo-sessions", Behaviour::Lifecycle(RedisIncremental))
+            .mode("incremental"),
+        SimTask::new("udts-demo-cache", Behaviour::Lifecycle(RedisIncremental))
+            .mode("incremental")
+            .started_ago(40.0),
+        SimTask::new("udts-demo-catalog", Behaviour::Lifecycle(MongoIncremental))
+            .mode("incremental"),
+        SimTask::new("udts-demo-events", Behaviour::Lifecycle(MongoIncremental))
+            .mode("incremental")
+            .started_ago(25.0),
+        SimTask::new(
+            "udts-demo-legacy",
+            Behaviour::Lifecycle(FailsAndGivesUp { max_retries: 3 }),
+        ),
+        SimTask::new("udts-demo-archive", Behaviour::Lifecycle(Stops)).mode("incremental"),
+        SimTask::new("udts-demo-warehouse", full_inc(5_000_000, 150.0))
+            .kind(TaskKind::Integration)
+            .mode("full+incremental"),
+        SimTask::new(
+            "udts-demo-analytics",
+            Behaviour::Lifecycle(MysqlIncremental),
+        )
+        .kind(TaskKind::Integration)
+        .mode("incremental"),
+        SimTask::new("udts-demo-reporting", full(700_000, 75.0)).kind(TaskKind::Integration),
+        SimTask::new("udts-demo-replica", Behaviour::Lifecycle(MysqlIncremental))
+            .kind(TaskKind::Integration)
+            .mode("bidirectional")
+            .started_ago(500.0),
+    ];
+    for task in tasks {
+        gateway.add_task(task);
+    }
+    gateway
+}

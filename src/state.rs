@@ -1,0 +1,273 @@
+//! What the exporter knows about each task, and the store the poller writes and the renderer
+//! reads.
+//!
+//! Every task's state is an immutable `Arc<TaskState>`, replaced whole when a poll ends, so a
+//! reader sees either the old or the new state of a task, never a mix. The store's lock is held
+//! only to swap or clone those pointers, never across I/O or encoding.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::api::{ApiError, StatusData};
+use crate::task::{TaskSource, TaskSpec};
+
+/// One task's latest known state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskState {
+    /// What the task is.
+    pub spec: TaskSpec,
+    /// The last successful answer; kept through failed polls, so a flaky gateway does not blank
+    /// the dashboards (`up` says whether it is current).
+    pub data: Option<StatusData>,
+    /// Whether the last poll succeeded; `None` until the first poll ends.
+    pub up: Option<bool>,
+    /// Unix time of the last successful poll.
+    pub last_success: Option<f64>,
+    /// Unix time the current status was first seen.
+    pub status_since: Option<f64>,
+    /// Unix time rows, percentage, binlog position or Redis offset last moved: the stall signal.
+    pub last_progress: Option<f64>,
+    /// Why the last poll failed, while it is failing.
+    pub last_error: Option<ApiError>,
+}
+
+impl TaskState {
+    /// A task that has not been polled yet.
+    pub fn new(spec: TaskSpec) -> Self {
+        Self {
+            spec,
+            data: None,
+            up: None,
+            last_success: None,
+            status_since: None,
+            last_progress: None,
+            last_error: None,
+        }
+    }
+
+    /// The state after a poll that ended with `result` at unix time `now`.
+    pub fn after_poll(&self, result: Result<StatusData, ApiError>, now: f64) -> Self {
+        match result {
+            Ok(data) => {
+                let same_status = self
+                    .data
+                    .as_ref()
+                    .is_some_and(|old| old.status == data.status);
+                let moved = self
+                    .data
+                    .as_ref()
+                    .is_none_or(|old| progress_marker(old) != progress_marker(&data));
+                Self {
+                    spec: self.spec.clone(),
+                    status_since: if same_status {
+                        self.status_since
+                    } else {
+                        Some(now)
+                    },
+                    last_progress: if moved { Some(now) } else { self.last_progress },
+                    data: Some(data),
+                    up: Some(true),
+                    last_success: Some(now),
+                    last_error: None,
+                }
+            }
+            Err(error) => Self {
+                up: Some(false),
+                last_error: Some(error),
+                ..self.clone()
+            },
+        }
+    }
+
+    /// The current status, if known.
+    pub fn status(&self) -> Option<&str> {
+        self.data.as_ref()?.status.as_deref()
+    }
+}
+
+/// The values whose movement counts as progress.
+fn progress_marker(data: &StatusData) -> [Option<u64>; 5] {
+    let bits = |v: Option<f64>| v.map(f64::to_bits);
+    let progress = data.progress.as_ref();
+    let sync = data.sync.as_ref();
+    [
+        bits(progress.and_then(|p| p.cur_count)),
+        bits(progress.and_then(|p| p.percentage)),
+        bits(progress.and_then(|p| p.redis_offset_size)),
+        bits(sync.and_then(|s| s.binlog_file_index())),
+        bits(sync.and_then(|s| s.binlog_pos)),
+    ]
+}
+
+/// The tasks being polled and their latest states, by task id.
+#[derive(Default)]
+pub struct Store {
+    tasks: Mutex<BTreeMap<String, Arc<TaskState>>>,
+    /// Woken on every change, so the renderer re-encodes only when there is something new.
+    pub changed: Notify,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<TaskState>>> {
+        // A panic while holding this lock cannot leave a half-written map (we only insert or
+        // remove whole entries), so a poisoned lock is still consistent.
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes `specs` the set of tasks. Tasks that stay keep their state; tasks that go lose it
+    /// (and with it every series); new tasks start unpolled.
+    pub fn set_tasks(&self, specs: Vec<TaskSpec>) {
+        let mut tasks = self.lock();
+        let mut next = BTreeMap::new();
+        for spec in specs {
+            let state = match tasks.remove(&spec.id) {
+                Some(old) if old.spec == spec => old,
+                Some(old) => Arc::new(TaskState {
+                    spec,
+                    ..(*old).clone()
+                }),
+                None => Arc::new(TaskState::new(spec)),
+            };
+            next.insert(state.spec.id.clone(), state);
+        }
+        *tasks = next;
+        drop(tasks);
+        self.changed.notify_one();
+    }
+
+    /// The tasks to poll, in task id order.
+    pub fn specs(&self) -> Vec<TaskSpec> {
+        self.lock().values().map(|t| t.spec.clone()).collect()
+    }
+
+    /// Number of tasks by source.
+    pub fn count_by_source(&self, source: TaskSource) -> usize {
+        self.lock()
+            .values()
+            .filter(|t| t.spec.source == source)
+            .count()
+    }
+
+    /// Records the outcome of a poll of `task_id`; returns the states before and after, or
+    /// `None` if the task was removed while it was being polled.
+    pub fn record(
+        &self,
+        task_id: &str,
+        result: Result<StatusData, ApiError>,
+        now: f64,
+    ) -> Option<(Arc<TaskState>, Arc<TaskState>)> {
+        let mut tasks = self.lock();
+        let entry = tasks.get_mut(task_id)?;
+        let before = Arc::clone(entry);
+        let after = Arc::new(before.after_poll(result, now));
+        *entry = Arc::clone(&after);
+        drop(tasks);
+        self.changed.notify_one();
+        Some((before, after))
+    }
+
+    /// Every task's current state, in task id order: a consistent view to encode.
+    pub fn snapshot(&self) -> Vec<Arc<TaskState>> {
+        self.lock().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::{Progress, SyncData};
+    use crate::task::TaskKind;
+
+    fn spec(id: &str) -> TaskSpec {
+        TaskSpec {
+            id: id.into(),
+            kind: TaskKind::Transfer,
+            project_id: None,
+            name: None,
+            mode: None,
+            source: TaskSource::Static,
+        }
+    }
+
+    fn syncing_at(pos: f64) -> StatusData {
+        StatusData {
+            status: Some("Syncing".into()),
+            sync: Some(SyncData {
+                binlog_name: Some("mysql-bin.000001".into()),
+                binlog_pos: Some(pos),
+                binlog_gtid: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn status_since_moves_only_when_the_status_changes() {
+        let state = TaskState::new(spec("a"))
+            .after_poll(Ok(syncing_at(1.0)), 100.0)
+            .after_poll(Ok(syncing_at(2.0)), 130.0);
+        assert_eq!(state.status_since, Some(100.0));
+        let mut synced = syncing_at(2.0);
+        synced.status = Some("Synced".into());
+        let state = state.after_poll(Ok(synced), 160.0);
+        assert_eq!(state.status_since, Some(160.0));
+    }
+
+    #[test]
+    fn last_progress_stays_while_nothing_moves() {
+        let state = TaskState::new(spec("a"))
+            .after_poll(Ok(syncing_at(1.0)), 100.0)
+            .after_poll(Ok(syncing_at(1.0)), 130.0);
+        assert_eq!(state.last_progress, Some(100.0));
+        let state = state.after_poll(Ok(syncing_at(5.0)), 160.0);
+        assert_eq!(state.last_progress, Some(160.0));
+        let rows = |n| StatusData {
+            status: Some("Loading".into()),
+            progress: Some(Progress {
+                cur_count: Some(n),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let state = state
+            .after_poll(Ok(rows(10.0)), 190.0)
+            .after_poll(Ok(rows(10.0)), 220.0);
+        assert_eq!(state.last_progress, Some(190.0));
+    }
+
+    #[test]
+    fn a_failed_poll_keeps_the_last_known_values() {
+        let ok = TaskState::new(spec("a")).after_poll(Ok(syncing_at(7.0)), 100.0);
+        let failed = ok.after_poll(Err(ApiError::Timeout), 130.0);
+        assert_eq!(failed.up, Some(false));
+        assert_eq!(failed.data, ok.data);
+        assert_eq!(failed.last_success, Some(100.0));
+        assert_eq!(failed.last_error, Some(ApiError::Timeout));
+        let recovered = failed.after_poll(Ok(syncing_at(7.0)), 160.0);
+        assert_eq!(recovered.up, Some(true));
+        assert_eq!(recovered.last_error, None);
+    }
+
+    #[test]
+    fn set_tasks_keeps_state_of_tasks_that_stay_and_drops_the_rest() {
+        let store = Store::new();
+        store.set_tasks(vec![spec("a"), spec("b")]);
+        store.record("a", Ok(syncing_at(1.0)), 100.0);
+        store.record("b", Ok(syncing_at(1.0)), 100.0);
+        store.set_tasks(vec![spec("a"), spec("c")]);
+        let ids: Vec<_> = store.snapshot().iter().map(|t| t.spec.id.clone()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(store.snapshot()[0].up, Some(true));
+        assert_eq!(store.snapshot()[1].up, None);
+        assert!(store.record("b", Ok(syncing_at(2.0)), 130.0).is_none());
+    }
+}

@@ -1,0 +1,36 @@
+//! The documented task statuses. The set is open: a status the gateway invents later is still
+//! reported (as its own series), never dropped or mapped to something it is not.
+
+/// The 16 statuses of the API documentation, in its order. Each gets a `udts_task_status`
+/// series (0 or 1) for every task, so `== 1` queries and state-set panels always find them.
+pub const DOCUMENTED: [&str; 16] = [
+    "Created",
+    "Checking",
+    "Dumping",
+    "Loading",
+    "Syncing",
+    "Synced",
+    "Done",
+    "Failed",
+    "Stopping",
+    "Stopped",
+    "RetryPending",
+    "Starting",
+    "FailedUnrecoverable",
+    "StoppedUnrecoverable",
+    "Success",
+    "Started",
+];
+
+/// Whether `status` is one of the documented ones.
+pub fn is_documented(status: &str) -> bool {
+    DOCUMENTED.contains(&status)
+}
+
+/// Statuses that mean the task needs a person.
+pub fn is_failed(status: &str) -> bool {
+    matches!(
+        status,
+        "Failed" | "FailedUnrecoverable" | "StoppedUnrecoverable"
+    )
+}
