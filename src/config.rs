@@ -176,9 +176,8 @@ impl Config {
         figment = figment.merge(
             Env::prefixed("UDTS_")
                 .filter(|key| {
-                    ENV_SECTIONS
-                        .iter()
-                        .any(|section| key.as_str().starts_with(section))
+                    let key = key.as_str().to_ascii_lowercase();
+                    ENV_SECTIONS.iter().any(|section| key.starts_with(section))
                 })
                 .split("__"),
         );

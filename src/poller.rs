@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, Client};
 use crate::exposition::Publisher;
@@ -181,15 +181,12 @@ fn log_change(before: &TaskState, after: &TaskState) {
         (Some(_), None) => info!(task_id, "task status readable again"),
         _ => {}
     }
-    if before.status() != after.status() {
-        if let Some(status) = after.status() {
-            info!(
-                task_id,
-                status,
-                previous = before.status(),
-                "task status changed"
-            );
+    match (before.status(), after.status()) {
+        (None, Some(status)) => debug!(task_id, status, "first status read"),
+        (Some(previous), Some(status)) if previous != status => {
+            info!(task_id, status, previous, "task status changed");
         }
+        _ => {}
     }
 }
 

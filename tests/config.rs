@@ -1,0 +1,193 @@
+//! Configuration loading: the shipped example, environment overrides, and errors that name the
+//! key and the fix.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use figment::Jail;
+use secrecy::ExposeSecret;
+use udts_exporter::config::{Config, ConfigError};
+use udts_exporter::task::TaskKind;
+
+fn load_err(jail: &Jail) -> String {
+    match Config::load(Some(&jail.directory().join("config.toml"))) {
+        Ok(_) => panic!("config should have been refused"),
+        Err(error) => error.to_string(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[api]
+public_key = "pub"
+private_key = "secret-key-value"
+[[tasks]]
+id = "udts-a"
+"#;
+
+#[test]
+fn shipped_example_loads_once_its_key_file_exists() {
+    Jail::expect_with(|jail| {
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+                .unwrap();
+        jail.create_file("key", "  from-file-key\n")?;
+        let key_path = jail.directory().join("key");
+        let text = example.replace("/run/secrets/udts_private_key", key_path.to_str().unwrap());
+        jail.create_file("config.toml", &text)?;
+        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+        assert_eq!(config.api.endpoint, "https://api.an-link.com");
+        assert_eq!(config.api.timeout, Duration::from_secs(10));
+        assert_eq!(config.api.concurrency, 4);
+        assert_eq!(config.poll.interval, Duration::from_secs(30));
+        assert_eq!(config.web.listen_address, "0.0.0.0:9741");
+        assert_eq!(config.tasks.len(), 1);
+        assert_eq!(config.tasks[0].kind, TaskKind::Transfer);
+        let key = config.api.private_key.as_ref().unwrap();
+        assert_eq!(key.expose_secret(), "from-file-key");
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_the_file_and_other_udts_variables_are_ignored() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", MINIMAL)?;
+        jail.set_env("UDTS_POLL__INTERVAL", "2m");
+        jail.set_env("UDTS_API__PRIVATE_KEY", "env-key");
+        jail.set_env("UDTS_API__PROJECT_ID", "org-env");
+        jail.set_env("UDTS_REQUIRE_TOOLS", "1");
+        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+        assert_eq!(config.poll.interval, Duration::from_secs(120));
+        let key = config.api.private_key.as_ref().unwrap();
+        assert_eq!(key.expose_secret(), "env-key");
+        assert_eq!(
+            config.task_specs()[0].project_id.as_deref(),
+            Some("org-env")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn per_task_project_overrides_the_default() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "config.toml",
+            &format!("{MINIMAL}project_id = \"org-task\"\ntype = \"integration\"\n"),
+        )?;
+        jail.set_env("UDTS_API__PROJECT_ID", "org-default");
+        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+        let spec = &config.task_specs()[0];
+        assert_eq!(spec.project_id.as_deref(), Some("org-task"));
+        assert_eq!(spec.kind, TaskKind::Integration);
+        Ok(())
+    });
+}
+
+#[test]
+fn bad_values_are_refused_naming_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("[poll]\ninterval = \"soon\"\n", "", "poll.interval"),
+        ("[poll]\ninterval = \"100ms\"\n", "", "poll.interval"),
+        ("[api]\ntimeout = \"2m\"\n", "", "api.timeout"),
+        ("[api]\nconcurrency = 0\n", "", "api.concurrency"),
+        (
+            "[api]\nendpoint = \"http://gateway.example.com\"\n",
+            "",
+            "api.endpoint",
+        ),
+        ("[api]\nendpoint = \"not a url\"\n", "", "api.endpoint"),
+        (
+            "[web]\nlisten_address = \"everywhere\"\n",
+            "",
+            "web.listen_address",
+        ),
+        (
+            "[web]\ntelemetry_path = \"metrics\"\n",
+            "",
+            "web.telemetry_path",
+        ),
+        ("[api]\ncolour = \"blue\"\n", "", "colour"),
+        ("", "[[tasks]]\nid = \"udts-a\"\n", "tasks.id"),
+        (
+            "",
+            "[[tasks]]\nid = \"udts-b\"\ntype = \"teleport\"\n",
+            "teleport",
+        ),
+    ];
+    for (extra_sections, extra_tasks, key) in cases {
+        Jail::expect_with(|jail| {
+            // Sections in `extra_sections` replace the minimal ones by merging keys into them.
+            let text = merge(MINIMAL, extra_sections);
+            jail.create_file("config.toml", &format!("{text}{extra_tasks}"))?;
+            let message = load_err(jail);
+            assert!(
+                message.contains(key),
+                "error for {key} does not name it: {message}"
+            );
+            Ok(())
+        });
+    }
+}
+
+/// Inserts the keys of `extra` (one `[section]` with keys) into that section of `base`.
+fn merge(base: &str, extra: &str) -> String {
+    let Some((header, keys)) = extra.split_once('\n') else {
+        return base.to_string();
+    };
+    if base.contains(header) {
+        base.replacen(header, &format!("{header}\n{keys}"), 1)
+    } else {
+        format!("{header}\n{keys}{base}")
+    }
+}
+
+#[test]
+fn missing_credentials_are_named() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", "[[tasks]]\nid = \"udts-a\"\n")?;
+        let message = load_err(jail);
+        assert!(message.contains("api.private_key"), "{message}");
+        jail.create_file(
+            "config.toml",
+            "[api]\nprivate_key = \"k\"\n[[tasks]]\nid = \"udts-a\"\n",
+        )?;
+        let message = load_err(jail);
+        assert!(message.contains("api.public_key"), "{message}");
+        assert!(message.contains("UDTS_API__PUBLIC_KEY"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn no_tasks_is_refused_with_the_fix() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "config.toml",
+            "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n",
+        )?;
+        let message = load_err(jail);
+        assert!(message.contains("`tasks`"), "{message}");
+        assert!(message.contains("[[tasks]]"), "{message}");
+        Ok(())
+    });
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let error = Config::load(Some(std::path::Path::new("/nonexistent/udts.toml"))).unwrap_err();
+    assert!(matches!(error, ConfigError::Load(_)));
+    assert!(error.to_string().contains("/nonexistent/udts.toml"));
+}
+
+#[test]
+fn the_private_key_never_shows_in_debug_output() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", MINIMAL)?;
+        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("secret-key-value"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+        Ok(())
+    });
+}
