@@ -285,6 +285,9 @@ pub fn render(store: &Store, metrics: &ExporterMetrics) -> Exposition {
 /// Holds the latest exposition and re-renders it when the store changes.
 pub struct Publisher {
     current: ArcSwap<Exposition>,
+    /// Serializes renders, so a render that took an older snapshot can never be stored after
+    /// (and over) one that took a newer snapshot.
+    rendering: std::sync::Mutex<()>,
     store: Arc<Store>,
     metrics: ExporterMetrics,
 }
@@ -299,6 +302,7 @@ impl Publisher {
     pub fn new(store: Arc<Store>, metrics: ExporterMetrics) -> Self {
         Self {
             current: ArcSwap::from_pointee(Exposition::default()),
+            rendering: std::sync::Mutex::new(()),
             store,
             metrics,
         }
@@ -311,6 +315,10 @@ impl Publisher {
 
     /// Renders the current state and makes it the one served.
     pub fn render_now(&self) {
+        let _serialized = self
+            .rendering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.current
             .store(Arc::new(render(&self.store, &self.metrics)));
     }

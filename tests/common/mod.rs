@@ -1,0 +1,176 @@
+//! Shared test fixtures: a simulated gateway on loopback, the real exporter pointed at it, and
+//! helpers to scrape and read the exposition.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use udts_exporter::config::{Config, PollConfig, TaskConfig};
+use udts_exporter::simulator::{Gateway, SimTask};
+
+pub const PUBLIC_KEY: &str = "test-public-key";
+pub const PRIVATE_KEY: &str = "test-private-key-5f1d0c";
+
+/// A gateway and an exporter polling it, both stopped when this is dropped.
+pub struct Harness {
+    pub gateway: Gateway,
+    pub exporter: SocketAddr,
+    pub endpoint: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A gateway holding `tasks`, served on loopback.
+pub async fn gateway_with(tasks: Vec<SimTask>, shutdown: &CancellationToken) -> (Gateway, String) {
+    let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
+    for task in tasks {
+        gateway.add_task(task);
+    }
+    let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
+    (gateway, endpoint)
+}
+
+/// A config polling every task of `gateway` at `endpoint`, fast.
+pub fn config_for(gateway: &Gateway, endpoint: &str, private_key: &str) -> Config {
+    let mut config = Config {
+        web: Default::default(),
+        api: Default::default(),
+        poll: PollConfig {
+            interval: Duration::from_secs(1),
+        },
+        tasks: gateway
+            .task_specs()
+            .into_iter()
+            .map(|spec| TaskConfig {
+                id: spec.id,
+                kind: spec.kind,
+                project_id: Some("org-test".into()),
+                name: spec.name,
+            })
+            .collect(),
+    };
+    config.web.listen_address = "127.0.0.1:0".into();
+    config.api.endpoint = endpoint.into();
+    config.api.public_key = PUBLIC_KEY.into();
+    config.api.private_key = Some(private_key.into());
+    config.api.timeout = Duration::from_millis(400);
+    config.api.concurrency = 4;
+    config.validate().unwrap();
+    config
+}
+
+/// Starts the gateway and the real exporter; waits until `/readyz` says the first cycle is done.
+pub async fn start(tasks: Vec<SimTask>) -> Harness {
+    start_with(tasks, PRIVATE_KEY, |_| {}).await
+}
+
+pub async fn start_with(
+    tasks: Vec<SimTask>,
+    private_key: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> Harness {
+    let shutdown = CancellationToken::new();
+    let (gateway, endpoint) = gateway_with(tasks, &shutdown).await;
+    let mut config = config_for(&gateway, &endpoint, private_key);
+    adjust(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = udts_exporter::exporter::start(&config, listener, shutdown.clone())
+        .await
+        .unwrap();
+    let harness = Harness {
+        gateway,
+        exporter: running.local_addr,
+        endpoint,
+        shutdown,
+    };
+    wait_ready(harness.exporter).await;
+    harness
+}
+
+pub async fn wait_ready(addr: SocketAddr) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(response) = client.get(format!("http://{addr}/readyz")).send().await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("exporter at {addr} never became ready");
+}
+
+pub async fn scrape(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Scrapes until `condition` holds (the poller runs in real time), or fails after 10 s.
+pub async fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    condition: impl Fn(&str) -> bool,
+) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = scrape(addr).await;
+        if condition(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}; last scrape:\n{last}");
+}
+
+/// The samples of one metric family: label set text (e.g. `{task_id="a"}`) -> value.
+pub fn family(text: &str, name: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if !(rest.starts_with('{') || rest.starts_with(' ')) {
+                return None;
+            }
+            let (labels, value) = rest.rsplit_once(' ')?;
+            Some((labels.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The value of one sample, e.g. `value(text, "udts_task_up", r#"{task_id="a"}"#)`.
+pub fn value(text: &str, name: &str, labels: &str) -> Option<f64> {
+    family(text, name).get(labels).copied()
+}
+
+/// `{task_id="id"}`.
+pub fn task(id: &str) -> String {
+    format!("{{task_id=\"{id}\"}}")
+}
+
+/// Whether an outside tool is present; when it is not, the test is skipped with a notice,
+/// unless `UDTS_REQUIRE_TOOLS=1` makes its absence a failure.
+pub fn tool_available(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        if std::env::var("UDTS_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{tool} is required (UDTS_REQUIRE_TOOLS=1) but was not found");
+        }
+        eprintln!("SKIPPED: {tool} not found; install it (Debian: prometheus) to run this test");
+    }
+    found
+}
