@@ -1,0 +1,208 @@
+//! The real binary: `demo` serves metrics and stops cleanly on SIGTERM, `check` prints a table
+//! and fails when a task is unreadable, a bad config fails at start-up naming the key, and the
+//! exposition of a real run passes `promtool check metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
+
+/// Starts `udts-exporter demo` on a free port; returns the child and its metrics URL.
+async fn start_demo() -> (Child, String) {
+    let mut child = Command::new(BINARY)
+        .args(["demo", "--web.listen-address", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("udts-exporter: metrics at ") {
+                return url.to_string();
+            }
+        }
+        panic!("demo exited without printing its metrics URL");
+    })
+    .await
+    .expect("demo prints its metrics URL");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+fn terminate(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
+    let (mut child, url) = start_demo().await;
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    wait_ready(addr).await;
+    let text = scrape(addr).await;
+    assert_eq!(family(&text, "udts_task_info").len(), 20);
+    let up = family(&text, "udts_task_up");
+    assert_eq!(up.len(), 20);
+    assert!(up.values().all(|v| *v == 1.0), "{up:?}");
+    let kinds = family(&text, "udts_task_info");
+    assert!(kinds
+        .keys()
+        .any(|k| k.contains("task_type=\"integration\"")));
+    assert!(kinds.keys().any(|k| k.contains("task_type=\"transfer\"")));
+    assert!(!family(&text, "udts_task_binlog_position").is_empty());
+    assert!(!family(&text, "udts_task_redis_delay_seconds").is_empty());
+    assert!(!family(&text, "udts_task_mongo_delay_seconds").is_empty());
+    assert!(!family(&text, "udts_task_progress_ratio").is_empty());
+
+    let started = Instant::now();
+    terminate(&child);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within 5 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_exposition_passes_promtool() {
+    if !tool_available("promtool") {
+        return;
+    }
+    let (child, url) = start_demo().await;
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    wait_ready(addr).await;
+    let text = scrape(addr).await;
+    drop(child);
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn write_config(dir: &tempfile::TempDir, endpoint: &str, tasks: &[&str]) -> std::path::PathBuf {
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{PRIVATE_KEY}\n")).unwrap();
+    let mut text = format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key_file = \"{}\"\ntimeout = \"1s\"\n",
+        key_file.display()
+    );
+    for id in tasks {
+        text.push_str(&format!("[[tasks]]\nid = \"{id}\"\n"));
+    }
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_a_table_and_fails_on_an_unreadable_task() {
+    let shutdown = CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(
+        vec![SimTask::new(
+            "udts-good",
+            Behaviour::Fixed(json!({"Status": "Loading", "Progress": {"Percentage": 42.5}})),
+        )],
+        &shutdown,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let config = write_config(&dir, &endpoint, &["udts-good"]);
+    let output = Command::new(BINARY)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("udts-good")).unwrap();
+    let cells: Vec<_> = row.split_whitespace().collect();
+    assert_eq!(cells, ["udts-good", "transfer", "Loading", "42.5%"]);
+
+    let config = write_config(&dir, &endpoint, &["udts-good", "udts-missing"]);
+    let output = Command::new(BINARY)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("TASK"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("udts-missing"))
+        .unwrap();
+    assert!(row.contains("RetCode 8001"), "{row}");
+    assert!(
+        stdout.contains("1 of 2 tasks could not be read"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(PRIVATE_KEY));
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn bad_config_fails_at_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[api]\npublic_key = \"p\"\nprivate_key = \"super-secret-value\"\n[poll]\ninterval = \"fast\"\n[[tasks]]\nid = \"udts-a\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BINARY)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("poll.interval"), "{stderr}");
+    assert!(!stderr.contains("super-secret-value"), "{stderr}");
+}
