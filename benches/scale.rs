@@ -1,0 +1,175 @@
+//! Scale benchmark: the release binary polling 1,000 and 10,000 tasks on a local simulated
+//! gateway. Reports the first poll cycle, scrape latency (plain and gzip), scrapes per second
+//! with 8 concurrent scrapers, and the exporter's memory. Run with
+//! `cargo bench --bench scale`; results go to BENCHMARKS.md by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+use udts_exporter::simulator::{Behaviour, Gateway, SimTask};
+
+const PUBLIC_KEY: &str = "bench-public";
+const PRIVATE_KEY: &str = "bench-private";
+const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
+
+fn task(i: usize) -> SimTask {
+    let data = match i % 3 {
+        0 => json!({"Status": "Loading", "CurRetryCount": 0, "MaxRetryCount": 3,
+                    "Progress": {"TotalCount": 1_000_000, "CurCount": i * 10, "TotalDuration": 600,
+                                 "CurDuration": 100, "Percentage": 12.5}}),
+        1 => json!({"Status": "Syncing", "CurRetryCount": 0, "MaxRetryCount": 3,
+                    "Sync": {"BinlogName": "mysql-bin.000012", "BinlogPos": i * 100}}),
+        _ => json!({"Status": "Synced", "CurRetryCount": 0, "MaxRetryCount": 3,
+                    "Progress": {"RedisOffsetSize": i * 1000, "RedisDelayTime": 2}}),
+    };
+    SimTask::new(&format!("udts-bench-{i:06}"), Behaviour::Fixed(data))
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn bench(tasks: usize) {
+    let shutdown = CancellationToken::new();
+    let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
+    for i in 0..tasks {
+        gateway.add_task(task(i));
+    }
+    let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = 32\n[poll]\ninterval = \"30s\"\n"
+    );
+    for i in 0..tasks {
+        config.push_str(&format!("[[tasks]]\nid = \"udts-bench-{i:06}\"\n"));
+    }
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config).unwrap();
+
+    let started = Instant::now();
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--web.listen-address", "127.0.0.1:0", "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
+            url = found.to_string();
+            break;
+        }
+    }
+    let base = url.trim_end_matches("/metrics").to_string();
+    let client = reqwest::Client::new();
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first_cycle = started.elapsed();
+
+    let mut plain = Vec::new();
+    let mut size = 0;
+    for _ in 0..50 {
+        let t = Instant::now();
+        size = client.get(&url).send().await.unwrap().bytes().await.unwrap().len();
+        plain.push(t.elapsed());
+    }
+    let mut gzip = Vec::new();
+    let mut gzip_size = 0;
+    for _ in 0..50 {
+        let t = Instant::now();
+        gzip_size = client
+            .get(&url)
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .len();
+        gzip.push(t.elapsed());
+    }
+    plain.sort();
+    gzip.sort();
+
+    let count = Arc::new(AtomicU64::new(0));
+    let window = Duration::from_secs(5);
+    let deadline = Instant::now() + window;
+    let scrapers: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let response = client
+                        .get(&url)
+                        .header("Accept-Encoding", "gzip")
+                        .send()
+                        .await
+                        .unwrap();
+                    response.bytes().await.unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for scraper in scrapers {
+        scraper.await.unwrap();
+    }
+    let per_second = count.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
+
+    println!(
+        "| {tasks} | {:.2} s | {} KiB / {} KiB | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {per_second:.0} | {} MiB | {} MiB |",
+        first_cycle.as_secs_f64(),
+        size / 1024,
+        gzip_size / 1024,
+        percentile(&plain, 0.5).as_secs_f64() * 1e3,
+        percentile(&plain, 0.99).as_secs_f64() * 1e3,
+        percentile(&gzip, 0.5).as_secs_f64() * 1e3,
+        percentile(&gzip, 0.99).as_secs_f64() * 1e3,
+        rss_kib(pid, "VmRSS:") / 1024,
+        rss_kib(pid, "VmHWM:") / 1024,
+    );
+    child.kill().await.unwrap();
+    shutdown.cancel();
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo test --benches` runs benches with --bench absent; only measure when asked.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    println!("| tasks | first cycle (start to ready) | exposition plain / gzip | scrape p50 / p99 plain | scrape p50 / p99 gzip | scrapes/s, 8 concurrent (gzip) | RSS | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for tasks in [1_000, 10_000] {
+        bench(tasks).await;
+    }
+}
