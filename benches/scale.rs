@@ -96,7 +96,15 @@ async fn bench(tasks: usize) {
     let mut size = 0;
     for _ in 0..50 {
         let t = Instant::now();
-        size = client.get(&url).send().await.unwrap().bytes().await.unwrap().len();
+        size = client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .len();
         plain.push(t.elapsed());
     }
     let mut gzip = Vec::new();
