@@ -14,6 +14,24 @@ use sha1::{Digest, Sha1};
 pub type Params = BTreeMap<String, String>;
 
 /// Computes the `Signature` parameter for `params` (which must not contain `Signature` itself).
+///
+/// The first of UCloud's official test vectors:
+/// ```
+/// use secrecy::SecretString;
+/// use udts_exporter::api::signer::{sign, Params};
+///
+/// let params: Params = [
+///     ("Action", "DescribeUHostInstance"),
+///     ("Region", "cn-bj2"),
+///     ("Limit", "10"),
+///     ("PublicKey", "ucloudsomeone@example.com1296235120854146120"),
+/// ]
+/// .into_iter()
+/// .map(|(k, v)| (k.to_string(), v.to_string()))
+/// .collect();
+/// let private_key = SecretString::from("46f09bb9fab4f12dfc160dae12273d5332b5debe");
+/// assert_eq!(sign(&params, &private_key), "cba5cf5ec4d4233d206b1b54951e3787350a642f");
+/// ```
 pub fn sign(params: &Params, private_key: &SecretString) -> String {
     let mut hasher = Sha1::new();
     for (key, value) in params {
