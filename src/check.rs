@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::api::{ApiError, Client, StatusData};
+use crate::api::{ApiError, StatusData};
+use crate::discovery::DiscoveredTask;
+use crate::runtime::Runtime;
 use crate::task::TaskSpec;
 
 /// One row of the report.
@@ -17,21 +19,20 @@ pub struct CheckRow {
     pub result: Result<StatusData, ApiError>,
 }
 
-/// Polls every task once, at most `concurrency` at a time; rows come back in task order.
-pub async fn poll_once(
-    client: Arc<Client>,
-    tasks: Vec<TaskSpec>,
-    concurrency: usize,
-) -> Vec<CheckRow> {
-    let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
+/// Polls every task once, at most `api.concurrency` at a time; rows come back in task order.
+pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<TaskSpec>) -> Vec<CheckRow> {
+    let semaphore = Arc::new(Semaphore::new(runtime.settings.concurrency));
     let handles: Vec<_> = tasks
         .into_iter()
         .map(|task| {
-            let client = Arc::clone(&client);
+            let runtime = Arc::clone(&runtime);
             let semaphore = Arc::clone(&semaphore);
             tokio::spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let result = client.task_status(&task).await;
+                let result = match runtime.client(&task.account) {
+                    Some(client) => client.task_status(&task).await,
+                    None => Err(ApiError::Network("no client for the task's account".into())),
+                };
                 CheckRow { task, result }
             })
         })
@@ -47,45 +48,82 @@ pub async fn poll_once(
 
 /// The report as an aligned text table.
 pub fn table(rows: &[CheckRow]) -> String {
-    let header = ["TASK", "KIND", "STATUS", "PROGRESS", "ERROR"].map(String::from);
-    let body: Vec<[String; 5]> = rows
-        .iter()
-        .map(|row| {
-            let (status, progress, error) = match &row.result {
-                Ok(data) => (
-                    data.status.clone().unwrap_or_else(|| "-".into()),
-                    progress_summary(data),
-                    data.failed_message
-                        .as_deref()
-                        .and_then(|m| m.lines().next())
-                        .unwrap_or("")
-                        .to_string(),
-                ),
-                Err(error) => (
-                    "-".into(),
-                    "-".into(),
-                    format!("{} ({})", error, error.reason()),
-                ),
-            };
-            [
-                row.task.id.clone(),
-                row.task.kind.to_string(),
-                status,
-                progress,
-                error,
-            ]
-        })
+    let with_account = rows.iter().any(|row| row.task.account.is_some());
+    let mut header = vec!["TASK", "KIND", "STATUS", "PROGRESS", "ERROR"];
+    if with_account {
+        header.insert(0, "ACCOUNT");
+    }
+    let body = rows.iter().map(|row| {
+        let (status, progress, error) = match &row.result {
+            Ok(data) => (
+                data.status.clone().unwrap_or_else(|| "-".into()),
+                progress_summary(data),
+                data.failed_message
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            Err(error) => (
+                "-".into(),
+                "-".into(),
+                format!("{error} ({})", error.reason()),
+            ),
+        };
+        let mut cells = vec![
+            row.task.id.clone(),
+            row.task.kind.to_string(),
+            status,
+            progress,
+            error,
+        ];
+        if with_account {
+            cells.insert(0, row.task.account.clone().unwrap_or_default());
+        }
+        cells
+    });
+    aligned(&header, body)
+}
+
+/// What `discover` found, as an aligned text table.
+pub fn discovered_table(tasks: &[&DiscoveredTask]) -> String {
+    let with_account = tasks.iter().any(|t| t.spec.account.is_some());
+    let mut header = vec!["TASK", "KIND", "NAME", "MODE", "STATUS"];
+    if with_account {
+        header.insert(0, "ACCOUNT");
+    }
+    let body = tasks.iter().map(|task| {
+        let spec = &task.spec;
+        let mut cells = vec![
+            spec.id.clone(),
+            spec.kind.to_string(),
+            spec.name.clone().unwrap_or_else(|| "-".into()),
+            spec.mode.clone().unwrap_or_else(|| "-".into()),
+            task.status.clone().unwrap_or_else(|| "-".into()),
+        ];
+        if with_account {
+            cells.insert(0, spec.account.clone().unwrap_or_default());
+        }
+        cells
+    });
+    aligned(&header, body)
+}
+
+/// Left-aligned columns two spaces apart, header first.
+fn aligned(header: &[&str], body: impl Iterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
+        .chain(body)
         .collect();
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for cells in &body {
+    let mut widths = vec![0; header.len()];
+    for cells in &rows {
         for (width, cell) in widths.iter_mut().zip(cells) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for cells in std::iter::once(&header).chain(body.iter()) {
+    for cells in &rows {
         let mut line = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
+        for (cell, width) in cells.iter().zip(&widths) {
             let _ = write!(line, "{cell:<width$}  ");
         }
         let _ = writeln!(out, "{}", line.trim_end());

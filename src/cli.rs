@@ -12,17 +12,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::api::Client;
-use crate::config::{Config, PollConfig, TaskConfig};
+use crate::config::{Config, ConfigError};
+use crate::exporter::{ConfigLoader, Reloader};
 use crate::logging::{self, LogFormat};
 use crate::metrics::ExporterMetrics;
+use crate::runtime::Runtime;
 use crate::simulator;
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
 
 /// Prometheus exporter for UCloud UDTS (Data Transmission Service) tasks.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version, about)]
 pub struct Cli {
     /// Configuration file (TOML). Environment variables `UDTS_SECTION__KEY` override it.
@@ -37,19 +38,27 @@ pub struct Cli {
     /// Log level or filter (e.g. debug, udts_exporter=debug); default: RUST_LOG, else info.
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// This exporter's shard (0-based); overrides sharding.shard.
+    #[arg(long, global = true, value_name = "N")]
+    pub shard: Option<u32>,
+    /// How many exporters share the tasks; overrides sharding.total_shards.
+    #[arg(long, global = true, value_name = "M")]
+    pub total_shards: Option<u32>,
     /// What to do; without a command the exporter runs.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 /// Subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run against an embedded simulated gateway: no account and no config needed.
     Demo,
     /// Validate the config, poll every task once, print a table; non-zero exit if any task
     /// could not be read.
     Check,
+    /// List what discovery would poll (even while [discovery] is off), then exit.
+    Discover,
 }
 
 /// Parses the command line and runs; the binary's whole `main`.
@@ -74,6 +83,7 @@ pub fn main() -> ExitCode {
             None => run(&cli).await,
             Some(Command::Demo) => demo(&cli).await,
             Some(Command::Check) => check(&cli).await,
+            Some(Command::Discover) => discover(&cli).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -87,36 +97,54 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+/// The file and environment, with the command-line overrides applied.
+fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let mut config = Config::load(cli.config.as_deref())?;
-    if let Some(address) = &cli.listen_address {
-        config.web.listen_address = address.clone();
-        config.validate()?;
-    }
+    apply_overrides(cli, &mut config);
+    config.validate()?;
     Ok(config)
 }
 
+fn apply_overrides(cli: &Cli, config: &mut Config) {
+    if let Some(address) = &cli.listen_address {
+        config.web.listen_address = address.clone();
+    }
+    if let Some(shard) = cli.shard {
+        config.sharding.shard = shard;
+    }
+    if let Some(total) = cli.total_shards {
+        config.sharding.total_shards = total;
+    }
+}
+
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli)?;
-    serve(&config).await?;
+    load_config(cli)?;
+    let overrides = Cli {
+        command: None,
+        ..cli.clone()
+    };
+    let loader: ConfigLoader = Arc::new(move || load_config(&overrides));
+    serve(loader).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves until SIGTERM or SIGINT, then shuts down within the deadline.
-async fn serve(config: &Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&config.web.listen_address)
+/// Serves until SIGTERM or SIGINT, then shuts down within the deadline; SIGHUP reloads.
+async fn serve(loader: ConfigLoader) -> anyhow::Result<()> {
+    let settings = loader()?.resolve()?;
+    let listener = TcpListener::bind(settings.listen_address)
         .await
-        .with_context(|| format!("cannot listen on {}", config.web.listen_address))?;
+        .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
     let shutdown = CancellationToken::new();
-    let exporter = crate::exporter::start(config, listener, shutdown.clone()).await?;
-    let url = format!(
-        "http://{}{}",
-        exporter.local_addr, config.web.telemetry_path
-    );
-    info!(%url, tasks = config.tasks.len(), "serving metrics");
+    let exporter = crate::exporter::start_with_loader(loader, listener, shutdown.clone()).await?;
+    let url = format!("http://{}{}", exporter.local_addr, settings.telemetry_path);
+    info!(%url, "serving metrics");
     println!("udts-exporter: metrics at {url}");
 
     tokio::spawn(signal_shutdown(shutdown.clone()));
+    tokio::spawn(reload_on_sighup(
+        Arc::clone(&exporter.reloader),
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     info!("shutting down");
     match tokio::time::timeout(SHUTDOWN_DEADLINE, exporter.wait()).await {
@@ -125,6 +153,30 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             info!("in-flight work did not finish in time; exiting anyway");
             Ok(())
         }
+    }
+}
+
+async fn reload_on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    // The outcome is logged and exported by the reloader.
+                    let _ = reloader.reload();
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (reloader, shutdown);
     }
 }
 
@@ -161,50 +213,34 @@ async fn demo(cli: &Cli) -> anyhow::Result<ExitCode> {
         .context("cannot start the simulated gateway")?;
     println!("udts-exporter demo: simulated UDTS gateway at {endpoint}");
 
-    let mut config = demo_config(&endpoint, &gateway);
-    config.web.listen_address = cli
-        .listen_address
-        .clone()
-        .unwrap_or_else(|| "127.0.0.1:9741".into());
+    let mut config = demo_config(&endpoint);
+    config.web.listen_address = "127.0.0.1:9741".into();
+    apply_overrides(cli, &mut config);
     config.validate()?;
-    let result = serve(&config).await;
+    let result = serve(Arc::new(move || Ok(config.clone()))).await;
     gateway_shutdown.cancel();
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// The configuration `demo` runs with: the simulator's keys and tasks, a short interval.
-pub fn demo_config(endpoint: &str, gateway: &simulator::Gateway) -> Config {
-    let mut config = Config {
-        web: Default::default(),
-        api: Default::default(),
-        poll: PollConfig {
-            interval: Duration::from_secs(5),
-        },
-        tasks: gateway
-            .task_specs()
-            .into_iter()
-            .map(|spec| TaskConfig {
-                id: spec.id,
-                kind: spec.kind,
-                project_id: None,
-                name: spec.name,
-            })
-            .collect(),
-    };
+/// The configuration `demo` runs with: the simulator's keys, discovery of all its tasks, a
+/// short interval.
+pub fn demo_config(endpoint: &str) -> Config {
+    let mut config = Config::default();
     config.api.endpoint = endpoint.into();
     config.api.public_key = simulator::DEMO_PUBLIC_KEY.into();
     config.api.private_key = Some(simulator::DEMO_PRIVATE_KEY.into());
     config.api.timeout = Duration::from_secs(2);
+    config.poll.interval = Duration::from_secs(5);
+    config.discovery.enabled = true;
+    config.discovery.refresh_interval = Duration::from_secs(30);
     config
 }
 
 async fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli)?;
-    let client = Arc::new(Client::new(
-        config.client_settings()?,
-        ExporterMetrics::new(),
-    )?);
-    let rows = crate::check::poll_once(client, config.task_specs(), config.api.concurrency).await;
+    let settings = load_config(cli)?.resolve()?;
+    let runtime = Arc::new(Runtime::new(settings, &ExporterMetrics::new())?);
+    let tasks = runtime.settings.static_tasks.clone();
+    let rows = crate::check::poll_once(runtime, tasks).await;
     print!("{}", crate::check::table(&rows));
     let failed = rows.iter().filter(|row| row.result.is_err()).count();
     if failed == 0 {
@@ -214,4 +250,39 @@ async fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
         println!("\n{failed} of {} tasks could not be read", rows.len());
         Ok(ExitCode::from(1))
     }
+}
+
+async fn discover(cli: &Cli) -> anyhow::Result<ExitCode> {
+    // Discovery needs no [[tasks]] and runs here even while [discovery] is off.
+    let mut config = Config::read(cli.config.as_deref())?;
+    apply_overrides(cli, &mut config);
+    config.discovery.enabled = true;
+    let settings = config.resolve()?;
+    let runtime = Runtime::new(settings, &ExporterMetrics::new())?;
+    let Some(discovery) = runtime.settings.discovery.clone() else {
+        return Ok(ExitCode::from(2));
+    };
+    let outcomes = crate::discovery::list_all(&runtime, &discovery).await;
+    let shard = runtime.settings.shard;
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for (source, outcome) in &outcomes {
+        match outcome {
+            Ok(tasks) => rows.extend(tasks.iter().filter(|t| shard.owns(&t.spec.id))),
+            Err(error) => {
+                failed += 1;
+                eprintln!(
+                    "udts-exporter: cannot list {source}: {error} ({})",
+                    error.reason()
+                );
+            }
+        }
+    }
+    print!("{}", crate::check::discovered_table(&rows));
+    println!("\n{} tasks would be polled", rows.len());
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

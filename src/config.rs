@@ -13,6 +13,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use regex::{Regex, RegexSet};
+use sha1::{Digest, Sha1};
+
+use crate::api::client::LIST_PAGE_LIMIT;
 use crate::api::ClientSettings;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
 
@@ -20,20 +24,32 @@ use crate::task::{TaskKind, TaskSource, TaskSpec};
 /// started from. UCloud's own is `https://api.ucloud.cn`.
 pub const DEFAULT_ENDPOINT: &str = "https://api.an-link.com";
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+/// The whole configuration, as read. [`Config::resolve`] turns it into [`Settings`].
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The exporter's own HTTP server.
     #[serde(default)]
     pub web: WebConfig,
-    /// The gateway and the credentials to sign with.
+    /// The gateway and the credentials to sign with, and settings shared by all accounts.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Further accounts, each with its own keys, endpoint and projects.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
     /// The background poller.
     #[serde(default)]
     pub poll: PollConfig,
-    /// The tasks to poll.
+    /// Finding tasks with `ListUDTSTask`.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    /// Splitting the tasks of an account over several exporters.
+    #[serde(default)]
+    pub sharding: ShardingConfig,
+    /// Which series to expose.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Tasks to poll, listed by hand.
     #[serde(default)]
     pub tasks: Vec<TaskConfig>,
 }
@@ -61,9 +77,9 @@ impl Default for WebConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Base URL of the gateway.
+    /// Base URL of the gateway; also the default of every `[[accounts]]` entry.
     pub endpoint: String,
-    /// The account's public key.
+    /// The account's public key. Leave empty when `[[accounts]]` lists the accounts.
     pub public_key: String,
     /// The account's private key, inline (prefer `private_key_file` or the environment).
     pub private_key: Option<SecretString>,
@@ -74,7 +90,7 @@ pub struct ApiConfig {
     /// Per-request timeout.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// Requests in flight at most.
+    /// Requests in flight at most, over all accounts.
     pub concurrency: usize,
     /// Larger response bodies are refused.
     pub max_response_bytes: usize,
@@ -98,6 +114,29 @@ impl Default for ApiConfig {
     }
 }
 
+/// `[[accounts]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The `account` label of this account's series.
+    pub name: String,
+    /// Base URL of its gateway; default `api.endpoint`.
+    pub endpoint: Option<String>,
+    /// Its public key.
+    pub public_key: String,
+    /// Its private key, inline.
+    pub private_key: Option<SecretString>,
+    /// A file holding its private key.
+    pub private_key_file: Option<PathBuf>,
+    /// The name of an environment variable holding its private key.
+    pub private_key_env: Option<String>,
+    /// Default `ProjectId` for its tasks.
+    pub project_id: Option<String>,
+    /// Projects to discover tasks in; default `[project_id]`.
+    #[serde(default)]
+    pub project_ids: Vec<String>,
+}
+
 /// `[poll]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -105,14 +144,107 @@ pub struct PollConfig {
     /// Time between the starts of two poll cycles.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Requests per second at most, over all accounts and actions; none when unset.
+    pub requests_per_second: Option<f64>,
 }
 
 impl Default for PollConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(30),
+            requests_per_second: None,
         }
     }
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// List the account's tasks instead of (or besides) `[[tasks]]`.
+    pub enabled: bool,
+    /// Kinds to list.
+    pub kinds: Vec<TaskKind>,
+    /// Projects to list (single-account form); default `[api.project_id]`.
+    pub project_ids: Vec<String>,
+    /// How often to list again.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// Only these task ids, when not empty.
+    pub include_ids: Vec<String>,
+    /// Never these task ids.
+    pub exclude_ids: Vec<String>,
+    /// Only tasks whose name matches this regular expression.
+    pub name_regex: Option<String>,
+    /// Only tasks in these statuses (as the list reports them), when not empty.
+    pub statuses: Vec<String>,
+    /// Never tasks in these statuses.
+    pub exclude_statuses: Vec<String>,
+    /// Skip finished tasks (Done, Success, Stopped) created longer ago than this.
+    #[serde(with = "humantime_serde")]
+    pub finished_max_age: Option<Duration>,
+    /// `Limit` of each list call, 1 to 100.
+    pub page_size: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            kinds: TaskKind::ALL.to_vec(),
+            project_ids: Vec::new(),
+            refresh_interval: Duration::from_secs(300),
+            include_ids: Vec::new(),
+            exclude_ids: Vec::new(),
+            name_regex: None,
+            statuses: Vec::new(),
+            exclude_statuses: Vec::new(),
+            finished_max_age: None,
+            page_size: LIST_PAGE_LIMIT,
+        }
+    }
+}
+
+/// `[sharding]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardingConfig {
+    /// This exporter's shard, 0-based; `--shard` overrides it.
+    pub shard: u32,
+    /// How many exporters share the tasks; `--total-shards` overrides it.
+    pub total_shards: u32,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        Self {
+            shard: 0,
+            total_shards: 1,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Expose only metrics whose name matches one of these regular expressions, when not empty.
+    pub allow: Vec<String>,
+    /// Never expose metrics whose name matches one of these.
+    pub deny: Vec<String>,
+    /// `all`: a series per documented status per task; `current`: only the current status.
+    pub status_series: StatusSeries,
+}
+
+/// How `udts_task_status` is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusSeries {
+    /// The full state set: 16 series per task (plus one for an unknown status).
+    #[default]
+    All,
+    /// Only the current status, at 1.
+    Current,
 }
 
 /// `[[tasks]]`
@@ -124,10 +256,12 @@ pub struct TaskConfig {
     /// transfer (default) or integration.
     #[serde(rename = "type", default)]
     pub kind: TaskKind,
-    /// Overrides `api.project_id` for this task.
+    /// Overrides the account's default project for this task.
     pub project_id: Option<String>,
     /// A name for the `udts_task_info` series.
     pub name: Option<String>,
+    /// The `[[accounts]]` name this task belongs to; needed when there are several.
+    pub account: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -140,7 +274,7 @@ pub enum ConfigError {
     #[error("config key `{key}`: {problem}. Fix: {fix}")]
     Invalid {
         /// The dotted key, e.g. `api.timeout`.
-        key: &'static str,
+        key: String,
         /// What is wrong.
         problem: String,
         /// What to do about it.
@@ -148,9 +282,13 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+fn invalid(
+    key: impl Into<String>,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         problem: problem.into(),
         fix: fix.into(),
     }
@@ -158,11 +296,166 @@ fn invalid(key: &'static str, problem: impl Into<String>, fix: impl Into<String>
 
 /// The top-level sections the environment may set; other `UDTS_` variables (such as
 /// `UDTS_REQUIRE_TOOLS` for the test suite) are not configuration.
-const ENV_SECTIONS: [&str; 3] = ["web__", "api__", "poll__"];
+const ENV_SECTIONS: [&str; 6] = [
+    "web__",
+    "api__",
+    "poll__",
+    "discovery__",
+    "sharding__",
+    "metrics__",
+];
+
+/// Statuses after which a task does no more work; `finished_max_age` applies to them.
+pub const FINISHED_STATUSES: [&str; 3] = ["Done", "Success", "Stopped"];
+
+/// A validated configuration, with secrets read and patterns compiled: what the exporter runs
+/// on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `ip:port` to serve on.
+    pub listen_address: SocketAddr,
+    /// Path of the metrics endpoint.
+    pub telemetry_path: String,
+    /// The accounts to poll, at least one.
+    pub accounts: Vec<Account>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Larger response bodies are refused.
+    pub max_response_bytes: usize,
+    /// Time between the starts of two poll cycles.
+    pub interval: Duration,
+    /// Requests per second at most, if capped.
+    pub requests_per_second: Option<f64>,
+    /// Tasks listed by hand.
+    pub static_tasks: Vec<TaskSpec>,
+    /// Discovery, when enabled.
+    pub discovery: Option<DiscoverySettings>,
+    /// This exporter's share of the tasks.
+    pub shard: Shard,
+    /// What to expose.
+    pub exposition: ExpositionOptions,
+}
+
+/// One set of credentials.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The `account` label: `None` when only one account is configured (no label then).
+    pub label: Option<String>,
+    /// Base URL of its gateway.
+    pub endpoint: Url,
+    /// Its public key.
+    pub public_key: String,
+    /// Its private key.
+    pub private_key: SecretString,
+    /// Default project of its tasks.
+    pub project_id: Option<String>,
+    /// Projects discovery lists (`None`: the default project).
+    pub discovery_projects: Vec<Option<String>>,
+}
+
+/// `[discovery]`, validated.
+#[derive(Debug, Clone)]
+pub struct DiscoverySettings {
+    /// Kinds to list.
+    pub kinds: Vec<TaskKind>,
+    /// How often to list again.
+    pub refresh_interval: Duration,
+    /// `Limit` of each list call.
+    pub page_size: usize,
+    /// Which listed tasks to poll.
+    pub filter: DiscoveryFilter,
+}
+
+/// Which listed tasks discovery keeps.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryFilter {
+    /// Only these ids, when not empty.
+    pub include_ids: HashSet<String>,
+    /// Never these ids.
+    pub exclude_ids: HashSet<String>,
+    /// Only names matching this.
+    pub name_regex: Option<Regex>,
+    /// Only these statuses, when not empty.
+    pub statuses: HashSet<String>,
+    /// Never these statuses.
+    pub exclude_statuses: HashSet<String>,
+    /// Skip finished tasks created longer ago than this.
+    pub finished_max_age: Option<Duration>,
+}
+
+/// This exporter's share of the tasks: those whose id hashes to `index` modulo `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based.
+    pub index: u32,
+    /// At least 1.
+    pub total: u32,
+}
+
+impl Shard {
+    /// Whether this shard polls `task_id`. The hash (SHA-1 of the id) is stable across
+    /// versions, platforms and restarts, so replicas agree without talking to each other.
+    pub fn owns(&self, task_id: &str) -> bool {
+        if self.total <= 1 {
+            return true;
+        }
+        let digest = Sha1::digest(task_id.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first) % u64::from(self.total) == u64::from(self.index)
+    }
+}
+
+/// What `/metrics` shows.
+#[derive(Debug, Clone, Default)]
+pub struct ExpositionOptions {
+    /// `udts_task_status` as a full state set or only the current status.
+    pub status_series: StatusSeries,
+    /// Names of metrics to expose.
+    pub filter: MetricFilter,
+}
+
+/// The `[metrics]` allow and deny lists, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct MetricFilter {
+    allow: Option<RegexSet>,
+    deny: Option<RegexSet>,
+}
+
+impl MetricFilter {
+    /// Whether the metric family `name` is exposed.
+    pub fn allows(&self, name: &str) -> bool {
+        self.allow.as_ref().is_none_or(|allow| allow.is_match(name))
+            && self.deny.as_ref().is_none_or(|deny| !deny.is_match(name))
+    }
+}
+
+fn regex_set(key: &str, patterns: &[String]) -> Result<Option<RegexSet>, ConfigError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let anchored = patterns.iter().map(|p| format!("^(?:{p})$"));
+    RegexSet::new(anchored).map(Some).map_err(|e| {
+        invalid(
+            key,
+            format!("not a regular expression: {e}"),
+            "use metric names or patterns such as \"udts_task_.*_seconds\"",
+        )
+    })
+}
 
 impl Config {
     /// Reads `file` (if any) and the environment, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config = Self::read(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `file` (if any) and the environment without validating the values.
+    pub fn read(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if let Some(file) = file {
             if !file.is_file() {
@@ -181,55 +474,19 @@ impl Config {
                 })
                 .split("__"),
         );
-        let mut config: Config = figment
+        figment
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        config.resolve_private_key()?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Reads `api.private_key_file` into `api.private_key`, refusing to guess when both or
-    /// neither are set.
-    fn resolve_private_key(&mut self) -> Result<(), ConfigError> {
-        let api = &mut self.api;
-        match (&api.private_key, &api.private_key_file) {
-            (Some(_), Some(_)) => Err(invalid(
-                "api.private_key",
-                "both api.private_key and api.private_key_file are set",
-                "keep only one of them",
-            )),
-            (None, None) => Err(invalid(
-                "api.private_key",
-                "no private key is configured",
-                "set api.private_key_file (or api.private_key, or UDTS_API__PRIVATE_KEY)",
-            )),
-            (Some(_), None) => Ok(()),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    invalid(
-                        "api.private_key_file",
-                        format!("cannot read {}: {e}", path.display()),
-                        "point it at a readable file holding only the private key",
-                    )
-                })?;
-                let key = text.trim();
-                if key.is_empty() {
-                    return Err(invalid(
-                        "api.private_key_file",
-                        format!("{} is empty", path.display()),
-                        "write the private key into it",
-                    ));
-                }
-                api.private_key = Some(SecretString::from(key));
-                Ok(())
-            }
-        }
+            .map_err(|e| ConfigError::Load(e.to_string()))
     }
 
     /// Checks every value; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.web.listen_address.parse::<SocketAddr>().map_err(|_| {
+        self.resolve().map(|_| ())
+    }
+
+    /// Validates everything, reads the private keys and compiles the patterns.
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let listen_address = self.web.listen_address.parse::<SocketAddr>().map_err(|_| {
             invalid(
                 "web.listen_address",
                 format!("`{}` is not an ip:port", self.web.listen_address),
@@ -237,34 +494,16 @@ impl Config {
             )
         })?;
         let path = &self.web.telemetry_path;
-        if !path.starts_with('/') || ["/", "/healthz", "/readyz"].contains(&path.as_str()) {
+        if !path.starts_with('/')
+            || ["/", "/healthz", "/readyz", "/-/reload"].contains(&path.as_str())
+        {
             return Err(invalid(
                 "web.telemetry_path",
                 format!("`{path}` is not a usable path"),
-                "use a path starting with / other than /, /healthz and /readyz, e.g. \"/metrics\"",
+                "use a path starting with / other than /, /healthz, /readyz and /-/reload, e.g. \"/metrics\"",
             ));
         }
 
-        self.endpoint()?;
-        if self.api.public_key.trim().is_empty() {
-            return Err(invalid(
-                "api.public_key",
-                "it is not set",
-                "set it in the config file (pass --config FILE) or UDTS_API__PUBLIC_KEY",
-            ));
-        }
-        if self
-            .api
-            .private_key
-            .as_ref()
-            .is_none_or(|k| k.expose_secret().trim().is_empty())
-        {
-            return Err(invalid(
-                "api.private_key",
-                "it is empty",
-                "set api.private_key_file, api.private_key or UDTS_API__PRIVATE_KEY",
-            ));
-        }
         if self.poll.interval < Duration::from_secs(1) {
             return Err(invalid(
                 "poll.interval",
@@ -296,42 +535,281 @@ impl Config {
                 "use at least 1024 (default 1048576)",
             ));
         }
+        if let Some(rate) = self.poll.requests_per_second {
+            if !(rate.is_finite() && rate >= 0.01) {
+                return Err(invalid(
+                    "poll.requests_per_second",
+                    format!("{rate} is not a usable rate"),
+                    "use a positive number such as 10, or leave it out for no cap",
+                ));
+            }
+        }
 
-        if self.tasks.is_empty() {
+        let accounts = self.accounts()?;
+        let static_tasks = self.static_tasks(&accounts)?;
+        let discovery = self.discovery_settings()?;
+        if static_tasks.is_empty() && discovery.is_none() {
             return Err(invalid(
                 "tasks",
-                "no task is configured",
-                "add a [[tasks]] table with id = \"udts-...\" for each task to watch",
+                "no task is configured and discovery is off",
+                "add a [[tasks]] table with id = \"udts-...\" for each task, or set [discovery] enabled = true",
             ));
         }
+
+        let sharding = &self.sharding;
+        if sharding.total_shards == 0 || sharding.shard >= sharding.total_shards {
+            return Err(invalid(
+                "sharding.shard",
+                format!(
+                    "shard {} of {} does not exist",
+                    sharding.shard, sharding.total_shards
+                ),
+                "use total_shards >= 1 and shard from 0 to total_shards - 1 (--shard, --total-shards)",
+            ));
+        }
+
+        Ok(Settings {
+            listen_address,
+            telemetry_path: path.clone(),
+            accounts,
+            timeout: self.api.timeout,
+            concurrency: self.api.concurrency,
+            max_response_bytes: self.api.max_response_bytes,
+            interval: self.poll.interval,
+            requests_per_second: self.poll.requests_per_second,
+            static_tasks,
+            discovery,
+            shard: Shard {
+                index: sharding.shard,
+                total: sharding.total_shards,
+            },
+            exposition: ExpositionOptions {
+                status_series: self.metrics.status_series,
+                filter: MetricFilter {
+                    allow: regex_set("metrics.allow", &self.metrics.allow)?,
+                    deny: regex_set("metrics.deny", &self.metrics.deny)?,
+                },
+            },
+        })
+    }
+
+    /// The `[api]` account, or the `[[accounts]]`, with their keys read.
+    fn accounts(&self) -> Result<Vec<Account>, ConfigError> {
+        let api = &self.api;
+        if self.accounts.is_empty() {
+            if api.public_key.trim().is_empty() {
+                return Err(invalid(
+                    "api.public_key",
+                    "it is not set",
+                    "set it in the config file (pass --config FILE) or UDTS_API__PUBLIC_KEY",
+                ));
+            }
+            let private_key = read_private_key(
+                "api",
+                api.private_key.as_ref(),
+                api.private_key_file.as_deref(),
+                None,
+            )?;
+            let mut projects: Vec<Option<String>> = self
+                .discovery
+                .project_ids
+                .iter()
+                .cloned()
+                .map(Some)
+                .collect();
+            if projects.is_empty() {
+                projects.push(api.project_id.clone());
+            }
+            return Ok(vec![Account {
+                label: None,
+                endpoint: self.endpoint_url("api.endpoint", &api.endpoint)?,
+                public_key: api.public_key.trim().to_string(),
+                private_key,
+                project_id: api.project_id.clone(),
+                discovery_projects: projects,
+            }]);
+        }
+
+        if !api.public_key.trim().is_empty()
+            || api.private_key.is_some()
+            || api.private_key_file.is_some()
+        {
+            return Err(invalid(
+                "api.public_key",
+                "[api] has keys and [[accounts]] is set too",
+                "move the keys into an [[accounts]] entry; [api] then holds only shared settings",
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut accounts = Vec::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let name = account.name.trim();
+            if name.is_empty() || !names.insert(name.to_string()) {
+                return Err(invalid(
+                    format!("accounts[{i}].name"),
+                    format!("`{name}` is empty or used twice"),
+                    "give every [[accounts]] entry its own name",
+                ));
+            }
+            if account.public_key.trim().is_empty() {
+                return Err(invalid(
+                    format!("accounts[{i}].public_key"),
+                    "it is not set",
+                    "set the account's API public key",
+                ));
+            }
+            let private_key = read_private_key(
+                &format!("accounts[{i}]"),
+                account.private_key.as_ref(),
+                account.private_key_file.as_deref(),
+                account.private_key_env.as_deref(),
+            )?;
+            let endpoint = account.endpoint.as_deref().unwrap_or(&api.endpoint);
+            let mut projects: Vec<Option<String>> =
+                account.project_ids.iter().cloned().map(Some).collect();
+            if projects.is_empty() {
+                projects.push(
+                    account
+                        .project_id
+                        .clone()
+                        .or_else(|| api.project_id.clone()),
+                );
+            }
+            accounts.push(Account {
+                label: (self.accounts.len() > 1).then(|| name.to_string()),
+                endpoint: self.endpoint_url(&format!("accounts[{i}].endpoint"), endpoint)?,
+                public_key: account.public_key.trim().to_string(),
+                private_key,
+                project_id: account
+                    .project_id
+                    .clone()
+                    .or_else(|| api.project_id.clone()),
+                discovery_projects: projects,
+            });
+        }
+        Ok(accounts)
+    }
+
+    /// `[[tasks]]` as specs, checked against the accounts.
+    fn static_tasks(&self, accounts: &[Account]) -> Result<Vec<TaskSpec>, ConfigError> {
         let mut seen = HashSet::new();
-        for task in &self.tasks {
+        let mut specs = Vec::new();
+        for (i, task) in self.tasks.iter().enumerate() {
             let id = task.id.trim();
             if id.is_empty() || id.chars().any(char::is_whitespace) {
                 return Err(invalid(
-                    "tasks.id",
+                    format!("tasks[{i}].id"),
                     format!("`{}` is not a task id", task.id),
                     "use the id shown in the console, e.g. \"udts-ixdp441\"",
                 ));
             }
-            if !seen.insert((id, task.kind)) {
+            let account = match (&task.account, accounts) {
+                (None, [only]) => only,
+                (None, _) => {
+                    return Err(invalid(
+                        format!("tasks[{i}].account"),
+                        format!("task `{id}` does not say which account it belongs to"),
+                        "set account = \"<name of an [[accounts]] entry>\"",
+                    ))
+                }
+                (Some(name), _) => {
+                    let found = self
+                        .accounts
+                        .iter()
+                        .position(|a| a.name.trim() == name.trim())
+                        .and_then(|index| accounts.get(index));
+                    found.ok_or_else(|| {
+                        invalid(
+                            format!("tasks[{i}].account"),
+                            format!("there is no [[accounts]] entry named `{name}`"),
+                            "use the name of an [[accounts]] entry",
+                        )
+                    })?
+                }
+            };
+            if !seen.insert((account.label.clone(), id.to_string())) {
                 return Err(invalid(
-                    "tasks.id",
-                    format!("task `{id}` ({}) is listed twice", task.kind),
+                    format!("tasks[{i}].id"),
+                    format!("task `{id}` is listed twice"),
                     "remove the duplicate [[tasks]] entry",
                 ));
             }
+            specs.push(TaskSpec {
+                id: id.to_string(),
+                kind: task.kind,
+                account: account.label.clone(),
+                project_id: task
+                    .project_id
+                    .clone()
+                    .or_else(|| account.project_id.clone()),
+                name: task.name.clone(),
+                mode: None,
+                created: None,
+                expires: None,
+                source: TaskSource::Static,
+            });
         }
-        Ok(())
+        Ok(specs)
     }
 
-    /// The validated endpoint URL.
-    pub fn endpoint(&self) -> Result<Url, ConfigError> {
-        let key = "api.endpoint";
-        let url = Url::parse(&self.api.endpoint).map_err(|e| {
+    fn discovery_settings(&self) -> Result<Option<DiscoverySettings>, ConfigError> {
+        let discovery = &self.discovery;
+        if !discovery.enabled {
+            return Ok(None);
+        }
+        if discovery.kinds.is_empty() {
+            return Err(invalid(
+                "discovery.kinds",
+                "it is empty",
+                "list at least one of \"transfer\", \"integration\"",
+            ));
+        }
+        if !(1..=LIST_PAGE_LIMIT).contains(&discovery.page_size) {
+            return Err(invalid(
+                "discovery.page_size",
+                format!("{} is out of range", discovery.page_size),
+                format!("use a number from 1 to {LIST_PAGE_LIMIT}"),
+            ));
+        }
+        if discovery.refresh_interval < Duration::from_secs(1) {
+            return Err(invalid(
+                "discovery.refresh_interval",
+                "it is shorter than 1s",
+                "use a humane duration such as \"5m\"",
+            ));
+        }
+        let name_regex = match discovery.name_regex.as_deref() {
+            None | Some("") => None,
+            Some(pattern) => Some(Regex::new(pattern).map_err(|e| {
+                invalid(
+                    "discovery.name_regex",
+                    format!("not a regular expression: {e}"),
+                    "use a regular expression such as \"^prod-\"",
+                )
+            })?),
+        };
+        let set = |values: &[String]| values.iter().map(|v| v.trim().to_string()).collect();
+        Ok(Some(DiscoverySettings {
+            kinds: discovery.kinds.clone(),
+            refresh_interval: discovery.refresh_interval,
+            page_size: discovery.page_size,
+            filter: DiscoveryFilter {
+                include_ids: set(&discovery.include_ids),
+                exclude_ids: set(&discovery.exclude_ids),
+                name_regex,
+                statuses: set(&discovery.statuses),
+                exclude_statuses: set(&discovery.exclude_statuses),
+                finished_max_age: discovery.finished_max_age,
+            },
+        }))
+    }
+
+    /// A validated endpoint URL.
+    fn endpoint_url(&self, key: &str, endpoint: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(endpoint).map_err(|e| {
             invalid(
                 key,
-                format!("`{}` is not a URL ({e})", self.api.endpoint),
+                format!("`{endpoint}` is not a URL ({e})"),
                 format!("use e.g. \"{DEFAULT_ENDPOINT}\" or \"https://api.ucloud.cn\""),
             )
         })?;
@@ -350,39 +828,72 @@ impl Config {
             )),
         }
     }
+}
 
-    /// Settings for the API client. Call only on a validated config.
-    pub fn client_settings(&self) -> Result<ClientSettings, ConfigError> {
-        Ok(ClientSettings {
-            endpoint: self.endpoint()?,
-            public_key: self.api.public_key.trim().to_string(),
-            private_key: self
-                .api
-                .private_key
-                .clone()
-                .ok_or_else(|| invalid("api.private_key", "it is not set", "set it"))?,
-            timeout: self.api.timeout,
-            max_response_bytes: self.api.max_response_bytes,
-        })
+impl Settings {
+    /// Client settings for `account`.
+    pub fn client_settings(&self, account: &Account) -> ClientSettings {
+        ClientSettings {
+            endpoint: account.endpoint.clone(),
+            public_key: account.public_key.clone(),
+            private_key: account.private_key.clone(),
+            timeout: self.timeout,
+            max_response_bytes: self.max_response_bytes,
+        }
     }
+}
 
-    /// The configured tasks, with the default project applied.
-    pub fn task_specs(&self) -> Vec<TaskSpec> {
-        self.tasks
-            .iter()
-            .map(|task| TaskSpec {
-                id: task.id.trim().to_string(),
-                kind: task.kind,
-                project_id: task
-                    .project_id
-                    .clone()
-                    .or_else(|| self.api.project_id.clone()),
-                name: task.name.clone(),
-                mode: None,
-                source: TaskSource::Static,
-            })
-            .collect()
+/// Reads a private key from exactly one of: inline, a file, an environment variable.
+fn read_private_key(
+    section: &str,
+    inline: Option<&SecretString>,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> Result<SecretString, ConfigError> {
+    let key = format!("{section}.private_key");
+    let given =
+        usize::from(inline.is_some()) + usize::from(file.is_some()) + usize::from(env.is_some());
+    if given > 1 {
+        return Err(invalid(
+            key,
+            "more than one of private_key, private_key_file, private_key_env is set",
+            "keep only one of them",
+        ));
     }
+    let text = if let Some(inline) = inline {
+        inline.expose_secret().to_string()
+    } else if let Some(path) = file {
+        std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                format!("{section}.private_key_file"),
+                format!("cannot read {}: {e}", path.display()),
+                "point it at a readable file holding only the private key",
+            )
+        })?
+    } else if let Some(variable) = env {
+        std::env::var(variable).map_err(|_| {
+            invalid(
+                format!("{section}.private_key_env"),
+                format!("environment variable {variable} is not set"),
+                "set it, or name another variable",
+            )
+        })?
+    } else {
+        return Err(invalid(
+            key,
+            "no private key is configured",
+            format!("set {section}.private_key_file (or {section}.private_key, or UDTS_API__PRIVATE_KEY)"),
+        ));
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(
+            key,
+            "the private key is empty",
+            "provide the account's private key",
+        ));
+    }
+    Ok(SecretString::from(trimmed))
 }
 
 fn is_loopback(url: &Url) -> bool {

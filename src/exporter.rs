@@ -1,26 +1,37 @@
-//! Wires the pieces together: client, store, poller, publisher and HTTP server, all stopped by
-//! one cancellation token. The binary and the end-to-end tests both start the exporter here.
+//! Wires the pieces together: runtime (settings and clients), inventory (which tasks),
+//! store, poller, publisher and HTTP server, all stopped by one cancellation token; and
+//! [`Reloader`], which applies a new configuration without a restart. The binary and the
+//! end-to-end tests both start the exporter here.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
-use crate::api::Client;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::discovery::Inventory;
 use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
-use crate::poller::Poller;
+use crate::poller::{unix_now, Poller};
+use crate::runtime::Runtime;
 use crate::server::{self, AppState};
 use crate::state::Store;
+
+/// Produces the configuration to run with: at start-up and on every reload.
+pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// A started exporter.
 pub struct RunningExporter {
     /// Where `/metrics` is served.
     pub local_addr: SocketAddr,
+    /// Applies a new configuration (SIGHUP, `POST /-/reload`).
+    pub reloader: Arc<Reloader>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -38,40 +49,134 @@ impl RunningExporter {
     }
 }
 
-/// Starts polling and serving on `listener`. Returns once everything runs; stops when
-/// `shutdown` is cancelled.
+/// Re-reads the configuration and applies it: tasks and accounts come and go, unchanged tasks
+/// keep their state. A configuration that does not validate is rejected and the running one
+/// stays in force.
+pub struct Reloader {
+    loader: ConfigLoader,
+    runtime: Arc<ArcSwap<Runtime>>,
+    inventory: Arc<Inventory>,
+    publisher: Arc<Publisher>,
+    metrics: ExporterMetrics,
+}
+
+impl Reloader {
+    /// Loads, validates and applies the configuration; on error nothing changes.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let result = self.try_reload();
+        match &result {
+            Ok(()) => {
+                self.metrics.reload_successful.set(1.0);
+                self.metrics.reload_success_timestamp.set(unix_now());
+                info!("configuration reloaded");
+            }
+            Err(error) => {
+                self.metrics.reload_successful.set(0.0);
+                warn!("configuration rejected, the previous one stays in force: {error:#}");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> anyhow::Result<()> {
+        let config = (self.loader)()?;
+        let settings = config.resolve()?;
+        let old = self.runtime.load_full();
+        if settings.listen_address != old.settings.listen_address {
+            warn!("web.listen_address changed; it takes effect at the next restart");
+        }
+        let runtime =
+            Runtime::new(settings, &self.metrics).context("cannot build the API clients")?;
+        let discovery_enabled = runtime.settings.discovery.is_some();
+        let static_tasks = runtime.settings.static_tasks.clone();
+        let shard = runtime.settings.shard;
+        self.publisher
+            .set_options(runtime.settings.exposition.clone());
+        self.runtime.store(Arc::new(runtime));
+        self.inventory
+            .configure(static_tasks, shard, discovery_enabled);
+        if discovery_enabled {
+            self.inventory.refresh_now.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Starts polling and serving `config` on `listener`; a reload re-applies the same config.
 pub async fn start(
     config: &Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
-    let local_addr = listener.local_addr()?;
-    let metrics = ExporterMetrics::new();
-    let client = Arc::new(Client::new(config.client_settings()?, metrics.clone())?);
-    let store = Arc::new(Store::new());
-    store.set_tasks(config.task_specs());
-    let publisher = Arc::new(Publisher::new(Arc::clone(&store), metrics.clone()));
-    publisher.render_now();
-    let ready = Arc::new(AtomicBool::new(false));
+    let config = config.clone();
+    start_with_loader(Arc::new(move || Ok(config.clone())), listener, shutdown).await
+}
 
+/// Starts polling and serving on `listener`, with the configuration `loader` returns (now and
+/// on every reload). Returns once everything runs; stops when `shutdown` is cancelled.
+pub async fn start_with_loader(
+    loader: ConfigLoader,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningExporter> {
+    let local_addr = listener.local_addr()?;
+    let settings = loader()?.resolve()?;
+    let metrics = ExporterMetrics::new();
+    let store = Arc::new(Store::new());
+    let publisher = Arc::new(Publisher::new(
+        Arc::clone(&store),
+        metrics.clone(),
+        settings.exposition.clone(),
+    ));
+    let inventory = Arc::new(Inventory::new(Arc::clone(&store), metrics.clone()));
+    inventory.configure(
+        settings.static_tasks.clone(),
+        settings.shard,
+        settings.discovery.is_some(),
+    );
+    let telemetry_path = settings.telemetry_path.clone();
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(settings, &metrics)?));
+    metrics.reload_successful.set(1.0);
+    metrics.reload_success_timestamp.set(unix_now());
+    publisher.render_now();
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let reloader = Arc::new(Reloader {
+        loader,
+        runtime: Arc::clone(&runtime),
+        inventory: Arc::clone(&inventory),
+        publisher: Arc::clone(&publisher),
+        metrics: metrics.clone(),
+    });
     let poller = Poller {
-        client,
+        runtime: Arc::clone(&runtime),
         store,
         publisher: Arc::clone(&publisher),
         metrics,
-        interval: config.poll.interval,
-        concurrency: config.api.concurrency,
-        timeout: config.api.timeout,
         ready: Arc::clone(&ready),
     };
     let app = server::app(AppState {
         publisher: Arc::clone(&publisher),
         ready,
-        telemetry_path: config.web.telemetry_path.clone(),
+        telemetry_path,
+        reloader: Arc::clone(&reloader),
     });
 
+    // Discovery lists once before the first poll cycle, so that cycle covers every task.
+    let scheduler = {
+        let shutdown = shutdown.clone();
+        async move {
+            let first = runtime.load_full();
+            tokio::select! {
+                () = inventory.refresh(&first) => {}
+                () = shutdown.cancelled() => return,
+            }
+            tokio::spawn(Arc::clone(&inventory).run(runtime, shutdown.clone()));
+            poller.run(shutdown).await;
+        }
+    };
     let tasks = vec![
-        tokio::spawn(poller.run(shutdown.clone())),
+        tokio::spawn(scheduler),
         tokio::spawn(publisher.run(shutdown.clone())),
     ];
     let server_shutdown = shutdown.clone();
@@ -83,6 +188,7 @@ pub async fn start(
     });
     Ok(RunningExporter {
         local_addr,
+        reloader,
         tasks,
         server,
     })

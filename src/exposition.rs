@@ -16,9 +16,11 @@ use bytes::Bytes;
 use flate2::{write::GzEncoder, Compression};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{ExpositionOptions, StatusSeries};
 use crate::metrics::ExporterMetrics;
 use crate::state::{Store, TaskState};
 use crate::status;
+use crate::task::TaskSpec;
 
 /// Longest label value taken from the API (names, failure messages). Longer values are cut at a
 /// character boundary and marked with `…`.
@@ -106,6 +108,16 @@ const GAUGES: &[Gauge] = &[
         value: |t| progress(t, |p| p.mongo_delay_time),
     },
     Gauge {
+        name: "udts_task_created_timestamp_seconds",
+        help: "Unix time the task was created (ListUDTSTask CreateTime), for discovered tasks.",
+        value: |t| t.spec.created,
+    },
+    Gauge {
+        name: "udts_task_expire_timestamp_seconds",
+        help: "Unix time the task's billing expires (ListUDTSTask ExpireTime), for discovered tasks.",
+        value: |t| t.spec.expires,
+    },
+    Gauge {
         name: "udts_task_up",
         help: "1 if the last background poll of the task succeeded, 0 if it failed.",
         value: |t| t.up.map(|up| if up { 1.0 } else { 0.0 }),
@@ -144,86 +156,105 @@ fn percentage(task: &TaskState) -> Option<f64> {
 }
 
 /// Writes every per-task family for `tasks` in the text format.
-pub fn write_task_families(tasks: &[Arc<TaskState>], out: &mut String) {
-    header(
-        out,
-        "udts_task_info",
-        "Always 1; the task's attributes as labels, to join onto other series by task_id.",
-    );
-    for task in tasks {
-        let spec = &task.spec;
-        let _ = writeln!(
+pub fn write_task_families(
+    tasks: &[Arc<TaskState>],
+    options: &ExpositionOptions,
+    out: &mut String,
+) {
+    let allowed = |name| options.filter.allows(name);
+    if allowed("udts_task_info") {
+        header(
             out,
-            "udts_task_info{{task_id=\"{}\",task_type=\"{}\",project_id=\"{}\",name=\"{}\",mode=\"{}\"}} 1",
-            Label(&spec.id),
-            spec.kind,
-            Label(spec.project_id.as_deref().unwrap_or("")),
-            Label(spec.name.as_deref().unwrap_or("")),
-            Label(spec.mode.as_deref().unwrap_or("")),
+            "udts_task_info",
+            "Always 1; the task's attributes as labels, to join onto other series by task_id.",
         );
-    }
-
-    header(
-        out,
-        "udts_task_status",
-        "1 for the task's current status, 0 for the other documented ones (Status). Read by the background poller.",
-    );
-    for task in tasks {
-        let Some(current) = task.status() else {
-            continue;
-        };
-        for documented in status::DOCUMENTED {
-            let value = u8::from(documented == current);
-            let _ = writeln!(
-                out,
-                "udts_task_status{{task_id=\"{}\",status=\"{documented}\"}} {value}",
-                Label(&task.spec.id),
-            );
-        }
-        if !status::is_documented(current) {
-            let _ = writeln!(
-                out,
-                "udts_task_status{{task_id=\"{}\",status=\"{}\"}} 1",
-                Label(&task.spec.id),
-                Label(current),
-            );
-        }
-    }
-
-    header(
-        out,
-        "udts_task_failure_info",
-        "1 while the task reports a failure; the reason (FailedMessage, first line) as a label. Read by the background poller.",
-    );
-    for task in tasks {
-        let message = task
-            .data
-            .as_ref()
-            .and_then(|d| d.failed_message.as_deref())
-            .map(first_line)
-            .filter(|m| !m.is_empty());
-        if let Some(message) = message {
-            let _ = writeln!(
-                out,
-                "udts_task_failure_info{{task_id=\"{}\",message=\"{}\"}} 1",
-                Label(&task.spec.id),
-                Label(message),
-            );
-        }
-    }
-
-    for gauge in GAUGES {
-        header(out, gauge.name, gauge.help);
         for task in tasks {
-            if let Some(value) = (gauge.value)(task) {
+            let spec = &task.spec;
+            let _ = writeln!(
+                out,
+                "udts_task_info{{{},task_type=\"{}\",project_id=\"{}\",name=\"{}\",mode=\"{}\"}} 1",
+                TaskLabels(spec),
+                spec.kind,
+                Label(spec.project_id.as_deref().unwrap_or("")),
+                Label(spec.name.as_deref().unwrap_or("")),
+                Label(spec.mode.as_deref().unwrap_or("")),
+            );
+        }
+    }
+
+    if allowed("udts_task_status") {
+        header(
+            out,
+            "udts_task_status",
+            "1 for the task's current status, 0 for the other documented ones (Status). Read by the background poller.",
+        );
+        for task in tasks {
+            let Some(current) = task.status() else {
+                continue;
+            };
+            let labels = TaskLabels(&task.spec);
+            if options.status_series == StatusSeries::All {
+                for documented in status::DOCUMENTED {
+                    let value = u8::from(documented == current);
+                    let _ = writeln!(
+                        out,
+                        "udts_task_status{{{labels},status=\"{documented}\"}} {value}"
+                    );
+                }
+            }
+            if options.status_series == StatusSeries::Current || !status::is_documented(current) {
                 let _ = writeln!(
                     out,
-                    "{}{{task_id=\"{}\"}} {value}",
-                    gauge.name,
-                    Label(&task.spec.id)
+                    "udts_task_status{{{labels},status=\"{}\"}} 1",
+                    Label(current)
                 );
             }
         }
+    }
+
+    if allowed("udts_task_failure_info") {
+        header(
+            out,
+            "udts_task_failure_info",
+            "1 while the task reports a failure; the reason (FailedMessage, first line) as a label. Read by the background poller.",
+        );
+        for task in tasks {
+            let message = task
+                .data
+                .as_ref()
+                .and_then(|d| d.failed_message.as_deref())
+                .map(first_line)
+                .filter(|m| !m.is_empty());
+            if let Some(message) = message {
+                let _ = writeln!(
+                    out,
+                    "udts_task_failure_info{{{},message=\"{}\"}} 1",
+                    TaskLabels(&task.spec),
+                    Label(message),
+                );
+            }
+        }
+    }
+
+    for gauge in GAUGES.iter().filter(|g| allowed(g.name)) {
+        header(out, gauge.name, gauge.help);
+        for task in tasks {
+            if let Some(value) = (gauge.value)(task) {
+                let _ = writeln!(out, "{}{{{}}} {value}", gauge.name, TaskLabels(&task.spec));
+            }
+        }
+    }
+}
+
+/// `account="...",task_id="..."`, or just `task_id="..."` with a single account.
+struct TaskLabels<'a>(&'a TaskSpec);
+
+impl std::fmt::Display for TaskLabels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(account) = &self.0.account {
+            write!(f, "account=\"{}\",", Label(account))?;
+        }
+        write!(f, "task_id=\"{}\"", Label(&self.0.id))
     }
 }
 
@@ -263,13 +294,13 @@ impl std::fmt::Display for Label<'_> {
 }
 
 /// Renders the whole payload: task families, then the exporter's own metrics.
-pub fn render(store: &Store, metrics: &ExporterMetrics) -> Exposition {
+pub fn render(store: &Store, metrics: &ExporterMetrics, options: &ExpositionOptions) -> Exposition {
     let tasks = store.snapshot();
     let mut text = String::with_capacity(4096 + tasks.len() * 2048);
-    write_task_families(&tasks, &mut text);
+    write_task_families(&tasks, options, &mut text);
     drop(tasks);
     let mut text = text.into_bytes();
-    metrics.encode(&mut text);
+    metrics.encode(&options.filter, &mut text);
 
     let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::fast());
     let gzip = encoder
@@ -285,6 +316,7 @@ pub fn render(store: &Store, metrics: &ExporterMetrics) -> Exposition {
 /// Holds the latest exposition and re-renders it when the store changes.
 pub struct Publisher {
     current: ArcSwap<Exposition>,
+    options: ArcSwap<ExpositionOptions>,
     /// Serializes renders, so a render that took an older snapshot can never be stored after
     /// (and over) one that took a newer snapshot.
     rendering: std::sync::Mutex<()>,
@@ -299,9 +331,10 @@ impl Publisher {
     const REFRESH: Duration = Duration::from_secs(5);
 
     /// A publisher with an empty exposition; call [`Publisher::render_now`] or run it.
-    pub fn new(store: Arc<Store>, metrics: ExporterMetrics) -> Self {
+    pub fn new(store: Arc<Store>, metrics: ExporterMetrics, options: ExpositionOptions) -> Self {
         Self {
             current: ArcSwap::from_pointee(Exposition::default()),
+            options: ArcSwap::from_pointee(options),
             rendering: std::sync::Mutex::new(()),
             store,
             metrics,
@@ -319,8 +352,15 @@ impl Publisher {
             .rendering
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let options = self.options.load();
         self.current
-            .store(Arc::new(render(&self.store, &self.metrics)));
+            .store(Arc::new(render(&self.store, &self.metrics, &options)));
+    }
+
+    /// Takes the options of a new configuration; they apply from the next render.
+    pub fn set_options(&self, options: ExpositionOptions) {
+        self.options.store(Arc::new(options));
+        self.store.changed.notify_one();
     }
 
     /// Renders on a blocking thread, so a large encode never stalls the async workers.
@@ -357,24 +397,26 @@ mod tests {
     use super::*;
     use crate::api::model::{Progress, StatusData, SyncData};
     use crate::api::ApiError;
-    use crate::task::{TaskKind, TaskSource, TaskSpec};
+    use crate::config::{Config, MetricsConfig};
+    use crate::task::TaskSpec;
 
     fn spec(id: &str) -> TaskSpec {
         TaskSpec {
-            id: id.into(),
-            kind: TaskKind::Transfer,
             project_id: Some("org-1".into()),
             name: Some("orders \"eu\"".into()),
-            mode: None,
-            source: TaskSource::Static,
+            ..TaskSpec::new(id)
         }
     }
 
-    fn render_tasks(tasks: Vec<TaskState>) -> String {
+    fn render_with(tasks: Vec<TaskState>, options: &ExpositionOptions) -> String {
         let tasks: Vec<_> = tasks.into_iter().map(Arc::new).collect();
         let mut out = String::new();
-        write_task_families(&tasks, &mut out);
+        write_task_families(&tasks, options, &mut out);
         out
+    }
+
+    fn render_tasks(tasks: Vec<TaskState>) -> String {
+        render_with(tasks, &ExpositionOptions::default())
     }
 
     fn samples(text: &str) -> Vec<&str> {
@@ -532,5 +574,70 @@ mod tests {
         assert!(text.contains("udts_task_up{task_id=\"t\"} 0\n"));
         assert!(text.contains("udts_task_status{task_id=\"t\",status=\"Syncing\"} 1\n"));
         assert!(text.contains("udts_task_last_success_timestamp_seconds{task_id=\"t\"} 1\n"));
+    }
+
+    fn options(metrics: MetricsConfig) -> ExpositionOptions {
+        let config = Config {
+            metrics,
+            ..Config::default()
+        };
+        let mut config = config;
+        config.api.public_key = "p".into();
+        config.api.private_key = Some("k".into());
+        config.tasks = vec![crate::config::TaskConfig {
+            id: "t".into(),
+            kind: Default::default(),
+            project_id: None,
+            name: None,
+            account: None,
+        }];
+        config.resolve().unwrap().exposition
+    }
+
+    fn syncing(id: &str) -> TaskState {
+        let data = StatusData {
+            status: Some("Syncing".into()),
+            ..Default::default()
+        };
+        TaskState::new(spec(id)).after_poll(Ok(data), 1.0)
+    }
+
+    #[test]
+    fn current_status_mode_writes_one_status_series_per_task() {
+        let options = options(MetricsConfig {
+            status_series: StatusSeries::Current,
+            ..Default::default()
+        });
+        let text = render_with(vec![syncing("t")], &options);
+        let status: Vec<_> = samples(&text)
+            .into_iter()
+            .filter(|l| l.starts_with("udts_task_status{"))
+            .collect();
+        assert_eq!(
+            status,
+            ["udts_task_status{task_id=\"t\",status=\"Syncing\"} 1"]
+        );
+    }
+
+    #[test]
+    fn allow_and_deny_lists_select_families() {
+        let options = options(MetricsConfig {
+            allow: vec!["udts_task_(up|status)".into()],
+            deny: vec!["udts_task_status".into()],
+            ..Default::default()
+        });
+        let text = render_with(vec![syncing("t")], &options);
+        assert_eq!(samples(&text), ["udts_task_up{task_id=\"t\"} 1"]);
+    }
+
+    #[test]
+    fn account_label_comes_first_when_set() {
+        let mut state = syncing("t");
+        state.spec.account = Some("prod".into());
+        let text = render_tasks(vec![state]);
+        assert!(
+            text.contains("udts_task_up{account=\"prod\",task_id=\"t\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -4,6 +4,8 @@
 //! - [`config`] loads and validates the TOML file and `UDTS_` environment.
 //! - [`api`] signs requests ([`api::signer`]), sends them ([`api::client`]), parses answers
 //!   leniently ([`api::model`]) and classifies failures ([`api::error`]).
+//! - [`discovery`] finds tasks with `ListUDTSTask` and merges them with the configured ones;
+//!   [`runtime`] holds the settings and per-account clients, swapped whole on reload.
 //! - [`poller`] polls every task in the background and records results in the [`state`] store,
 //!   one immutable task state at a time.
 //! - [`exposition`] encodes the store and the exporter's own [`metrics`] into the `/metrics`
@@ -16,11 +18,13 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod exporter;
 pub mod exposition;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
+pub mod runtime;
 pub mod server;
 pub mod simulator;
 pub mod state;

@@ -3,9 +3,11 @@
 //! the task snapshot by [`crate::exposition`].
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+use crate::config::MetricFilter;
 
 /// The actions the exporter calls, so their counters exist at 0 before the first call.
 pub const ACTIONS: [&str; 2] = ["GetUDTSTaskStatus", "ListUDTSTask"];
@@ -26,6 +28,14 @@ pub struct ExporterMetrics {
     pub poll_interval: Gauge,
     /// `udts_tasks{source}`: tasks being polled, by where they came from.
     pub tasks: IntGaugeVec,
+    /// `udts_poll_cycle_overrun_total`: cycles that took longer than the interval.
+    pub poll_cycle_overruns: IntCounter,
+    /// `udts_discovery_last_success_timestamp_seconds`: when every list call last succeeded.
+    pub discovery_last_success: Gauge,
+    /// `udts_config_last_reload_successful`: whether the last reload was applied.
+    pub reload_successful: Gauge,
+    /// `udts_config_last_reload_success_timestamp_seconds`: when a config was last applied.
+    pub reload_success_timestamp: Gauge,
 }
 
 /// Builds the metric or reports a programming error: names and labels here are constants, so a
@@ -81,6 +91,22 @@ impl ExporterMetrics {
             ),
             &["source"],
         ));
+        let poll_cycle_overruns = must(IntCounter::new(
+            "udts_poll_cycle_overrun_total",
+            "Background poll cycles that took longer than the poll interval.",
+        ));
+        let discovery_last_success = must(Gauge::new(
+            "udts_discovery_last_success_timestamp_seconds",
+            "Unix time every ListUDTSTask call of a discovery refresh last succeeded.",
+        ));
+        let reload_successful = must(Gauge::new(
+            "udts_config_last_reload_successful",
+            "1 if the last configuration (re)load was applied, 0 if it was rejected.",
+        ));
+        let reload_success_timestamp = must(Gauge::new(
+            "udts_config_last_reload_success_timestamp_seconds",
+            "Unix time a configuration was last applied.",
+        ));
         let build_info = must(GaugeVec::new(
             Opts::new(
                 "udts_exporter_build_info",
@@ -104,6 +130,10 @@ impl ExporterMetrics {
         must(registry.register(Box::new(poll_cycle_duration.clone())));
         must(registry.register(Box::new(poll_interval.clone())));
         must(registry.register(Box::new(tasks.clone())));
+        must(registry.register(Box::new(poll_cycle_overruns.clone())));
+        must(registry.register(Box::new(discovery_last_success.clone())));
+        must(registry.register(Box::new(reload_successful.clone())));
+        must(registry.register(Box::new(reload_success_timestamp.clone())));
         must(registry.register(Box::new(build_info)));
         #[cfg(target_os = "linux")]
         must(registry.register(Box::new(
@@ -118,12 +148,18 @@ impl ExporterMetrics {
             poll_cycle_duration,
             poll_interval,
             tasks,
+            poll_cycle_overruns,
+            discovery_last_success,
+            reload_successful,
+            reload_success_timestamp,
         }
     }
 
-    /// Appends the text exposition of every exporter-wide metric to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        let families = self.registry.gather();
+    /// Appends the text exposition of every exporter-wide metric that `filter` allows to
+    /// `out`.
+    pub fn encode(&self, filter: &MetricFilter, out: &mut Vec<u8>) {
+        let mut families = self.registry.gather();
+        families.retain(|family| filter.allows(family.name()));
         if let Err(error) = TextEncoder::new().encode(&families, out) {
             tracing::error!(%error, "cannot encode exporter metrics");
         }

@@ -2,41 +2,37 @@
 //! spreading the requests over the interval instead of bursting, and records each answer in the
 //! [`Store`]. Scrapes never wait on it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::api::{ApiError, Client};
+use crate::api::ApiError;
 use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
+use crate::runtime::Runtime;
 use crate::state::{Store, TaskState};
-use crate::task::{TaskSource, TaskSpec};
+use crate::task::TaskSpec;
 
 /// How long in-flight requests may finish after shutdown is asked for, before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// What the poller needs.
 pub struct Poller {
-    /// The signed API client.
-    pub client: Arc<Client>,
-    /// Where results go.
+    /// Settings and clients; swapped whole on reload and read at the start of each cycle.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    /// Where results go, and which tasks to poll.
     pub store: Arc<Store>,
     /// Re-rendered once the first cycle is done, before `ready` flips.
     pub publisher: Arc<Publisher>,
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
-    /// Time between the starts of two cycles.
-    pub interval: Duration,
-    /// Requests in flight at most.
-    pub concurrency: usize,
-    /// Per-request timeout; the spread of a cycle leaves room for the last request.
-    pub timeout: Duration,
     /// Set once the first cycle has completed and been rendered (`/readyz`).
     pub ready: Arc<AtomicBool>,
 }
@@ -45,82 +41,107 @@ impl Poller {
     /// Polls until `shutdown`. The first cycle runs at once and unspread, so the exporter has
     /// data within a request or two; later cycles spread their requests over the interval.
     pub async fn run(self, shutdown: CancellationToken) {
-        self.metrics.poll_interval.set(self.interval.as_secs_f64());
-        let semaphore = Arc::new(Semaphore::new(self.concurrency));
         let mut first = true;
+        let mut overrunning = false;
         while !shutdown.is_cancelled() {
             let started = Instant::now();
+            let runtime = self.runtime.load_full();
+            let settings = &runtime.settings;
+            let interval = settings.interval;
+            self.metrics.poll_interval.set(interval.as_secs_f64());
             let tasks = self.store.specs();
-            for source in [TaskSource::Static, TaskSource::Discovered] {
-                self.metrics
-                    .tasks
-                    .with_label_values(&[source.as_str()])
-                    .set(self.store.count_by_source(source) as i64);
-            }
+            let task_count = tasks.len();
             let spread = if first {
                 Duration::ZERO
             } else {
-                self.interval
-                    .saturating_sub(self.timeout)
-                    .min(self.interval * 9 / 10)
+                interval
+                    .saturating_sub(settings.timeout)
+                    .min(interval * 9 / 10)
             };
-            let completed = self.cycle(tasks, spread, &semaphore, &shutdown).await;
-            if !completed {
+            let Some(latency) = self.cycle(&runtime, tasks, spread, &shutdown).await else {
                 break;
-            }
+            };
             let took = started.elapsed();
             self.metrics.poll_cycle_duration.set(took.as_secs_f64());
             if first {
                 self.publisher.render_in_background().await;
                 self.ready.store(true, Ordering::Release);
                 info!(
+                    tasks = task_count,
                     took_ms = took.as_millis() as u64,
                     "first poll cycle complete"
                 );
                 first = false;
             }
-            let next = started + self.interval;
-            if took > self.interval {
-                warn!(
+            if took > interval {
+                self.metrics.poll_cycle_overruns.inc();
+                if !overrunning {
+                    let concurrency = settings.concurrency;
+                    let rounds = task_count.div_ceil(concurrency.max(1)) as f64;
+                    let fits = rounds * latency.as_secs_f64();
+                    warn!(
+                        tasks = task_count,
+                        took_s = took.as_secs_f64(),
+                        interval_s = interval.as_secs_f64(),
+                        mean_latency_ms = latency.as_millis() as u64,
+                        concurrency,
+                        requests_per_second = settings.requests_per_second,
+                        interval_that_fits_s = fits.ceil(),
+                        "poll cycle took longer than the interval; cycles run back to back (raise \
+                         poll.interval or api.concurrency, or shard the tasks)"
+                    );
+                }
+                overrunning = true;
+            } else if overrunning {
+                info!(
                     took_s = took.as_secs_f64(),
-                    interval_s = self.interval.as_secs_f64(),
-                    "poll cycle took longer than the interval; the next one starts now"
+                    "poll cycles fit their interval again"
                 );
+                overrunning = false;
             }
             tokio::select! {
-                () = tokio::time::sleep_until(next) => {}
+                () = tokio::time::sleep_until(started + interval) => {}
                 () = shutdown.cancelled() => break,
             }
         }
     }
 
-    /// One pass over `tasks`; returns false if it was cut short by shutdown.
+    /// One pass over `tasks`; returns the mean request latency, or `None` if shutdown cut it
+    /// short.
     async fn cycle(
         &self,
+        runtime: &Arc<Runtime>,
         tasks: Vec<TaskSpec>,
         spread: Duration,
-        semaphore: &Arc<Semaphore>,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Option<Duration> {
         let started = Instant::now();
+        let semaphore = Arc::new(Semaphore::new(runtime.settings.concurrency));
         let count = tasks.len().max(1) as u32;
+        let latency_total = Arc::new(AtomicU64::new(0));
         let mut in_flight = JoinSet::new();
         for (i, task) in tasks.into_iter().enumerate() {
             let slot = started + spread * i as u32 / count;
             let permit = tokio::select! {
                 permit = async {
                     tokio::time::sleep_until(slot).await;
-                    Arc::clone(semaphore).acquire_owned().await
+                    Arc::clone(&semaphore).acquire_owned().await
                 } => permit,
-                () = shutdown.cancelled() => return self.drain(in_flight).await,
+                () = shutdown.cancelled() => return drain(in_flight).await,
             };
             let Ok(permit) = permit else {
-                return false;
+                return None;
             };
-            let client = Arc::clone(&self.client);
+            let Some(client) = runtime.client(&task.account) else {
+                continue;
+            };
             let store = Arc::clone(&self.store);
+            let latency_total = Arc::clone(&latency_total);
             in_flight.spawn(async move {
+                let request_started = Instant::now();
                 let result = client.task_status(&task).await;
+                let micros = request_started.elapsed().as_micros() as u64;
+                latency_total.fetch_add(micros, Ordering::Relaxed);
                 record(&store, &task, result);
                 drop(permit);
             });
@@ -128,26 +149,28 @@ impl Poller {
             while in_flight.try_join_next().is_some() {}
         }
         tokio::select! {
-            () = async { while in_flight.join_next().await.is_some() {} } => true,
-            () = shutdown.cancelled() => self.drain(in_flight).await,
+            () = async { while in_flight.join_next().await.is_some() {} } => {}
+            () = shutdown.cancelled() => return drain(in_flight).await,
         }
+        let mean = latency_total.load(Ordering::Relaxed) / u64::from(count);
+        Some(Duration::from_micros(mean))
     }
+}
 
-    /// Lets in-flight polls finish for a moment after shutdown, then drops them.
-    async fn drain(&self, mut in_flight: JoinSet<()>) -> bool {
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while in_flight.join_next().await.is_some() {}
-        })
-        .await;
-        in_flight.abort_all();
-        false
-    }
+/// Lets in-flight polls finish for a moment after shutdown, then drops them.
+async fn drain<T: 'static>(mut in_flight: JoinSet<()>) -> Option<T> {
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    in_flight.abort_all();
+    None
 }
 
 /// Records one poll and logs what changed: a new error (once, not every poll), a recovery, or
 /// a new status.
 pub fn record(store: &Store, task: &TaskSpec, result: Result<crate::api::StatusData, ApiError>) {
-    let Some((before, after)) = store.record(&task.id, result, unix_now()) else {
+    let Some((before, after)) = store.record(&task.key(), result, unix_now()) else {
         return;
     };
     log_change(&before, &after);
@@ -155,6 +178,7 @@ pub fn record(store: &Store, task: &TaskSpec, result: Result<crate::api::StatusD
 
 fn log_change(before: &TaskState, after: &TaskState) {
     let task_id = after.spec.id.as_str();
+    let account = after.spec.account.as_deref();
     match (&before.last_error, &after.last_error) {
         (old, Some(error)) if old.as_ref().map(ApiError::dedup_key) != Some(error.dedup_key()) => {
             let (request_uuid, message) = match error {
@@ -169,6 +193,7 @@ fn log_change(before: &TaskState, after: &TaskState) {
             };
             warn!(
                 task_id,
+                account,
                 task_type = %after.spec.kind,
                 reason = error.reason(),
                 ret_code = error.ret_code(),

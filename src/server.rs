@@ -1,6 +1,6 @@
 //! The HTTP side: `/metrics` (or the configured path) serves the latest prepared exposition,
-//! `/healthz` says the process is alive, `/readyz` says the first poll cycle is done, and `/`
-//! links to them. No handler ever calls the API or waits on the poller.
+//! `/healthz` says the process is alive, `/readyz` says the first poll cycle is done,
+//! `POST /-/reload` re-reads the configuration, and `/` links to them. No handler ever calls the API or waits on the poller.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,11 +8,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::exporter::Reloader;
 use crate::exposition::{Publisher, CONTENT_TYPE};
 
 /// What the handlers read.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Where the metrics are served, for the links on `/`.
     pub telemetry_path: String,
+    /// Applies a new configuration on `POST /-/reload`.
+    pub reloader: Arc<Reloader>,
 }
 
 /// The router, separate from serving so tests can drive it directly.
@@ -33,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route(&state.telemetry_path, get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/-/reload", post(reload))
         .with_state(state)
 }
 
@@ -90,6 +94,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
             StatusCode::SERVICE_UNAVAILABLE,
             "first poll cycle not done yet\n",
         )
+    }
+}
+
+/// Re-reads the configuration, as SIGHUP does. 200 when applied; 400 with the reason when the
+/// new configuration is rejected (the old one stays in force).
+async fn reload(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.reloader.reload() {
+        Ok(()) => (StatusCode::OK, "configuration reloaded\n".into()),
+        Err(error) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::api::{ApiError, StatusData};
-use crate::task::{TaskSource, TaskSpec};
+use crate::task::{TaskKey, TaskSource, TaskSpec};
 
 /// One task's latest known state.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +104,7 @@ fn progress_marker(data: &StatusData) -> [Option<u64>; 5] {
 /// The tasks being polled and their latest states, by task id.
 #[derive(Default)]
 pub struct Store {
-    tasks: Mutex<BTreeMap<String, Arc<TaskState>>>,
+    tasks: Mutex<BTreeMap<TaskKey, Arc<TaskState>>>,
     /// Woken on every change, so the renderer re-encodes only when there is something new.
     pub changed: Notify,
 }
@@ -115,7 +115,7 @@ impl Store {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<TaskState>>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<TaskKey, Arc<TaskState>>> {
         // A panic while holding this lock cannot leave a half-written map (we only insert or
         // remove whole entries), so a poisoned lock is still consistent.
         self.tasks
@@ -129,7 +129,7 @@ impl Store {
         let mut tasks = self.lock();
         let mut next = BTreeMap::new();
         for spec in specs {
-            let state = match tasks.remove(&spec.id) {
+            let state = match tasks.remove(&spec.key()) {
                 Some(old) if old.spec == spec => old,
                 Some(old) => Arc::new(TaskState {
                     spec,
@@ -137,14 +137,14 @@ impl Store {
                 }),
                 None => Arc::new(TaskState::new(spec)),
             };
-            next.insert(state.spec.id.clone(), state);
+            next.insert(state.spec.key(), state);
         }
         *tasks = next;
         drop(tasks);
         self.changed.notify_one();
     }
 
-    /// The tasks to poll, in task id order.
+    /// The tasks to poll, in account and task id order.
     pub fn specs(&self) -> Vec<TaskSpec> {
         self.lock().values().map(|t| t.spec.clone()).collect()
     }
@@ -157,16 +157,16 @@ impl Store {
             .count()
     }
 
-    /// Records the outcome of a poll of `task_id`; returns the states before and after, or
-    /// `None` if the task was removed while it was being polled.
+    /// Records the outcome of a poll of the task `key`; returns the states before and after,
+    /// or `None` if the task was removed while it was being polled.
     pub fn record(
         &self,
-        task_id: &str,
+        key: &TaskKey,
         result: Result<StatusData, ApiError>,
         now: f64,
     ) -> Option<(Arc<TaskState>, Arc<TaskState>)> {
         let mut tasks = self.lock();
-        let entry = tasks.get_mut(task_id)?;
+        let entry = tasks.get_mut(key)?;
         let before = Arc::clone(entry);
         let after = Arc::new(before.after_poll(result, now));
         *entry = Arc::clone(&after);
@@ -175,7 +175,7 @@ impl Store {
         Some((before, after))
     }
 
-    /// Every task's current state, in task id order: a consistent view to encode.
+    /// Every task's current state, in account and task id order: a consistent view to encode.
     pub fn snapshot(&self) -> Vec<Arc<TaskState>> {
         self.lock().values().cloned().collect()
     }
@@ -185,17 +185,9 @@ impl Store {
 mod tests {
     use super::*;
     use crate::api::model::{Progress, SyncData};
-    use crate::task::TaskKind;
 
     fn spec(id: &str) -> TaskSpec {
-        TaskSpec {
-            id: id.into(),
-            kind: TaskKind::Transfer,
-            project_id: None,
-            name: None,
-            mode: None,
-            source: TaskSource::Static,
-        }
+        TaskSpec::new(id)
     }
 
     fn syncing_at(pos: f64) -> StatusData {
@@ -261,13 +253,15 @@ mod tests {
     fn set_tasks_keeps_state_of_tasks_that_stay_and_drops_the_rest() {
         let store = Store::new();
         store.set_tasks(vec![spec("a"), spec("b")]);
-        store.record("a", Ok(syncing_at(1.0)), 100.0);
-        store.record("b", Ok(syncing_at(1.0)), 100.0);
+        store.record(&spec("a").key(), Ok(syncing_at(1.0)), 100.0);
+        store.record(&spec("b").key(), Ok(syncing_at(1.0)), 100.0);
         store.set_tasks(vec![spec("a"), spec("c")]);
         let ids: Vec<_> = store.snapshot().iter().map(|t| t.spec.id.clone()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(store.snapshot()[0].up, Some(true));
         assert_eq!(store.snapshot()[1].up, None);
-        assert!(store.record("b", Ok(syncing_at(2.0)), 130.0).is_none());
+        assert!(store
+            .record(&spec("b").key(), Ok(syncing_at(2.0)), 130.0)
+            .is_none());
     }
 }

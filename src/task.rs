@@ -56,18 +56,59 @@ impl TaskSource {
 }
 
 /// A task to poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
     /// The UDTS task id, e.g. `udts-ixdp441`; the `task_id` label.
     pub id: String,
     /// transfer or integration; sent as `Type`.
     pub kind: TaskKind,
+    /// The `[[accounts]]` name; `None` when only one account is configured (and then no
+    /// `account` label is written).
+    pub account: Option<String>,
     /// Sent as `ProjectId` when set (sub-accounts must set it).
     pub project_id: Option<String>,
     /// The task's name, when known (from the config or discovery).
     pub name: Option<String>,
     /// The mode (`full`, `incremental`, ...), when discovery told us.
     pub mode: Option<String>,
+    /// Creation time (unix seconds), when discovery told us.
+    pub created: Option<f64>,
+    /// Billing expiry (unix seconds), when discovery told us.
+    pub expires: Option<f64>,
     /// Where it came from.
     pub source: TaskSource,
+}
+
+impl TaskSpec {
+    /// A static transfer task with nothing but an id, for tests and builders.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.into(),
+            kind: TaskKind::Transfer,
+            account: None,
+            project_id: None,
+            name: None,
+            mode: None,
+            created: None,
+            expires: None,
+            source: TaskSource::Static,
+        }
+    }
+
+    /// The identity of the task in the store: account and id.
+    pub fn key(&self) -> TaskKey {
+        TaskKey {
+            account: self.account.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// A task's identity across accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskKey {
+    /// The account label, if any.
+    pub account: Option<String>,
+    /// The task id.
+    pub id: String,
 }

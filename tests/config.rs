@@ -42,8 +42,11 @@ fn shipped_example_loads_once_its_key_file_exists() {
         assert_eq!(config.web.listen_address, "0.0.0.0:9741");
         assert_eq!(config.tasks.len(), 1);
         assert_eq!(config.tasks[0].kind, TaskKind::Transfer);
-        let key = config.api.private_key.as_ref().unwrap();
-        assert_eq!(key.expose_secret(), "from-file-key");
+        let settings = config.resolve().unwrap();
+        assert_eq!(
+            settings.accounts[0].private_key.expose_secret(),
+            "from-file-key"
+        );
         Ok(())
     });
 }
@@ -61,7 +64,9 @@ fn environment_overrides_the_file_and_other_udts_variables_are_ignored() {
         let key = config.api.private_key.as_ref().unwrap();
         assert_eq!(key.expose_secret(), "env-key");
         assert_eq!(
-            config.task_specs()[0].project_id.as_deref(),
+            config.resolve().unwrap().static_tasks[0]
+                .project_id
+                .as_deref(),
             Some("org-env")
         );
         Ok(())
@@ -77,7 +82,7 @@ fn per_task_project_overrides_the_default() {
         )?;
         jail.set_env("UDTS_API__PROJECT_ID", "org-default");
         let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
-        let spec = &config.task_specs()[0];
+        let spec = &config.resolve().unwrap().static_tasks[0];
         assert_eq!(spec.project_id.as_deref(), Some("org-task"));
         assert_eq!(spec.kind, TaskKind::Integration);
         Ok(())
@@ -108,7 +113,7 @@ fn bad_values_are_refused_naming_the_key() {
             "web.telemetry_path",
         ),
         ("[api]\ncolour = \"blue\"\n", "", "colour"),
-        ("", "[[tasks]]\nid = \"udts-a\"\n", "tasks.id"),
+        ("", "[[tasks]]\nid = \"udts-a\"\n", "tasks[1].id"),
         (
             "",
             "[[tasks]]\nid = \"udts-b\"\ntype = \"teleport\"\n",
@@ -147,14 +152,14 @@ fn missing_credentials_are_named() {
     Jail::expect_with(|jail| {
         jail.create_file("config.toml", "[[tasks]]\nid = \"udts-a\"\n")?;
         let message = load_err(jail);
-        assert!(message.contains("api.private_key"), "{message}");
-        jail.create_file(
-            "config.toml",
-            "[api]\nprivate_key = \"k\"\n[[tasks]]\nid = \"udts-a\"\n",
-        )?;
-        let message = load_err(jail);
         assert!(message.contains("api.public_key"), "{message}");
         assert!(message.contains("UDTS_API__PUBLIC_KEY"), "{message}");
+        jail.create_file(
+            "config.toml",
+            "[api]\npublic_key = \"p\"\n[[tasks]]\nid = \"udts-a\"\n",
+        )?;
+        let message = load_err(jail);
+        assert!(message.contains("api.private_key"), "{message}");
         Ok(())
     });
 }

@@ -1,6 +1,7 @@
 //! The signed HTTP client: one pooled `reqwest` client, form-encoded POSTs, a capped body read,
 //! lenient parsing and a classified, counted error for every failure.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -31,9 +32,13 @@ pub struct ClientSettings {
     pub max_response_bytes: usize,
 }
 
+/// Caps the request rate over every client that shares it.
+pub type RateLimiter = governor::DefaultDirectRateLimiter;
+
 /// A client for the UDTS actions of one gateway and account.
 pub struct Client {
     http: reqwest::Client,
+    limiter: Option<Arc<RateLimiter>>,
     endpoint: Url,
     public_key: String,
     private_key: SecretString,
@@ -43,7 +48,11 @@ pub struct Client {
 
 impl Client {
     /// Builds the pooled HTTP client.
-    pub fn new(settings: ClientSettings, metrics: ExporterMetrics) -> Result<Self, ApiError> {
+    pub fn new(
+        settings: ClientSettings,
+        metrics: ExporterMetrics,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> Result<Self, ApiError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
@@ -59,6 +68,7 @@ impl Client {
             .map_err(ApiError::from_reqwest)?;
         Ok(Self {
             http,
+            limiter,
             endpoint: settings.endpoint,
             public_key: settings.public_key,
             private_key: settings.private_key,
@@ -119,18 +129,22 @@ impl Client {
         }
     }
 
-    /// Every task of one kind and project, paging until a short page.
+    /// Every task of one kind and project, paging with `page_size` until a short page.
     pub async fn list_all_tasks(
         &self,
         kind: TaskKind,
         project_id: Option<&str>,
+        page_size: usize,
     ) -> Result<Vec<ListItem>, ApiError> {
+        let page_size = page_size.clamp(1, LIST_PAGE_LIMIT);
         let mut all = Vec::new();
+        let mut offset = 0;
         loop {
             let page = self
-                .list_tasks_page(kind, project_id, all.len(), LIST_PAGE_LIMIT)
+                .list_tasks_page(kind, project_id, offset, page_size)
                 .await?;
-            let short = page.len() < LIST_PAGE_LIMIT;
+            let short = page.len() < page_size;
+            offset += page_size;
             all.extend(page);
             if short {
                 return Ok(all);
@@ -141,6 +155,9 @@ impl Client {
     /// Signs and sends one action; returns its `Data` on RetCode 0. Counts the call and, on
     /// failure, its reason.
     pub async fn call(&self, action: &'static str, params: Params) -> Result<Value, ApiError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
         let started = std::time::Instant::now();
         let result = self.send(action, params).await;
         self.metrics.api_requests.with_label_values(&[action]).inc();

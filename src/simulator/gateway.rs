@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::Lifecycle;
 use crate::api::signer::{sign, Params};
-use crate::task::{TaskKind, TaskSource, TaskSpec};
+use crate::task::{TaskKind, TaskSpec};
 
 /// The RetCode the simulator answers for a task id it does not know.
 pub const TASK_NOT_FOUND: i64 = 8001;
@@ -161,12 +161,10 @@ impl Gateway {
         lock(&self.inner.tasks)
             .values()
             .map(|task| TaskSpec {
-                id: task.id.clone(),
                 kind: task.kind,
-                project_id: None,
                 name: Some(task.name.clone()),
                 mode: Some(task.mode.clone()),
-                source: TaskSource::Static,
+                ..TaskSpec::new(&task.id)
             })
             .collect()
     }

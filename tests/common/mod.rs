@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use udts_exporter::config::{Config, PollConfig, TaskConfig};
+use udts_exporter::config::{Config, TaskConfig};
 use udts_exporter::simulator::{Gateway, SimTask};
 
 pub const PUBLIC_KEY: &str = "test-public-key";
@@ -40,23 +40,19 @@ pub async fn gateway_with(tasks: Vec<SimTask>, shutdown: &CancellationToken) -> 
 
 /// A config polling every task of `gateway` at `endpoint`, fast.
 pub fn config_for(gateway: &Gateway, endpoint: &str, private_key: &str) -> Config {
-    let mut config = Config {
-        web: Default::default(),
-        api: Default::default(),
-        poll: PollConfig {
-            interval: Duration::from_secs(1),
-        },
-        tasks: gateway
-            .task_specs()
-            .into_iter()
-            .map(|spec| TaskConfig {
-                id: spec.id,
-                kind: spec.kind,
-                project_id: Some("org-test".into()),
-                name: spec.name,
-            })
-            .collect(),
-    };
+    let mut config = Config::default();
+    config.poll.interval = Duration::from_secs(1);
+    config.tasks = gateway
+        .task_specs()
+        .into_iter()
+        .map(|spec| TaskConfig {
+            id: spec.id,
+            kind: spec.kind,
+            project_id: Some("org-test".into()),
+            name: spec.name,
+            account: None,
+        })
+        .collect();
     config.web.listen_address = "127.0.0.1:0".into();
     config.api.endpoint = endpoint.into();
     config.api.public_key = PUBLIC_KEY.into();
