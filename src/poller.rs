@@ -99,9 +99,30 @@ impl Poller {
                 );
                 overrunning = false;
             }
+            if !self
+                .wait_for_next_cycle(started + interval, &shutdown)
+                .await
+            {
+                break;
+            }
+        }
+    }
+
+    /// Sleeps until `next`, meanwhile polling tasks that were added (by discovery or a
+    /// reload) at once rather than leaving them blank until the next cycle. Returns false on
+    /// shutdown.
+    async fn wait_for_next_cycle(&self, next: Instant, shutdown: &CancellationToken) -> bool {
+        loop {
             tokio::select! {
-                () = tokio::time::sleep_until(started + interval) => {}
-                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(next) => return true,
+                () = self.store.added.notified() => {
+                    let runtime = self.runtime.load_full();
+                    let added = self.store.unpolled_specs();
+                    if self.cycle(&runtime, added, Duration::ZERO, shutdown).await.is_none() {
+                        return false;
+                    }
+                }
+                () = shutdown.cancelled() => return false,
             }
         }
     }

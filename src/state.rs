@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::api::{ApiError, StatusData};
-use crate::task::{TaskKey, TaskSource, TaskSpec};
+use crate::task::{TaskKey, TaskSpec};
 
 /// One task's latest known state.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +107,8 @@ pub struct Store {
     tasks: Mutex<BTreeMap<TaskKey, Arc<TaskState>>>,
     /// Woken on every change, so the renderer re-encodes only when there is something new.
     pub changed: Notify,
+    /// Woken when tasks are added, so the poller reads them without waiting for the next cycle.
+    pub added: Notify,
 }
 
 impl Store {
@@ -128,7 +130,9 @@ impl Store {
     pub fn set_tasks(&self, specs: Vec<TaskSpec>) {
         let mut tasks = self.lock();
         let mut next = BTreeMap::new();
+        let mut added = false;
         for spec in specs {
+            added |= !tasks.contains_key(&spec.key());
             let state = match tasks.remove(&spec.key()) {
                 Some(old) if old.spec == spec => old,
                 Some(old) => Arc::new(TaskState {
@@ -142,6 +146,9 @@ impl Store {
         *tasks = next;
         drop(tasks);
         self.changed.notify_one();
+        if added {
+            self.added.notify_one();
+        }
     }
 
     /// The tasks to poll, in account and task id order.
@@ -149,12 +156,13 @@ impl Store {
         self.lock().values().map(|t| t.spec.clone()).collect()
     }
 
-    /// Number of tasks by source.
-    pub fn count_by_source(&self, source: TaskSource) -> usize {
+    /// Tasks that have never been polled.
+    pub fn unpolled_specs(&self) -> Vec<TaskSpec> {
         self.lock()
             .values()
-            .filter(|t| t.spec.source == source)
-            .count()
+            .filter(|t| t.up.is_none())
+            .map(|t| t.spec.clone())
+            .collect()
     }
 
     /// Records the outcome of a poll of the task `key`; returns the states before and after,

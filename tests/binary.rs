@@ -206,3 +206,100 @@ async fn bad_config_fails_at_start_up_naming_the_key() {
     assert!(stderr.contains("poll.interval"), "{stderr}");
     assert!(!stderr.contains("super-secret-value"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_lists_what_would_be_polled_even_while_discovery_is_off() {
+    let shutdown = CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(
+        vec![
+            SimTask::new("udts-one", Behaviour::Fixed(json!({"Status": "Syncing"})))
+                .mode("incremental"),
+            SimTask::new("udts-two", Behaviour::Fixed(json!({"Status": "Done"})))
+                .kind(udts_exporter::task::TaskKind::Integration),
+        ],
+        &shutdown,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&dir, &endpoint, &[]);
+    let output = Command::new(BINARY)
+        .args(["discover", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("udts-"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["udts-one", "transfer", "one", "incremental", "Syncing"],
+            vec!["udts-two", "integration", "two", "full", "Done"],
+        ]
+    );
+    assert!(stdout.contains("2 tasks would be polled"), "{stdout}");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_file() {
+    let shutdown = CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(
+        vec![
+            SimTask::new("udts-first", Behaviour::Fixed(json!({"Status": "Synced"}))),
+            SimTask::new("udts-second", Behaviour::Fixed(json!({"Status": "Synced"}))),
+        ],
+        &shutdown,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&dir, &endpoint, &["udts-first"]);
+    let mut child = Command::new(BINARY)
+        .args(["--web.listen-address", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
+            url = found.to_string();
+            break;
+        }
+    }
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    wait_ready(addr).await;
+    assert!(scrape(addr).await.contains("udts-first"));
+
+    write_config(&dir, &endpoint, &["udts-second"]);
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = scrape_until(addr, "the reloaded task set", |text| {
+        value(text, "udts_task_up", &task("udts-second")) == Some(1.0)
+    })
+    .await;
+    assert!(!text.contains("udts-first"));
+    terminate(&child);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    shutdown.cancel();
+}

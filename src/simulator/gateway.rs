@@ -104,6 +104,8 @@ struct Inner {
     tasks: Mutex<BTreeMap<String, SimTask>>,
     requests: Mutex<HashMap<String, u64>>,
     next_request: AtomicU64,
+    /// When set, `ListUDTSTask` answers like this instead of listing.
+    list_fault: Mutex<Option<Behaviour>>,
 }
 
 /// The simulated gateway. Clones share state, so a test can change behaviour while it serves.
@@ -129,6 +131,7 @@ impl Gateway {
                 tasks: Mutex::new(BTreeMap::new()),
                 requests: Mutex::new(HashMap::new()),
                 next_request: AtomicU64::new(1),
+                list_fault: Mutex::new(None),
             }),
         }
     }
@@ -149,6 +152,12 @@ impl Gateway {
     /// Forgets a task: it answers "not found" and leaves the list.
     pub fn remove_task(&self, id: &str) {
         lock(&self.inner.tasks).remove(id);
+    }
+
+    /// Makes `ListUDTSTask` answer like `fault` (a RetCode, raw body or hang) until cleared
+    /// with `None`.
+    pub fn set_list_fault(&self, fault: Option<Behaviour>) {
+        *lock(&self.inner.list_fault) = fault;
     }
 
     /// Requests received for `action`, whatever their outcome.
@@ -313,15 +322,14 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
                     Answer::Data(lifecycle.status_at(now - task.start_offset))
                 }
                 Behaviour::Fixed(data) => Answer::Data(data),
-                Behaviour::RetCode(code, message) => Answer::Error(code, message),
-                Behaviour::Raw { status, body } => Answer::Raw(status, body),
-                Behaviour::Hang => {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Answer::Error(110, "API timeout".into())
-                }
+                fault => fault_answer(fault).await,
             }
         }
         "ListUDTSTask" => {
+            let fault = lock(&inner.list_fault).clone();
+            if let Some(fault) = fault {
+                return fault_answer(fault).await;
+            }
             let number = |key: &str, default: usize| match params.get(key) {
                 None => Some(default),
                 Some(value) => value.parse::<usize>().ok(),
@@ -340,6 +348,20 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
             Answer::Data(Value::Array(items))
         }
         _ => Answer::Error(161, format!("Action [{action}] not exist")),
+    }
+}
+
+/// The answer of a misbehaving task or list.
+async fn fault_answer(fault: Behaviour) -> Answer {
+    match fault {
+        Behaviour::RetCode(code, message) => Answer::Error(code, message),
+        Behaviour::Raw { status, body } => Answer::Raw(status, body),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Answer::Error(110, "API timeout".into())
+        }
+        Behaviour::Fixed(data) => Answer::Data(data),
+        Behaviour::Lifecycle(lifecycle) => Answer::Data(lifecycle.status_at(0.0)),
     }
 }
 
