@@ -169,6 +169,67 @@ async fn bench(tasks: usize) {
     shutdown.cancel();
 }
 
+/// Reads one unlabelled sample from an exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The first (unspread) poll cycle against a gateway answering after a fixed latency,
+/// next to the ideal ceil(tasks / concurrency) x latency.
+async fn cycle_bench(tasks: usize, latency: Duration, concurrency: usize) {
+    let shutdown = CancellationToken::new();
+    let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
+    for i in 0..tasks {
+        gateway.add_task(task(i));
+    }
+    gateway.set_latency(latency);
+    let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = {concurrency}\n[poll]\ninterval = \"5m\"\n[discovery]\nenabled = true\nkinds = [\"transfer\"]\n"
+    );
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--web.listen-address", "127.0.0.1:0", "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
+            url = found.to_string();
+            break;
+        }
+    }
+    let base = url.trim_end_matches("/metrics").to_string();
+    let client = reqwest::Client::new();
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = client.get(&url).send().await.unwrap().text().await.unwrap();
+    let cycle = sample(&text, "udts_poll_cycle_duration_seconds").unwrap_or(f64::NAN);
+    let ideal = tasks.div_ceil(concurrency) as f64 * latency.as_secs_f64();
+    println!(
+        "| {tasks} | {} ms | {concurrency} | {cycle:.2} s | {ideal:.2} s | {:.0}% | {} MiB |",
+        latency.as_millis(),
+        100.0 * ideal / cycle,
+        rss_kib(pid, "VmHWM:") / 1024,
+    );
+    child.kill().await.unwrap();
+    shutdown.cancel();
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo test --benches` runs benches with --bench absent; only measure when asked.
@@ -179,5 +240,11 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for tasks in [1_000, 10_000] {
         bench(tasks).await;
+    }
+    println!();
+    println!("| tasks | gateway latency | concurrency | first poll cycle | ideal ceil(tasks/concurrency) x latency | efficiency | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    for tasks in [1_000, 10_000] {
+        cycle_bench(tasks, Duration::from_millis(20), 32).await;
     }
 }

@@ -106,6 +106,8 @@ struct Inner {
     next_request: AtomicU64,
     /// When set, `ListUDTSTask` answers like this instead of listing.
     list_fault: Mutex<Option<Behaviour>>,
+    /// Added to every answer, to model a gateway far away.
+    latency: Mutex<Duration>,
 }
 
 /// The simulated gateway. Clones share state, so a test can change behaviour while it serves.
@@ -132,6 +134,7 @@ impl Gateway {
                 requests: Mutex::new(HashMap::new()),
                 next_request: AtomicU64::new(1),
                 list_fault: Mutex::new(None),
+                latency: Mutex::new(Duration::ZERO),
             }),
         }
     }
@@ -158,6 +161,11 @@ impl Gateway {
     /// with `None`.
     pub fn set_list_fault(&self, fault: Option<Behaviour>) {
         *lock(&self.inner.list_fault) = fault;
+    }
+
+    /// Delays every answer by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.inner.latency) = latency;
     }
 
     /// Requests received for `action`, whatever their outcome.
@@ -220,6 +228,10 @@ async fn handle(
         "sim-{:08x}",
         inner.next_request.fetch_add(1, Ordering::Relaxed)
     );
+    let latency = *lock(&inner.latency);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let answer = answer(&inner, &action, params).await;
     let mut response = match answer {
         Answer::Data(data) => envelope(&action, 0, "", Some(data)),
