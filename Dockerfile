@@ -12,7 +12,7 @@ LABEL org.opencontainers.image.title="udts-exporter" \
       org.opencontainers.image.description="Prometheus exporter for UCloud UDTS tasks" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /src/target/release/udts-exporter /usr/local/bin/udts-exporter
-USER nonroot:nonroot
+USER 65532:65532
 EXPOSE 9741
 # Mount the config at /etc/udts-exporter/config.toml and the key file wherever
 # api.private_key_file points (e.g. /run/secrets/udts_private_key), or pass UDTS_API__* variables.

@@ -52,10 +52,12 @@ pub fn demo_gateway() -> Gateway {
         SimTask::new("udts-demo-events", Behaviour::Lifecycle(MongoIncremental))
             .mode("incremental")
             .started_ago(25.0),
+        // Three failed attempts already behind it: it gives up about 20 s into the demo.
         SimTask::new(
             "udts-demo-legacy",
             Behaviour::Lifecycle(FailsAndGivesUp { max_retries: 3 }),
-        ),
+        )
+        .started_ago(50.0),
         SimTask::new("udts-demo-archive", Behaviour::Lifecycle(Stops)).mode("incremental"),
         SimTask::new("udts-demo-warehouse", full_inc(5_000_000, 150.0))
             .kind(TaskKind::Integration)

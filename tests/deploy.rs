@@ -1,0 +1,373 @@
+//! The deployment files are checked, not just written: alert rules with promtool (syntax and
+//! unit tests), the Prometheus config, the Kubernetes manifests, the Grafana dashboard's queries
+//! against what the exporter really exposes, the systemd unit, and the Dockerfile (hadolint,
+//! and its build commands run outside a container).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::json;
+use serde_yaml_ng::Value as Yaml;
+use udts_exporter::config::Config;
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn yaml(path: &str) -> Yaml {
+    let text = std::fs::read_to_string(repo(path)).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn run_ok(command: &mut Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    if !tool_available("promtool") {
+        return;
+    }
+    let dir = repo("deploy/prometheus");
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "rules", "alerts.yml"])
+            .current_dir(&dir),
+    );
+    run_ok(
+        Command::new("promtool")
+            .args(["test", "rules", "alerts_test.yml"])
+            .current_dir(&dir),
+    );
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "config", "prometheus.yml"])
+            .current_dir(&dir),
+    );
+}
+
+#[test]
+fn every_alert_has_a_unit_test_and_operator_facing_text() {
+    let rules = yaml("deploy/prometheus/alerts.yml");
+    let tests = std::fs::read_to_string(repo("deploy/prometheus/alerts_test.yml")).unwrap();
+    let mut names = Vec::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            names.push(name.to_string());
+            assert!(rule["labels"]["severity"].is_string(), "{name}: severity");
+            assert!(
+                rule["annotations"]["summary"].is_string(),
+                "{name}: summary"
+            );
+            assert!(
+                rule["annotations"]["description"].is_string(),
+                "{name}: description"
+            );
+            assert!(
+                tests.contains(&format!("alertname: {name}\n")),
+                "{name} has no promtool unit test"
+            );
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+}
+
+#[test]
+fn prometheus_rule_carries_the_same_groups_as_alerts_yml() {
+    let rules = yaml("deploy/prometheus/alerts.yml");
+    let resource = yaml("deploy/kubernetes/prometheusrule.yaml");
+    assert_eq!(resource["kind"], "PrometheusRule");
+    assert_eq!(resource["spec"]["groups"], rules["groups"]);
+}
+
+#[test]
+fn kubernetes_manifests_are_complete_and_hardened() {
+    let kustomization = yaml("deploy/kubernetes/kustomization.yaml");
+    let resources: BTreeSet<String> = kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    for entry in std::fs::read_dir(repo("deploy/kubernetes")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let doc = yaml(&format!("deploy/kubernetes/{name}"));
+        assert!(doc["apiVersion"].is_string(), "{name}: apiVersion");
+        assert!(doc["kind"].is_string(), "{name}: kind");
+        if name == "kustomization.yaml" {
+            continue;
+        }
+        assert!(doc["metadata"]["name"].is_string(), "{name}: metadata.name");
+        if name != "sharded-statefulset.yaml" {
+            assert!(
+                resources.contains(&name),
+                "{name} is not in kustomization.yaml"
+            );
+        }
+    }
+
+    for workload in ["deployment.yaml", "sharded-statefulset.yaml"] {
+        let doc = yaml(&format!("deploy/kubernetes/{workload}"));
+        let pod = &doc["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{workload}");
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/readyz",
+            "{workload}"
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/healthz",
+            "{workload}"
+        );
+        assert_eq!(container["ports"][0]["containerPort"], 9741, "{workload}");
+        let security = &container["securityContext"];
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{workload}");
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{workload}");
+        assert_eq!(security["capabilities"]["drop"][0], "ALL", "{workload}");
+    }
+    let deployment = yaml("deploy/kubernetes/deployment.yaml");
+    let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert!(resources["requests"]["memory"].is_string());
+    assert!(resources["limits"]["memory"].is_string());
+}
+
+#[test]
+fn the_shipped_configmap_is_a_valid_exporter_config() {
+    let configmap = yaml("deploy/kubernetes/configmap.yaml");
+    let text = configmap["data"]["config.toml"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k").unwrap();
+    let text = text.replace("/run/secrets/udts/udts_private_key", key.to_str().unwrap());
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(Some(&path)).unwrap();
+    assert!(config.discovery.enabled);
+    // The Deployment mounts the Secret where the config looks for the key.
+    let deployment = std::fs::read_to_string(repo("deploy/kubernetes/deployment.yaml")).unwrap();
+    assert!(deployment.contains("mountPath: /run/secrets/udts"));
+}
+
+/// Metric names a PromQL expression mentions (udts_* and up).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        if is_ident(bytes[i]) && (i == 0 || !is_ident(bytes[i - 1])) {
+            let start = i;
+            while i < bytes.len() && is_ident(bytes[i]) {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            let next = expr[i..].trim_start();
+            let is_label =
+                next.starts_with('=') || next.starts_with("!=") || next.starts_with("=~");
+            if (word.starts_with("udts_") || word == "up") && !is_label {
+                names.push(word.to_string());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_queries_use_only_metrics_the_exporter_exposes() {
+    let harness = start(vec![
+        SimTask::new("udts-ok", Behaviour::Fixed(json!({"Status": "Syncing"}))),
+        SimTask::new("udts-bad", Behaviour::RetCode(150, "busy".into())),
+    ])
+    .await;
+    let text = scrape(harness.exporter).await;
+    let mut exposed: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+    for family in exposed.clone() {
+        for suffix in ["_bucket", "_sum", "_count"] {
+            exposed.insert(format!("{family}{suffix}"));
+        }
+    }
+    exposed.insert("up".into());
+
+    let text = std::fs::read_to_string(repo("deploy/grafana/udts-overview.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    for variable in ["datasource", "project", "task"] {
+        assert!(
+            variables.contains(&variable),
+            "template variable {variable}"
+        );
+    }
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap();
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{title}: {expr}");
+            for name in names {
+                assert!(
+                    exposed.contains(&name),
+                    "{title}: {name} is not exposed ({expr})"
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 20, "{queries}");
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    assert_eq!(
+        metric_names(
+            r#"sum by (le) (rate(udts_api_request_duration_seconds_bucket{job=~"x", udts_x="y"}[5m])) / up"#
+        ),
+        ["udts_api_request_duration_seconds_bucket", "up"]
+    );
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_passes_the_key_as_a_credential() {
+    let unit = std::fs::read_to_string(repo("deploy/systemd/udts-exporter.service")).unwrap();
+    let settings: BTreeSet<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .collect();
+    for required in [
+        "DynamicUser=yes",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "LoadCredential=udts_private_key:/etc/udts-exporter/private_key",
+        "Environment=UDTS_API__PRIVATE_KEY_FILE=%d/udts_private_key",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(settings.contains(required), "missing {required}");
+    }
+    assert!(settings
+        .iter()
+        .any(|l| l.starts_with("ExecStart=/usr/local/bin/udts-exporter --config ")));
+}
+
+#[test]
+fn dockerfile_passes_hadolint() {
+    if !tool_available("hadolint") {
+        return;
+    }
+    run_ok(Command::new("hadolint").arg(repo("Dockerfile")));
+}
+
+/// Runs the Dockerfile's build stage outside a container: only what it COPYs, then its RUN
+/// command. Catches a COPY that misses something the build needs.
+#[test]
+fn dockerfile_build_commands_work_on_exactly_what_it_copies() {
+    let dockerfile = std::fs::read_to_string(repo("Dockerfile")).unwrap();
+    let build_stage: Vec<&str> = dockerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM rust"))
+        .take_while(|l| !l.starts_with("FROM ") || l.starts_with("FROM rust"))
+        .collect();
+    // A stable context directory whose unchanged files keep their mtimes, so repeated runs
+    // rebuild only what changed; entries the Dockerfile does not COPY are removed.
+    let context = repo("target/dockerfile-context");
+    std::fs::create_dir_all(&context).unwrap();
+    let mut copied = BTreeSet::new();
+    let mut run = None;
+    for line in &build_stage {
+        if let Some(args) = line.strip_prefix("COPY ") {
+            let parts: Vec<&str> = args.split_whitespace().collect();
+            let (sources, _dest) = parts.split_at(parts.len() - 1);
+            for source in sources {
+                sync_tree(&repo(source), &context.join(source));
+                copied.insert(source.to_string());
+            }
+        } else if let Some(command) = line.strip_prefix("RUN ") {
+            run = Some(command.to_string());
+        }
+    }
+    for entry in std::fs::read_dir(&context).unwrap() {
+        let entry = entry.unwrap();
+        if !copied.contains(entry.file_name().to_str().unwrap()) {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+    }
+    let run = run.expect("the build stage has a RUN command");
+    assert!(run.starts_with("cargo build --release --locked"), "{run}");
+    let target = repo("target/dockerfile-check");
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&run)
+            .current_dir(&context)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    let binary = target.join("release/udts-exporter");
+    let output = Command::new(&binary).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// Makes `to` a copy of `from`, rewriting only files whose content differs (and removing
+/// files `from` no longer has).
+fn sync_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        let mut names = BTreeSet::new();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            names.insert(entry.file_name());
+            sync_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+        for entry in std::fs::read_dir(to).unwrap() {
+            let entry = entry.unwrap();
+            if !names.contains(&entry.file_name()) {
+                let path = entry.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(path).unwrap();
+                } else {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+    } else {
+        let content = std::fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        if std::fs::read(to).ok().as_deref() != Some(&content[..]) {
+            std::fs::write(to, content).unwrap();
+        }
+    }
+}
