@@ -131,7 +131,10 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         "prometheus",
         &[
             format!("--config.file={}", config_path.display()),
-            format!("--storage.tsdb.path={}", dir.path().join("prom-data").display()),
+            format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom-data").display()
+            ),
             format!("--web.listen-address=127.0.0.1:{prom_port}"),
         ],
         &prom_log,
@@ -144,7 +147,11 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         &format!("{prometheus}/api/v1/query?query=udts_task_status"),
         deadline,
         &logs,
-        |body| body["data"]["result"].as_array().is_some_and(|r| r.len() >= 20 * 16),
+        |body| {
+            body["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.len() >= 20 * 16)
+        },
     )
     .await;
     assert_eq!(body["status"], "success");
@@ -159,9 +166,10 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         deadline,
         &logs,
         |body| {
-            body["data"]["alerts"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| is_legacy_alert(x) && x["state"] == "firing"))
+            body["data"]["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| is_legacy_alert(x) && x["state"] == "firing")
+            })
         },
     )
     .await;
@@ -184,7 +192,10 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         &format!("http://127.0.0.1:{am_port}/api/v2/alerts"),
         deadline,
         &logs,
-        |body| body.as_array().is_some_and(|a| a.iter().any(is_legacy_alert)),
+        |body| {
+            body.as_array()
+                .is_some_and(|a| a.iter().any(is_legacy_alert))
+        },
     )
     .await;
     let received = body

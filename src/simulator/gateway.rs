@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +45,14 @@ pub enum Behaviour {
     },
     /// Accepts the request and never answers.
     Hang,
+    /// Answers this `Data`, after a delay.
+    Slow(Duration, Value),
+    /// Starts a body, then breaks the connection mid-way.
+    CutOff,
+    /// Streams this many bytes of JSON-looking filler, announcing the length.
+    Large(u64),
+    /// Streams filler without end.
+    Endless,
 }
 
 /// A task the simulator knows.
@@ -241,6 +249,7 @@ async fn handle(
             body,
         )
             .into_response(),
+        Answer::Stream(response) => response,
     };
     if let Ok(value) = uuid.parse() {
         response
@@ -254,6 +263,7 @@ enum Answer {
     Data(Value),
     Error(i64, String),
     Raw(u16, String),
+    Stream(Response),
 }
 
 fn envelope(action: &str, code: i64, message: &str, data: Option<Value>) -> Response {
@@ -374,7 +384,49 @@ async fn fault_answer(fault: Behaviour) -> Answer {
         }
         Behaviour::Fixed(data) => Answer::Data(data),
         Behaviour::Lifecycle(lifecycle) => Answer::Data(lifecycle.status_at(0.0)),
+        Behaviour::Slow(delay, data) => {
+            tokio::time::sleep(delay).await;
+            Answer::Data(data)
+        }
+        Behaviour::CutOff => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(
+                    br#"{"RetCode": 0, "Data": {"Status": "Syn"#,
+                )),
+                Err(std::io::Error::other("connection cut")),
+            ];
+            Answer::Stream(Body::from_stream(futures_util::stream::iter(chunks)).into_response())
+        }
+        Behaviour::Large(bytes) => {
+            let mut response = Body::from_stream(filler(Some(bytes))).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, header::HeaderValue::from(bytes));
+            Answer::Stream(response)
+        }
+        Behaviour::Endless => Answer::Stream(Body::from_stream(filler(None)).into_response()),
     }
+}
+
+/// 64 KiB chunks of spaces (valid JSON whitespace), `total` bytes or without end.
+fn filler(
+    total: Option<u64>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    const CHUNK: usize = 64 * 1024;
+    let chunk = Bytes::from(vec![b' '; CHUNK]);
+    futures_util::stream::unfold(total, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            match left {
+                Some(0) => None,
+                Some(left) => {
+                    let size = left.min(CHUNK as u64);
+                    Some((Ok(chunk.slice(..size as usize)), Some(left - size)))
+                }
+                None => Some((Ok(chunk), None)),
+            }
+        }
+    })
 }
 
 fn list_item(task: &SimTask, now: f64) -> Value {

@@ -1,0 +1,243 @@
+//! Every class of gateway fault affects only its task, is counted under the right reason, and
+//! is survived: the exporter keeps serving, the healthy task stays fresh, and the faulty task
+//! recovers by itself once the fault clears.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+fn healthy() -> Behaviour {
+    Behaviour::Fixed(
+        json!({"Status": "Syncing", "Sync": {"BinlogName": "mysql-bin.000001", "BinlogPos": 4}}),
+    )
+}
+
+fn raw(status: u16, body: &str) -> Behaviour {
+    Behaviour::Raw {
+        status,
+        body: body.into(),
+    }
+}
+
+fn errors(text: &str, reason: &str) -> f64 {
+    value(
+        text,
+        "udts_api_request_errors_total",
+        &format!(r#"{{action="GetUDTSTaskStatus",reason="{reason}"}}"#),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_class_is_counted_contained_and_recovered_from() {
+    let harness = start_with(
+        vec![
+            SimTask::new("udts-fault", healthy()),
+            SimTask::new("udts-healthy", healthy()),
+        ],
+        PRIVATE_KEY,
+        |config| config.api.max_response_bytes = 1024 * 1024,
+    )
+    .await;
+    let fault = task("udts-fault");
+    let healthy_task = task("udts-healthy");
+
+    let cases: Vec<(&str, Behaviour, &str)> = vec![
+        ("HTTP 500", raw(500, "internal error"), "http_status"),
+        ("HTTP 502", raw(502, "bad gateway"), "http_status"),
+        ("HTTP 503", raw(503, "unavailable"), "http_status"),
+        ("HTTP 504", raw(504, "gateway timeout"), "http_status"),
+        ("HTTP 429", raw(429, "slow down"), "http_status"),
+        ("no answer", Behaviour::Hang, "timeout"),
+        (
+            "too slow",
+            Behaviour::Slow(Duration::from_secs(3), json!({"Status": "Synced"})),
+            "timeout",
+        ),
+        ("cut off mid-way", Behaviour::CutOff, "network"),
+        (
+            "invalid JSON",
+            raw(200, "{\"RetCode\": 0, \"Data\": {"),
+            "decode",
+        ),
+        (
+            "HTML with 200",
+            raw(200, "<html><body>maintenance</body></html>"),
+            "decode",
+        ),
+        ("empty body", raw(200, ""), "decode"),
+        ("JSON without RetCode", raw(200, "{\"Data\": {}}"), "decode"),
+        (
+            "64 MiB body",
+            Behaviour::Large(64 * 1024 * 1024),
+            "body_too_large",
+        ),
+        ("endless body", Behaviour::Endless, "body_too_large"),
+        (
+            "RetCode as a string",
+            raw(200, "{\"RetCode\": \"150\", \"Message\": \"busy\"}"),
+            "transient",
+        ),
+        (
+            "RetCode 110",
+            Behaviour::RetCode(110, "API timeout".into()),
+            "transient",
+        ),
+        (
+            "RetCode 130",
+            Behaviour::RetCode(130, "auth service fault".into()),
+            "transient",
+        ),
+        (
+            "RetCode 153",
+            Behaviour::RetCode(153, "throttled".into()),
+            "throttled",
+        ),
+        (
+            "RetCode 161",
+            Behaviour::RetCode(161, "Action not exist".into()),
+            "configuration",
+        ),
+        (
+            "RetCode 292",
+            Behaviour::RetCode(292, "Project not exist".into()),
+            "configuration",
+        ),
+        (
+            "RetCode 294",
+            Behaviour::RetCode(294, "IP not in allow list".into()),
+            "permission",
+        ),
+        (
+            "RetCode 299",
+            Behaviour::RetCode(299, "IAM denied".into()),
+            "permission",
+        ),
+        (
+            "RetCode 8001",
+            Behaviour::RetCode(8001, "task not found".into()),
+            "api_error",
+        ),
+    ];
+
+    for (name, behaviour, reason) in cases {
+        let before = scrape(harness.exporter).await;
+        let errors_before = errors(&before, reason);
+        let healthy_before = value(
+            &before,
+            "udts_task_last_success_timestamp_seconds",
+            &healthy_task,
+        )
+        .unwrap();
+
+        harness.gateway.set_behaviour("udts-fault", behaviour);
+        let text = scrape_until(harness.exporter, name, |text| {
+            value(text, "udts_task_up", &fault) == Some(0.0) && errors(text, reason) > errors_before
+        })
+        .await;
+        // The last known values stay; nothing else is disturbed.
+        assert_eq!(
+            value(&text, "udts_task_binlog_position", &fault),
+            Some(4.0),
+            "{name}"
+        );
+        scrape_until(harness.exporter, "the healthy task to stay fresh", |text| {
+            value(text, "udts_task_up", &healthy_task) == Some(1.0)
+                && value(
+                    text,
+                    "udts_task_last_success_timestamp_seconds",
+                    &healthy_task,
+                )
+                .unwrap()
+                    > healthy_before
+        })
+        .await;
+
+        harness.gateway.set_behaviour("udts-fault", healthy());
+        scrape_until(harness.exporter, "recovery", |text| {
+            value(text, "udts_task_up", &fault) == Some(1.0)
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_within_the_timeout_is_fine() {
+    let harness = start(vec![SimTask::new(
+        "udts-slow",
+        Behaviour::Slow(Duration::from_millis(150), json!({"Status": "Synced"})),
+    )])
+    .await;
+    let text = scrape(harness.exporter).await;
+    assert_eq!(value(&text, "udts_task_up", &task("udts-slow")), Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nulls_and_odd_values_leave_fields_absent_but_the_task_readable() {
+    let harness = start(vec![SimTask::new(
+        "udts-odd",
+        Behaviour::Fixed(json!({
+            "Status": "Loading", "CurRetryCount": null, "MaxRetryCount": "NaN",
+            "Progress": {"Percentage": 1e308, "CurCount": -3, "TotalCount": "12", "CurDuration": null},
+            "Sync": null,
+        })),
+    )])
+    .await;
+    let text = scrape(harness.exporter).await;
+    let odd = task("udts-odd");
+    assert_eq!(value(&text, "udts_task_up", &odd), Some(1.0));
+    assert_eq!(
+        value(&text, "udts_task_progress_target_rows", &odd),
+        Some(12.0)
+    );
+    for absent in [
+        "udts_task_retries",
+        "udts_task_max_retries",
+        "udts_task_progress_ratio",
+        "udts_task_progress_rows",
+        "udts_task_elapsed_seconds",
+        "udts_task_binlog_position",
+    ] {
+        assert_eq!(value(&text, absent, &odd), None, "{absent}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_refuses_connections_is_survived_and_recovered_from() {
+    // Reserve a port, then close it: connections are refused until the gateway starts there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let gateway = udts_exporter::simulator::Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
+    gateway.add_task(SimTask::new("udts-a", healthy()));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let config = config_for(&gateway, &endpoint, PRIVATE_KEY);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = udts_exporter::exporter::start(&config, listener, shutdown.clone())
+        .await
+        .unwrap();
+    wait_ready(running.local_addr).await;
+    let text = scrape(running.local_addr).await;
+    assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(0.0));
+    assert!(errors(&text, "connect") >= 1.0, "{text}");
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    gateway.spawn(listener, shutdown.clone());
+    scrape_until(
+        running.local_addr,
+        "recovery once the gateway listens",
+        |text| value(text, "udts_task_up", &task("udts-a")) == Some(1.0),
+    )
+    .await;
+    shutdown.cancel();
+}
