@@ -96,6 +96,8 @@ pub struct ApiConfig {
     pub max_response_bytes: usize,
     /// Allow a plain `http://` endpoint that is not on loopback.
     pub allow_insecure_endpoint: bool,
+    /// A PEM file with a CA certificate to trust besides the built-in roots (private gateways).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -110,6 +112,7 @@ impl Default for ApiConfig {
             concurrency: 4,
             max_response_bytes: 1024 * 1024,
             allow_insecure_endpoint: false,
+            ca_file: None,
         }
     }
 }
@@ -146,6 +149,10 @@ pub struct PollConfig {
     pub interval: Duration,
     /// Requests per second at most, over all accounts and actions; none when unset.
     pub requests_per_second: Option<f64>,
+    /// A task not read successfully for this long shows only `up`, `info` and timestamps;
+    /// default 3 x interval.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Option<Duration>,
 }
 
 impl Default for PollConfig {
@@ -153,6 +160,7 @@ impl Default for PollConfig {
         Self {
             interval: Duration::from_secs(30),
             requests_per_second: None,
+            stale_after: None,
         }
     }
 }
@@ -328,6 +336,8 @@ pub struct Settings {
     pub interval: Duration,
     /// Requests per second at most, if capped.
     pub requests_per_second: Option<f64>,
+    /// Extra CA certificate (PEM) for the gateways.
+    pub ca_certificate: Option<Vec<u8>>,
     /// Tasks listed by hand.
     pub static_tasks: Vec<TaskSpec>,
     /// Discovery, when enabled.
@@ -411,6 +421,8 @@ impl Shard {
 /// What `/metrics` shows.
 #[derive(Debug, Clone, Default)]
 pub struct ExpositionOptions {
+    /// Values of a task not read successfully for this long are left out (`None`: never).
+    pub stale_after: Option<Duration>,
     /// `udts_task_status` as a full state set or only the current status.
     pub status_series: StatusSeries,
     /// Names of metrics to expose.
@@ -545,6 +557,35 @@ impl Config {
             }
         }
 
+        let stale_after = self.poll.stale_after.unwrap_or(self.poll.interval * 3);
+        if stale_after < self.poll.interval {
+            return Err(invalid(
+                "poll.stale_after",
+                "it is shorter than poll.interval, so every task would look stale between polls",
+                "use at least poll.interval; the default is 3 x poll.interval",
+            ));
+        }
+        let ca_certificate = match &self.api.ca_file {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    invalid(
+                        "api.ca_file",
+                        format!("cannot read {}: {e}", path.display()),
+                        "point it at a readable PEM file",
+                    )
+                })?;
+                if reqwest::Certificate::from_pem(&pem).is_err() || !pem.starts_with(b"-----BEGIN")
+                {
+                    return Err(invalid(
+                        "api.ca_file",
+                        format!("{} is not a PEM certificate", path.display()),
+                        "use a PEM file starting with -----BEGIN CERTIFICATE-----",
+                    ));
+                }
+                Some(pem)
+            }
+        };
         let accounts = self.accounts()?;
         let static_tasks = self.static_tasks(&accounts)?;
         let discovery = self.discovery_settings()?;
@@ -577,6 +618,7 @@ impl Config {
             max_response_bytes: self.api.max_response_bytes,
             interval: self.poll.interval,
             requests_per_second: self.poll.requests_per_second,
+            ca_certificate,
             static_tasks,
             discovery,
             shard: Shard {
@@ -584,6 +626,7 @@ impl Config {
                 total: sharding.total_shards,
             },
             exposition: ExpositionOptions {
+                stale_after: Some(stale_after),
                 status_series: self.metrics.status_series,
                 filter: MetricFilter {
                     allow: regex_set("metrics.allow", &self.metrics.allow)?,
@@ -839,6 +882,8 @@ impl Settings {
             private_key: account.private_key.clone(),
             timeout: self.timeout,
             max_response_bytes: self.max_response_bytes,
+            account: account.label.clone(),
+            extra_root_certificate: self.ca_certificate.clone(),
         }
     }
 }
@@ -863,6 +908,7 @@ fn read_private_key(
     let text = if let Some(inline) = inline {
         inline.expose_secret().to_string()
     } else if let Some(path) = file {
+        refuse_if_others_can_read(section, path)?;
         std::fs::read_to_string(path).map_err(|e| {
             invalid(
                 format!("{section}.private_key_file"),
@@ -894,6 +940,39 @@ fn read_private_key(
         ));
     }
     Ok(SecretString::from(trimmed))
+}
+
+/// Like ssh with a private key: a key file that group or others may read is refused, because
+/// the key is then no longer secret on this machine.
+#[cfg(unix)]
+fn refuse_if_others_can_read(section: &str, path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = format!("{section}.private_key_file");
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        invalid(
+            key.clone(),
+            format!("cannot read {}: {e}", path.display()),
+            "point it at a readable file holding only the private key",
+        )
+    })?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is accessible by group or others (mode {:o})",
+                path.display(),
+                mode & 0o777
+            ),
+            format!("chmod 600 {} (or 400)", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_if_others_can_read(_section: &str, _path: &Path) -> Result<(), ConfigError> {
+    Ok(())
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ExpositionOptions, StatusSeries};
 use crate::metrics::ExporterMetrics;
+use crate::poller::unix_now;
 use crate::state::{Store, TaskState};
 use crate::status;
 use crate::task::TaskSpec;
@@ -43,6 +44,8 @@ struct Gauge {
     name: &'static str,
     help: &'static str,
     value: fn(&TaskState) -> Option<f64>,
+    /// Whether the value is about the task (left out once stale) rather than about polling it.
+    task_value: bool,
 }
 
 /// The simple per-task gauges, in exposition order.
@@ -51,91 +54,109 @@ const GAUGES: &[Gauge] = &[
         name: "udts_task_progress_ratio",
         help: "Full-load completion, 0 to 1 (Progress.Percentage / 100). Read by the background poller.",
         value: |t| percentage(t).map(|p| p / 100.0),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_progress_rows",
         help: "Rows migrated so far (Progress.CurCount). Read by the background poller.",
         value: |t| progress(t, |p| p.cur_count),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_progress_target_rows",
         help: "Rows to migrate in all (Progress.TotalCount). Read by the background poller.",
         value: |t| progress(t, |p| p.total_count),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_elapsed_seconds",
         help: "Time the full load has run (Progress.CurDuration). Read by the background poller.",
         value: |t| progress(t, |p| p.cur_duration),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_estimated_duration_seconds",
         help: "Estimated total duration of the full load (Progress.TotalDuration). Read by the background poller.",
         value: |t| progress(t, |p| p.total_duration),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_retries",
         help: "Retries used after failures (CurRetryCount). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.cur_retry_count),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_max_retries",
         help: "Retries allowed by the task's settings (MaxRetryCount). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.max_retry_count),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_binlog_position",
         help: "Position in the current binlog file of the incremental phase (Sync.BinlogPos). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.sync.as_ref()?.binlog_pos),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_binlog_file_index",
         help: "Numeric suffix of the current binlog file name (Sync.BinlogName). Read by the background poller.",
         value: |t| t.data.as_ref()?.sync.as_ref()?.binlog_file_index(),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_redis_offset",
         help: "Redis replication offset (Progress.RedisOffsetSize). Read by the background poller.",
         value: |t| progress(t, |p| p.redis_offset_size),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_redis_delay_seconds",
         help: "Redis replication delay (Progress.RedisDelayTime). Read by the background poller.",
         value: |t| progress(t, |p| p.redis_delay_time),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_mongo_delay_seconds",
         help: "MongoDB replication delay (Progress.MongoDelayTime). Read by the background poller.",
         value: |t| progress(t, |p| p.mongo_delay_time),
+        task_value: true,
     },
     Gauge {
         name: "udts_task_created_timestamp_seconds",
         help: "Unix time the task was created (ListUDTSTask CreateTime), for discovered tasks.",
         value: |t| t.spec.created,
+        task_value: false,
     },
     Gauge {
         name: "udts_task_expire_timestamp_seconds",
         help: "Unix time the task's billing expires (ListUDTSTask ExpireTime), for discovered tasks.",
         value: |t| t.spec.expires,
+        task_value: false,
     },
     Gauge {
         name: "udts_task_up",
         help: "1 if the last background poll of the task succeeded, 0 if it failed.",
         value: |t| t.up.map(|up| if up { 1.0 } else { 0.0 }),
+        task_value: false,
     },
     Gauge {
         name: "udts_task_last_success_timestamp_seconds",
         help: "Unix time of the last successful background poll of the task.",
         value: |t| t.last_success,
+        task_value: false,
     },
     Gauge {
         name: "udts_task_status_since_timestamp_seconds",
         help: "Unix time the background poller first saw the task's current status.",
         value: |t| t.status_since,
+        task_value: false,
     },
     Gauge {
         name: "udts_task_last_progress_timestamp_seconds",
         help: "Unix time the background poller last saw rows, percentage, binlog position or Redis offset move.",
         value: |t| t.last_progress,
+        task_value: false,
     },
 ];
 
@@ -162,6 +183,15 @@ pub fn write_task_families(
     out: &mut String,
 ) {
     let allowed = |name| options.filter.allows(name);
+    // Values of a task not read for `stale_after` are no longer current: leave them out rather
+    // than chart hours-old progress as if it were now. Up, info and timestamps stay.
+    let now = unix_now();
+    let fresh = |task: &TaskState| {
+        options.stale_after.is_none_or(|stale| {
+            task.last_success
+                .is_some_and(|at| now - at <= stale.as_secs_f64())
+        })
+    };
     if allowed("udts_task_info") {
         header(
             out,
@@ -188,7 +218,7 @@ pub fn write_task_families(
             "udts_task_status",
             "1 for the task's current status, 0 for the other documented ones (Status). Read by the background poller.",
         );
-        for task in tasks {
+        for task in tasks.iter().filter(|t| fresh(t)) {
             let Some(current) = task.status() else {
                 continue;
             };
@@ -218,7 +248,7 @@ pub fn write_task_families(
             "udts_task_failure_info",
             "1 while the task reports a failure; the reason (FailedMessage, first line) as a label. Read by the background poller.",
         );
-        for task in tasks {
+        for task in tasks.iter().filter(|t| fresh(t)) {
             let message = task
                 .data
                 .as_ref()
@@ -238,7 +268,7 @@ pub fn write_task_families(
 
     for gauge in GAUGES.iter().filter(|g| allowed(g.name)) {
         header(out, gauge.name, gauge.help);
-        for task in tasks {
+        for task in tasks.iter().filter(|t| !gauge.task_value || fresh(t)) {
             if let Some(value) = (gauge.value)(task) {
                 let _ = writeln!(out, "{}{{{}}} {value}", gauge.name, TaskLabels(&task.spec));
             }
@@ -599,7 +629,7 @@ mod tests {
             status: Some("Syncing".into()),
             ..Default::default()
         };
-        TaskState::new(spec(id)).after_poll(Ok(data), 1.0)
+        TaskState::new(spec(id)).after_poll(Ok(data), unix_now())
     }
 
     #[test]
@@ -638,6 +668,48 @@ mod tests {
         assert!(
             text.contains("udts_task_up{account=\"prod\",task_id=\"t\"} 1\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn stale_tasks_keep_only_up_info_and_timestamps() {
+        let options = ExpositionOptions {
+            stale_after: Some(std::time::Duration::from_secs(90)),
+            ..Default::default()
+        };
+        let data = StatusData {
+            status: Some("Loading".into()),
+            failed_message: Some("slow disk".into()),
+            progress: Some(Progress {
+                percentage: Some(40.0),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let now = unix_now();
+        let fresh = TaskState::new(spec("fresh")).after_poll(Ok(data.clone()), now - 10.0);
+        let stale = TaskState::new(spec("stale"))
+            .after_poll(Ok(data), now - 600.0)
+            .after_poll(Err(ApiError::Timeout), now - 5.0);
+        let text = render_with(vec![fresh, stale], &options);
+        let stale_lines: Vec<_> = samples(&text)
+            .into_iter()
+            .filter(|l| l.contains("task_id=\"stale\""))
+            .map(|l| l.split('{').next().unwrap())
+            .collect();
+        assert_eq!(
+            stale_lines,
+            [
+                "udts_task_info",
+                "udts_task_up",
+                "udts_task_last_success_timestamp_seconds",
+                "udts_task_status_since_timestamp_seconds",
+                "udts_task_last_progress_timestamp_seconds",
+            ]
+        );
+        assert!(text.contains("udts_task_progress_ratio{task_id=\"fresh\"} 0.4\n"));
+        assert!(
+            text.contains("udts_task_failure_info{task_id=\"fresh\",message=\"slow disk\"} 1\n")
         );
     }
 }

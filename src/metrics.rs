@@ -28,6 +28,11 @@ pub struct ExporterMetrics {
     pub poll_interval: Gauge,
     /// `udts_tasks{source}`: tasks being polled, by where they came from.
     pub tasks: IntGaugeVec,
+    /// `udts_api_credentials_valid{account}`: 0 after the gateway rejected the keys.
+    pub credentials_valid: GaugeVec,
+    /// `udts_api_throttle_delay_seconds{account}`: the delay added before each call after
+    /// throttling.
+    pub throttle_delay: GaugeVec,
     /// `udts_poll_cycle_overrun_total`: cycles that took longer than the interval.
     pub poll_cycle_overruns: IntCounter,
     /// `udts_discovery_last_success_timestamp_seconds`: when every list call last succeeded.
@@ -91,6 +96,20 @@ impl ExporterMetrics {
             ),
             &["source"],
         ));
+        let credentials_valid = must(GaugeVec::new(
+            Opts::new(
+                "udts_api_credentials_valid",
+                "0 while the gateway rejects the account's API keys (RetCode 170-174), else 1.",
+            ),
+            &["account"],
+        ));
+        let throttle_delay = must(GaugeVec::new(
+            Opts::new(
+                "udts_api_throttle_delay_seconds",
+                "Delay added before each API call after the gateway throttled (RetCode 153, HTTP 429).",
+            ),
+            &["account"],
+        ));
         let poll_cycle_overruns = must(IntCounter::new(
             "udts_poll_cycle_overrun_total",
             "Background poll cycles that took longer than the poll interval.",
@@ -130,6 +149,8 @@ impl ExporterMetrics {
         must(registry.register(Box::new(poll_cycle_duration.clone())));
         must(registry.register(Box::new(poll_interval.clone())));
         must(registry.register(Box::new(tasks.clone())));
+        must(registry.register(Box::new(credentials_valid.clone())));
+        must(registry.register(Box::new(throttle_delay.clone())));
         must(registry.register(Box::new(poll_cycle_overruns.clone())));
         must(registry.register(Box::new(discovery_last_success.clone())));
         must(registry.register(Box::new(reload_successful.clone())));
@@ -148,6 +169,8 @@ impl ExporterMetrics {
             poll_cycle_duration,
             poll_interval,
             tasks,
+            credentials_valid,
+            throttle_delay,
             poll_cycle_overruns,
             discovery_last_success,
             reload_successful,

@@ -13,7 +13,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::api::ApiError;
+use std::collections::HashSet;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use crate::api::{ApiError, Client, StatusData};
 use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
@@ -140,8 +144,22 @@ impl Poller {
         let semaphore = Arc::new(Semaphore::new(runtime.settings.concurrency));
         let count = tasks.len().max(1) as u32;
         let latency_total = Arc::new(AtomicU64::new(0));
+        // Polls may retry transient failures until shortly before the next cycle is due.
+        let deadline = started + runtime.settings.interval.mul_f64(0.9);
+        let mut probed = HashSet::new();
         let mut in_flight = JoinSet::new();
         for (i, task) in tasks.into_iter().enumerate() {
+            let Some(client) = runtime.client(&task.account) else {
+                continue;
+            };
+            // While an account's keys are rejected, one task per cycle probes them; the others
+            // wait rather than hammer the gateway with calls bound to fail.
+            if let Some(rejected) = client.credentials_error() {
+                if !probed.insert(task.account.clone()) {
+                    record(&self.store, &task, Err(rejected));
+                    continue;
+                }
+            }
             let slot = started + spread * i as u32 / count;
             let permit = tokio::select! {
                 permit = async {
@@ -153,14 +171,12 @@ impl Poller {
             let Ok(permit) = permit else {
                 return None;
             };
-            let Some(client) = runtime.client(&task.account) else {
-                continue;
-            };
             let store = Arc::clone(&self.store);
             let latency_total = Arc::clone(&latency_total);
+            let timeout = runtime.settings.timeout;
             in_flight.spawn(async move {
                 let request_started = Instant::now();
-                let result = client.task_status(&task).await;
+                let result = poll_with_retries(&client, &task, deadline, timeout).await;
                 let micros = request_started.elapsed().as_micros() as u64;
                 latency_total.fetch_add(micros, Ordering::Relaxed);
                 record(&store, &task, result);
@@ -175,6 +191,37 @@ impl Poller {
         }
         let mean = latency_total.load(Ordering::Relaxed) / u64::from(count);
         Some(Duration::from_micros(mean))
+    }
+}
+
+/// Reads one task, retrying transient failures with exponential backoff and jitter (200 ms,
+/// doubling, at most 3 retries) as long as another attempt can end before `deadline`.
+async fn poll_with_retries(
+    client: &Client,
+    task: &TaskSpec,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<StatusData, ApiError> {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .with_max_times(3)
+        .build();
+    loop {
+        let result = client.task_status(task).await;
+        let error = match &result {
+            Err(error) if error.is_transient() => error,
+            _ => return result,
+        };
+        let Some(delay) = delays.next() else {
+            return result;
+        };
+        if Instant::now() + delay + timeout > deadline {
+            return result;
+        }
+        tracing::debug!(task_id = %task.id, reason = error.reason(), ?delay, "retrying");
+        tokio::time::sleep(delay).await;
     }
 }
 

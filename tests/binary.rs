@@ -125,6 +125,7 @@ async fn demo_exposition_passes_promtool() {
 fn write_config(dir: &tempfile::TempDir, endpoint: &str, tasks: &[&str]) -> std::path::PathBuf {
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, format!("{PRIVATE_KEY}\n")).unwrap();
+    private_to_owner(&key_file);
     let mut text = format!(
         "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key_file = \"{}\"\ntimeout = \"1s\"\n",
         key_file.display()

@@ -2,6 +2,7 @@
 //! key and the fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)] // figment::Jail returns a large error
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use figment::Jail;
@@ -32,6 +33,7 @@ fn shipped_example_loads_once_its_key_file_exists() {
                 .unwrap();
         jail.create_file("key", "  from-file-key\n")?;
         let key_path = jail.directory().join("key");
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = example.replace("/run/secrets/udts_private_key", key_path.to_str().unwrap());
         jail.create_file("config.toml", &text)?;
         let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
@@ -193,6 +195,72 @@ fn the_private_key_never_shows_in_debug_output() {
         let debug = format!("{config:?}");
         assert!(!debug.contains("secret-key-value"), "{debug}");
         assert!(debug.contains("REDACTED"), "{debug}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_private_key_file_others_can_read_is_refused_like_ssh_does() {
+    Jail::expect_with(|jail| {
+        jail.create_file("key", "secret-in-file")?;
+        let key = jail.directory().join("key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        jail.create_file(
+            "config.toml",
+            &format!(
+                "[api]\npublic_key = \"p\"\nprivate_key_file = \"{}\"\n[[tasks]]\nid = \"udts-a\"\n",
+                key.display()
+            ),
+        )?;
+        let message = load_err(jail);
+        assert!(message.contains("api.private_key_file"), "{message}");
+        assert!(message.contains("chmod 600"), "{message}");
+        assert!(!message.contains("secret-in-file"), "{message}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+        let settings = config.resolve().unwrap();
+        assert_eq!(
+            settings.accounts[0].private_key.expose_secret(),
+            "secret-in-file"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn stale_after_defaults_to_three_intervals_and_must_cover_one() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", MINIMAL)?;
+        let settings = Config::load(Some(&jail.directory().join("config.toml")))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            settings.exposition.stale_after,
+            Some(Duration::from_secs(90))
+        );
+        jail.create_file(
+            "config.toml",
+            &format!("{MINIMAL}[poll]\nstale_after = \"10s\"\n"),
+        )?;
+        assert!(load_err(jail).contains("poll.stale_after"));
+        Ok(())
+    });
+}
+
+#[test]
+fn a_ca_file_that_is_not_pem_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file("ca.pem", "not a certificate")?;
+        let text = MINIMAL.replace(
+            "[api]\n",
+            &format!(
+                "[api]\nca_file = \"{}\"\n",
+                jail.directory().join("ca.pem").display()
+            ),
+        );
+        jail.create_file("config.toml", &text)?;
+        assert!(load_err(jail).contains("api.ca_file"));
         Ok(())
     });
 }

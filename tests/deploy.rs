@@ -151,6 +151,7 @@ fn the_shipped_configmap_is_a_valid_exporter_config() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
     std::fs::write(&key, "k").unwrap();
+    private_to_owner(&key);
     let text = text.replace("/run/secrets/udts/udts_private_key", key.to_str().unwrap());
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text).unwrap();

@@ -319,7 +319,7 @@ async fn status_since_and_last_progress_follow_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_private_key_is_a_credentials_error_and_never_leaks() {
+async fn wrong_private_key_is_a_credentials_error_that_stops_the_hammering_and_never_leaks() {
     let wrong_key = "wrong-private-key-0000";
     let harness = start_with(tasks(), wrong_key, |_| {}).await;
     let text = scrape(harness.exporter).await;
@@ -331,9 +331,19 @@ async fn wrong_private_key_is_a_credentials_error_and_never_leaks() {
         "udts_api_request_errors_total",
         r#"{action="GetUDTSTaskStatus",reason="credentials"}"#
     )
-    .is_some_and(|v| v >= 11.0));
+    .is_some_and(|v| v >= 1.0));
+    assert_eq!(
+        value(&text, "udts_api_credentials_valid", r#"{account=""}"#),
+        Some(0.0)
+    );
     assert!(!text.contains(wrong_key));
     assert!(!text.contains(PRIVATE_KEY));
+
+    // With the keys rejected, each 1 s cycle sends one probe, not one call per task.
+    let before = harness.gateway.requests("GetUDTSTaskStatus");
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let sent = harness.gateway.requests("GetUDTSTaskStatus") - before;
+    assert!((1..=5).contains(&sent), "{sent} calls in 3.5 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

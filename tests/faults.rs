@@ -241,3 +241,78 @@ async fn a_gateway_that_refuses_connections_is_survived_and_recovered_from() {
     .await;
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_within_the_interval_and_others_are_not() {
+    for (behaviour, expected_calls) in [
+        (Behaviour::RetCode(150, "busy".into()), 4),
+        (Behaviour::RetCode(8001, "task not found".into()), 1),
+        (raw(200, "<html></html>"), 1),
+    ] {
+        let harness = start_with(
+            vec![SimTask::new("udts-a", behaviour)],
+            PRIVATE_KEY,
+            |config| {
+                config.poll.interval = Duration::from_secs(5);
+            },
+        )
+        .await;
+        // The first cycle is done once ready: one call plus up to 3 backed-off retries.
+        assert_eq!(
+            harness.gateway.requests("GetUDTSTaskStatus"),
+            expected_calls,
+            "{:?}",
+            harness.endpoint
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_slows_the_account_down_and_it_recovers_gradually() {
+    let ids = ["udts-a", "udts-b", "udts-c", "udts-d"];
+    let throttled = || Behaviour::RetCode(153, "Request throttled".into());
+    let harness = start(ids.iter().map(|id| SimTask::new(id, throttled())).collect()).await;
+    let delay = |text: &str| value(text, "udts_api_throttle_delay_seconds", r#"{account=""}"#);
+    let text = scrape_until(harness.exporter, "a throttle delay", |text| {
+        delay(text).is_some_and(|v| v >= 0.25)
+    })
+    .await;
+    assert!(value(
+        &text,
+        "udts_api_request_errors_total",
+        r#"{action="GetUDTSTaskStatus",reason="throttled"}"#
+    )
+    .is_some());
+    for id in ids {
+        harness.gateway.set_behaviour(id, healthy());
+    }
+    scrape_until(harness.exporter, "the delay to wear off", |text| {
+        delay(text) == Some(0.0) && value(text, "udts_task_up", &task("udts-a")) == Some(1.0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_keys_are_probed_until_they_work_again() {
+    let harness = start(vec![
+        SimTask::new("udts-a", healthy()),
+        SimTask::new("udts-b", healthy()),
+    ])
+    .await;
+    // Rotate the gateway's key away from ours: every task goes down on credentials.
+    harness.gateway.set_private_key("rotated-key");
+    scrape_until(harness.exporter, "credentials to be rejected", |text| {
+        value(text, "udts_api_credentials_valid", r#"{account=""}"#) == Some(0.0)
+            && value(text, "udts_task_up", &task("udts-a")) == Some(0.0)
+            && value(text, "udts_task_up", &task("udts-b")) == Some(0.0)
+    })
+    .await;
+    // Rotate back: the next probe succeeds and every task is read again.
+    harness.gateway.set_private_key(PRIVATE_KEY);
+    scrape_until(harness.exporter, "credentials to work again", |text| {
+        value(text, "udts_api_credentials_valid", r#"{account=""}"#) == Some(1.0)
+            && value(text, "udts_task_up", &task("udts-a")) == Some(1.0)
+            && value(text, "udts_task_up", &task("udts-b")) == Some(1.0)
+    })
+    .await;
+}

@@ -1,6 +1,7 @@
 //! The signed HTTP client: one pooled `reqwest` client, form-encoded POSTs, a capped body read,
 //! lenient parsing and a classified, counted error for every failure.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,15 +31,59 @@ pub struct ClientSettings {
     pub timeout: Duration,
     /// Bodies larger than this are refused, so a broken gateway cannot exhaust memory.
     pub max_response_bytes: usize,
+    /// The account's label, if several accounts are configured.
+    pub account: Option<String>,
+    /// A CA certificate (PEM) to trust besides the built-in roots, for private gateways.
+    pub extra_root_certificate: Option<Vec<u8>>,
 }
 
 /// Caps the request rate over every client that shares it.
 pub type RateLimiter = governor::DefaultDirectRateLimiter;
 
+/// Slows one account's calls down after the gateway throttled them, and speeds up again
+/// gradually: the delay before each call doubles (from 250 ms, at most 10 s) on every throttled
+/// answer and shrinks by a quarter on every other answer.
+#[derive(Default)]
+pub struct Throttle {
+    delay_micros: AtomicU64,
+}
+
+impl Throttle {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(10);
+
+    /// The current delay before each call.
+    pub fn delay(&self) -> Duration {
+        Duration::from_micros(self.delay_micros.load(Ordering::Relaxed))
+    }
+
+    fn record(&self, throttled: bool) -> Duration {
+        let current = self.delay();
+        let next = if throttled {
+            (current * 2).max(Self::FIRST).min(Self::MAX)
+        } else if current < Duration::from_millis(10) {
+            Duration::ZERO
+        } else {
+            current - current / 4
+        };
+        self.delay_micros
+            .store(next.as_micros() as u64, Ordering::Relaxed);
+        next
+    }
+}
+
 /// A client for the UDTS actions of one gateway and account.
 pub struct Client {
     http: reqwest::Client,
     limiter: Option<Arc<RateLimiter>>,
+    /// Slows calls down after throttling.
+    pub throttle: Throttle,
+    /// False after the gateway rejected the credentials, until a call succeeds again.
+    credentials_valid: AtomicBool,
+    /// The rejection, to report for tasks that are not polled meanwhile.
+    credentials_error: std::sync::Mutex<Option<ApiError>>,
+    /// The account label, for the exporter's own per-account metrics.
+    account: String,
     endpoint: Url,
     public_key: String,
     private_key: SecretString,
@@ -53,12 +98,23 @@ impl Client {
         metrics: ExporterMetrics,
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self, ApiError> {
+        let account = settings.account.clone().unwrap_or_default();
+        metrics
+            .credentials_valid
+            .with_label_values(&[&account])
+            .set(1.0);
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &settings.extra_root_certificate {
+            let certificate =
+                reqwest::Certificate::from_pem(pem).map_err(ApiError::from_reqwest)?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
             .user_agent(concat!("udts-exporter/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(settings.timeout)
@@ -69,6 +125,10 @@ impl Client {
         Ok(Self {
             http,
             limiter,
+            throttle: Throttle::default(),
+            credentials_valid: AtomicBool::new(true),
+            credentials_error: std::sync::Mutex::new(None),
+            account,
             endpoint: settings.endpoint,
             public_key: settings.public_key,
             private_key: settings.private_key,
@@ -158,6 +218,10 @@ impl Client {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
+        let delay = self.throttle.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let started = std::time::Instant::now();
         let result = self.send(action, params).await;
         self.metrics.api_requests.with_label_values(&[action]).inc();
@@ -171,7 +235,57 @@ impl Client {
                 .with_label_values(&[action, error.reason()])
                 .inc();
         }
+        let throttled = result.as_ref().err().is_some_and(ApiError::is_throttling);
+        let delay = self.throttle.record(throttled);
+        self.metrics
+            .throttle_delay
+            .with_label_values(&[&self.account])
+            .set(delay.as_secs_f64());
+        self.note_credentials(&result);
         result
+    }
+
+    /// The gateway's rejection of the credentials, while they are rejected.
+    pub fn credentials_error(&self) -> Option<ApiError> {
+        if self.credentials_valid.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.credentials_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn note_credentials(&self, result: &Result<Value, ApiError>) {
+        let valid = match result {
+            Ok(_) => true,
+            Err(error) if error.is_credentials() => false,
+            // Other failures say nothing about the keys.
+            Err(_) => return,
+        };
+        *self
+            .credentials_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = result.as_ref().err().cloned();
+        let was = self.credentials_valid.swap(valid, Ordering::Relaxed);
+        self.metrics
+            .credentials_valid
+            .with_label_values(&[&self.account])
+            .set(if valid { 1.0 } else { 0.0 });
+        if was && !valid {
+            if let Err(error) = result {
+                tracing::error!(
+                    account = %self.account,
+                    endpoint = %self.endpoint,
+                    error = %error,
+                    hint = error.hint(),
+                    "the gateway rejects the API credentials; polling this account only once per \
+                     interval until they work again"
+                );
+            }
+        } else if !was && valid {
+            tracing::info!(account = %self.account, "the gateway accepts the API credentials again");
+        }
     }
 
     async fn send(&self, action: &str, mut params: Params) -> Result<Value, ApiError> {

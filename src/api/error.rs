@@ -114,6 +114,52 @@ impl ApiError {
         }
     }
 
+    /// Whether trying again soon may succeed: network trouble, timeouts, HTTP 5xx and the
+    /// gateway's transient RetCodes. Bad bodies, credentials, configuration and task errors
+    /// will not fix themselves within seconds, and throttling (153, 429) is answered by slowing
+    /// down, not by asking again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout | Self::Connect(_) | Self::Network(_) => true,
+            Self::HttpStatus { status, .. } => *status >= 500,
+            Self::RetCode { code, .. } => RetCodeClass::of(*code) == RetCodeClass::Transient,
+            Self::BodyTooLarge { .. } | Self::Decode { .. } => false,
+        }
+    }
+
+    /// Whether the gateway asked us to slow down (RetCode 153 or HTTP 429).
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            Self::HttpStatus { status, .. } => *status == 429,
+            Self::RetCode { code, .. } => RetCodeClass::of(*code) == RetCodeClass::Throttled,
+            _ => false,
+        }
+    }
+
+    /// Whether the gateway rejected the credentials (RetCode 170-174).
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, Self::RetCode { code, .. } if RetCodeClass::of(*code) == RetCodeClass::Credentials)
+    }
+
+    /// What an operator should do about this failure, when it is clear.
+    pub fn hint(&self) -> Option<&'static str> {
+        let Self::RetCode { code, .. } = self else {
+            return None;
+        };
+        Some(match code {
+            160 | 161 => "the endpoint does not know this action: check api.endpoint",
+            170 | 171 => "the signature was rejected: check the private key and that it belongs to this endpoint",
+            172 => "the public key is unknown to this gateway: check api.public_key and api.endpoint",
+            173 | 174 => "the token or key is not accepted: check the account's API keys",
+            292 => "the project does not exist: check the project id (api.project_id, project_ids)",
+            293 => "the account has no permission in this zone",
+            294 => "the exporter's IP address is not on the account's API allow-list: add it in the console",
+            295 => "the account is security-locked: unlock it in the console",
+            299 => "IAM denies this action: grant the key read access to UDTS",
+            _ => return None,
+        })
+    }
+
     /// The RetCode, when the gateway sent one.
     pub fn ret_code(&self) -> Option<i64> {
         match self {

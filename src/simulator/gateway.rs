@@ -107,7 +107,7 @@ impl SimTask {
 
 struct Inner {
     public_key: String,
-    private_key: SecretString,
+    private_key: Mutex<SecretString>,
     started: Instant,
     tasks: Mutex<BTreeMap<String, SimTask>>,
     requests: Mutex<HashMap<String, u64>>,
@@ -136,7 +136,7 @@ impl Gateway {
         Self {
             inner: Arc::new(Inner {
                 public_key: public_key.into(),
-                private_key: SecretString::from(private_key),
+                private_key: Mutex::new(SecretString::from(private_key)),
                 started: Instant::now(),
                 tasks: Mutex::new(BTreeMap::new()),
                 requests: Mutex::new(HashMap::new()),
@@ -169,6 +169,11 @@ impl Gateway {
     /// with `None`.
     pub fn set_list_fault(&self, fault: Option<Behaviour>) {
         *lock(&self.inner.list_fault) = fault;
+    }
+
+    /// Accepts signatures made with `private_key` from now on (a key rotation).
+    pub fn set_private_key(&self, private_key: &str) {
+        *lock(&self.inner.private_key) = SecretString::from(private_key);
     }
 
     /// Delays every answer by `latency`.
@@ -318,7 +323,8 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
     if params.get("PublicKey") != Some(&inner.public_key) {
         return Answer::Error(172, "User not exist".into());
     }
-    if sign(&params, &inner.private_key) != signature {
+    let expected = sign(&params, &lock(&inner.private_key));
+    if expected != signature {
         return Answer::Error(171, "Signature VerifyAC Error".into());
     }
     let kind = match params.get("Type").map(String::as_str) {

@@ -170,3 +170,9 @@ pub fn tool_available(tool: &str) -> bool {
     }
     found
 }
+
+/// `chmod 600`: key files readable by others are refused.
+pub fn private_to_owner(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
