@@ -116,6 +116,8 @@ struct Inner {
     list_fault: Mutex<Option<Behaviour>>,
     /// Added to every answer, to model a gateway far away.
     latency: Mutex<Duration>,
+    /// The last signatures received, so tests can look for them where they must not be.
+    signatures: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// The simulated gateway. Clones share state, so a test can change behaviour while it serves.
@@ -143,6 +145,7 @@ impl Gateway {
                 next_request: AtomicU64::new(1),
                 list_fault: Mutex::new(None),
                 latency: Mutex::new(Duration::ZERO),
+                signatures: Mutex::new(std::collections::VecDeque::new()),
             }),
         }
     }
@@ -174,6 +177,11 @@ impl Gateway {
     /// Accepts signatures made with `private_key` from now on (a key rotation).
     pub fn set_private_key(&self, private_key: &str) {
         *lock(&self.inner.private_key) = SecretString::from(private_key);
+    }
+
+    /// The last (up to 1,000) signatures received.
+    pub fn signatures(&self) -> Vec<String> {
+        lock(&self.inner.signatures).iter().cloned().collect()
     }
 
     /// Delays every answer by `latency`.
@@ -320,6 +328,13 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
     let Some(signature) = params.remove("Signature") else {
         return Answer::Error(170, "Missing signature".into());
     };
+    {
+        let mut seen = lock(&inner.signatures);
+        if seen.len() == 1000 {
+            seen.pop_front();
+        }
+        seen.push_back(signature.clone());
+    }
     if params.get("PublicKey") != Some(&inner.public_key) {
         return Answer::Error(172, "User not exist".into());
     }
