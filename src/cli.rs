@@ -32,6 +32,9 @@ pub struct Cli {
     /// Address to serve on, e.g. 0.0.0.0:9741; overrides web.listen_address.
     #[arg(long = "web.listen-address", global = true, value_name = "ADDR")]
     pub listen_address: Option<String>,
+    /// Web config file (exporter-toolkit format: TLS, basic auth); overrides web.config_file.
+    #[arg(long = "web.config.file", global = true, value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -109,6 +112,9 @@ fn apply_overrides(cli: &Cli, config: &mut Config) {
     if let Some(address) = &cli.listen_address {
         config.web.listen_address = address.clone();
     }
+    if let Some(file) = &cli.web_config_file {
+        config.web.config_file = Some(file.clone());
+    }
     if let Some(shard) = cli.shard {
         config.sharding.shard = shard;
     }
@@ -136,7 +142,15 @@ async fn serve(loader: ConfigLoader) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
     let shutdown = CancellationToken::new();
     let exporter = crate::exporter::start_with_loader(loader, listener, shutdown.clone()).await?;
-    let url = format!("http://{}{}", exporter.local_addr, settings.telemetry_path);
+    let scheme = if settings.web_security.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!(
+        "{scheme}://{}{}",
+        exporter.local_addr, settings.telemetry_path
+    );
     info!(%url, "serving metrics");
     println!("udts-exporter: metrics at {url}");
 

@@ -19,6 +19,7 @@ use sha1::{Digest, Sha1};
 use crate::api::client::LIST_PAGE_LIMIT;
 use crate::api::ClientSettings;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
+use crate::web_config::WebSecurity;
 
 /// The gateway used when `api.endpoint` is not set: the host of the API document this project
 /// started from. UCloud's own is `https://api.ucloud.cn`.
@@ -62,6 +63,8 @@ pub struct WebConfig {
     pub listen_address: String,
     /// Path of the metrics endpoint.
     pub telemetry_path: String,
+    /// An exporter-toolkit web config file (TLS, basic auth); `--web.config.file` overrides it.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -69,6 +72,7 @@ impl Default for WebConfig {
         Self {
             listen_address: "0.0.0.0:9741".into(),
             telemetry_path: "/metrics".into(),
+            config_file: None,
         }
     }
 }
@@ -324,6 +328,8 @@ pub struct Settings {
     pub listen_address: SocketAddr,
     /// Path of the metrics endpoint.
     pub telemetry_path: String,
+    /// TLS and basic auth of the endpoints.
+    pub web_security: WebSecurity,
     /// The accounts to poll, at least one.
     pub accounts: Vec<Account>,
     /// Per-request timeout.
@@ -557,6 +563,16 @@ impl Config {
             }
         }
 
+        let web_security = match &self.web.config_file {
+            None => WebSecurity::default(),
+            Some(path) => WebSecurity::load(path).map_err(|e| {
+                invalid(
+                    "web.config_file",
+                    e.to_string(),
+                    "fix the file (exporter-toolkit format: tls_server_config, basic_auth_users)",
+                )
+            })?,
+        };
         let stale_after = self.poll.stale_after.unwrap_or(self.poll.interval * 3);
         if stale_after < self.poll.interval {
             return Err(invalid(
@@ -612,6 +628,7 @@ impl Config {
         Ok(Settings {
             listen_address,
             telemetry_path: path.clone(),
+            web_security,
             accounts,
             timeout: self.api.timeout,
             concurrency: self.api.concurrency,

@@ -135,6 +135,7 @@ pub async fn start_with_loader(
         settings.discovery.is_some(),
     );
     let telemetry_path = settings.telemetry_path.clone();
+    let security = settings.web_security.clone();
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(settings, &metrics)?));
     metrics.reload_successful.set(1.0);
     metrics.reload_success_timestamp.set(unix_now());
@@ -155,12 +156,12 @@ pub async fn start_with_loader(
         metrics,
         ready: Arc::clone(&ready),
     };
-    let app = server::app(AppState {
+    let app = security.protect(server::app(AppState {
         publisher: Arc::clone(&publisher),
         ready,
         telemetry_path,
         reloader: Arc::clone(&reloader),
-    });
+    }));
 
     // Discovery lists once before the first poll cycle, so that cycle covers every task.
     let scheduler = {
@@ -181,7 +182,10 @@ pub async fn start_with_loader(
     ];
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let result = server::serve(listener, app, server_shutdown).await;
+        let result = match security.tls {
+            Some(tls) => crate::web_config::serve_tls(listener, app, tls, server_shutdown).await,
+            None => server::serve(listener, app, server_shutdown).await,
+        };
         // If the server dies, nothing is served: stop polling too rather than run blind.
         shutdown.cancel();
         result

@@ -30,3 +30,4 @@ pub mod simulator;
 pub mod state;
 pub mod status;
 pub mod task;
+pub mod web_config;

@@ -73,6 +73,18 @@ pub async fn start_with(
     private_key: &str,
     adjust: impl FnOnce(&mut Config),
 ) -> Harness {
+    let harness = start_unready(tasks, private_key, adjust).await;
+    wait_ready(harness.exporter).await;
+    harness
+}
+
+/// Starts like [`start_with`] without waiting for readiness (for HTTPS or auth, where the
+/// plain readiness probe cannot get through).
+pub async fn start_unready(
+    tasks: Vec<SimTask>,
+    private_key: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> Harness {
     let shutdown = CancellationToken::new();
     let (gateway, endpoint) = gateway_with(tasks, &shutdown).await;
     let mut config = config_for(&gateway, &endpoint, private_key);
@@ -81,14 +93,35 @@ pub async fn start_with(
     let running = udts_exporter::exporter::start(&config, listener, shutdown.clone())
         .await
         .unwrap();
-    let harness = Harness {
+    Harness {
         gateway,
         exporter: running.local_addr,
         endpoint,
         shutdown,
-    };
-    wait_ready(harness.exporter).await;
-    harness
+    }
+}
+
+impl Harness {
+    /// Waits for readiness over HTTPS, trusting `ca` and ignoring authentication (401 means
+    /// the server is up; readiness is then checked with the metrics scrape itself).
+    pub async fn ready_over_tls(self, ca: &reqwest::Certificate) -> Self {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca.clone())
+            .build()
+            .unwrap();
+        let url = format!("https://localhost:{}/readyz", self.exporter.port());
+        for _ in 0..200 {
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status() == 200 || response.status() == 401 {
+                    // Give the first cycle time to finish when auth hides /readyz.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return self;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("exporter never answered over TLS");
+    }
 }
 
 pub async fn wait_ready(addr: SocketAddr) {

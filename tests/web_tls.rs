@@ -1,0 +1,158 @@
+//! TLS and basic auth on the exporter's own endpoints, configured like node_exporter's
+//! `--web.config.file`: a scrape over TLS succeeds with the right credentials and is refused
+//! without them or with wrong ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+struct Tls {
+    dir: tempfile::TempDir,
+    ca: reqwest::Certificate,
+}
+
+/// A self-signed certificate for localhost and a web config file using it, with one user
+/// `prometheus` / `scrape-secret`.
+fn web_config(with_users: bool) -> Tls {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    std::fs::write(dir.path().join("tls.crt"), &cert_pem).unwrap();
+    std::fs::write(
+        dir.path().join("tls.key"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let mut yaml = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n".to_string();
+    if with_users {
+        let hash = bcrypt::hash("scrape-secret", 4).unwrap();
+        yaml.push_str(&format!("basic_auth_users:\n  prometheus: {hash}\n"));
+    }
+    std::fs::write(dir.path().join("web.yml"), yaml).unwrap();
+    Tls {
+        ca: reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap(),
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_over_tls_need_the_right_credentials() {
+    let tls = web_config(true);
+    let web_file = tls.dir.path().join("web.yml");
+    let harness = start_unready(
+        vec![SimTask::new(
+            "udts-a",
+            Behaviour::Fixed(json!({"Status": "Synced"})),
+        )],
+        PRIVATE_KEY,
+        |config| config.web.config_file = Some(web_file.clone()),
+    )
+    .await
+    .ready_over_tls(&tls.ca)
+    .await;
+    let url = format!("https://localhost:{}/metrics", harness.exporter.port());
+    let client = reqwest::Client::builder()
+        .add_root_certificate(tls.ca.clone())
+        .build()
+        .unwrap();
+
+    let response = client
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(1.0));
+
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let wrong = client
+        .get(&url)
+        .basic_auth("prometheus", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let unknown = client
+        .get(&url)
+        .basic_auth("mallory", Some("scrape-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+
+    // Plain HTTP to the TLS port gets no metrics.
+    let plain = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        harness.exporter.port()
+    ))
+    .await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    // A client that does not trust the certificate is refused.
+    assert!(reqwest::get(&url).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_users_serves_anyone_over_https() {
+    let tls = web_config(false);
+    let web_file = tls.dir.path().join("web.yml");
+    let harness = start_unready(
+        vec![SimTask::new(
+            "udts-a",
+            Behaviour::Fixed(json!({"Status": "Synced"})),
+        )],
+        PRIVATE_KEY,
+        |config| config.web.config_file = Some(web_file.clone()),
+    )
+    .await
+    .ready_over_tls(&tls.ca)
+    .await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(tls.ca.clone())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!(
+            "https://localhost:{}/healthz",
+            harness.exporter.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[test]
+fn a_broken_web_config_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.yml");
+    for (yaml, expected) in [
+        (
+            "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
+            "cert_file",
+        ),
+        (
+            "basic_auth_users:\n  prometheus: plaintext-password\n",
+            "basic_auth_users.prometheus",
+        ),
+        (
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  colour: blue\n",
+            "colour",
+        ),
+    ] {
+        std::fs::write(&path, yaml).unwrap();
+        let error = udts_exporter::web_config::WebSecurity::load(&path).unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+        assert!(!error.to_string().contains("plaintext-password"), "{error}");
+    }
+}
