@@ -413,3 +413,41 @@ async fn readiness_waits_for_the_first_cycle() {
         .expect("shutdown within 5 s")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_never_sees_half_of_a_task_update() {
+    let state = |n: u64| {
+        Behaviour::Fixed(json!({"Status": "Loading",
+            "Progress": {"CurCount": n * 100, "Percentage": n * 10, "TotalCount": 1000}}))
+    };
+    let ids: Vec<String> = (0..20).map(|i| format!("udts-{i:02}")).collect();
+    let harness = start(ids.iter().map(|id| SimTask::new(id, state(1))).collect()).await;
+    let gateway = harness.gateway.clone();
+    let flipping_ids = ids.clone();
+    let flipper = tokio::spawn(async move {
+        for round in 0..400u64 {
+            for id in &flipping_ids {
+                gateway.set_behaviour(id, state(1 + round % 2));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    let mut scrapes = 0;
+    let mut states_seen = std::collections::BTreeSet::new();
+    while !flipper.is_finished() {
+        let text = scrape(harness.exporter).await;
+        for id in &ids {
+            let rows = value(&text, "udts_task_progress_rows", &task(id)).unwrap();
+            let ratio = value(&text, "udts_task_progress_ratio", &task(id)).unwrap();
+            assert_eq!(rows / 1000.0, ratio, "{id}: rows {rows} with ratio {ratio}");
+            states_seen.insert(rows as u64);
+        }
+        scrapes += 1;
+    }
+    assert!(scrapes > 20, "{scrapes} scrapes");
+    assert_eq!(
+        states_seen.len(),
+        2,
+        "both states were observed: {states_seen:?}"
+    );
+}
