@@ -2,20 +2,18 @@
 //! spreading the requests over the interval instead of bursting, and records each answer in the
 //! [`Store`]. Scrapes never wait on it.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-
-use std::collections::HashSet;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::api::{ApiError, Client, StatusData};
 use crate::exposition::Publisher;
@@ -82,7 +80,11 @@ impl Poller {
                 if !overrunning {
                     let concurrency = settings.concurrency;
                     let rounds = task_count.div_ceil(concurrency.max(1)) as f64;
-                    let fits = rounds * latency.as_secs_f64();
+                    // What the concurrency allows, or the rate cap if that is tighter.
+                    let by_rate = settings
+                        .requests_per_second
+                        .map_or(0.0, |rate| task_count as f64 / rate);
+                    let fits = (rounds * latency.as_secs_f64()).max(by_rate);
                     warn!(
                         tasks = task_count,
                         took_s = took.as_secs_f64(),
