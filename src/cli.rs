@@ -102,7 +102,7 @@ pub fn main() -> ExitCode {
 
 /// The file and environment, with the command-line overrides applied.
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
-    let mut config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::read(cli.config.as_deref())?;
     apply_overrides(cli, &mut config);
     config.validate()?;
     Ok(config)
@@ -124,7 +124,6 @@ fn apply_overrides(cli: &Cli, config: &mut Config) {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    load_config(cli)?;
     let overrides = Cli {
         command: None,
         ..cli.clone()
