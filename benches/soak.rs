@@ -1,8 +1,9 @@
 //! Soak run: the release binary polls 1,000 discovered tasks every 2 s while a fault injector
 //! keeps breaking a tenth of them at random (every fault class) and churns the task set. Every
 //! 15 s it records the exporter's RSS and open file descriptors; at the end the faults stop and
-//! every task must be back `up`. Bounded: `SOAK_MINUTES` (default 3). Run with
-//! `cargo bench --bench soak`; results go to BENCHMARKS.md by hand.
+//! every task must be back `up`. Bounded: `SOAK_MINUTES` (default 3); `SOAK_INTERVAL` sets
+//! the poll interval (default "2s"). Run with `cargo bench --bench soak`; results go to
+//! BENCHMARKS.md by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Stdio;
@@ -81,6 +82,7 @@ async fn main() {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(3);
+    let interval = std::env::var("SOAK_INTERVAL").unwrap_or_else(|_| "2s".into());
     let shutdown = CancellationToken::new();
     let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
     for i in 0..TASKS {
@@ -89,7 +91,7 @@ async fn main() {
     let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = 32\ntimeout = \"500ms\"\n[poll]\ninterval = \"2s\"\n[discovery]\nenabled = true\nkinds = [\"transfer\"]\nrefresh_interval = \"5s\"\n"
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = 32\ntimeout = \"500ms\"\n[poll]\ninterval = \"{interval}\"\n[discovery]\nenabled = true\nkinds = [\"transfer\"]\nrefresh_interval = \"5s\"\n"
     );
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -117,8 +119,8 @@ async fn main() {
     }
     let client = reqwest::Client::new();
 
-    println!("| minute | RSS | open fds | tasks exported |");
-    println!("|---|---|---|---|");
+    println!("| minute | RSS | open fds | tasks exported | poll cycles |");
+    println!("|---|---|---|---|---|");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let started = Instant::now();
     let end = started + Duration::from_secs(minutes * 60);
