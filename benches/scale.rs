@@ -4,20 +4,20 @@
 //! `cargo bench --bench scale`; results go to BENCHMARKS.md by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use udts_exporter::simulator::{Behaviour, Gateway, SimTask};
 
 const PUBLIC_KEY: &str = "bench-public";
 const PRIVATE_KEY: &str = "bench-private";
-const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
 
 fn task(i: usize) -> SimTask {
     let data = match i % 3 {
@@ -64,23 +64,18 @@ async fn bench(tasks: usize) {
     std::fs::write(&config_path, config).unwrap();
 
     let started = Instant::now();
-    let mut child = Command::new(BINARY)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--web.listen-address", "127.0.0.1:0", "--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
-            url = found.to_string();
-            break;
-        }
-    }
+    let mut exporter = common::spawn_exporter(
+        [
+            std::ffi::OsStr::new("--config"),
+            config_path.as_os_str(),
+            std::ffi::OsStr::new("--log-level"),
+            std::ffi::OsStr::new("warn"),
+        ],
+        Stdio::inherit(),
+    )
+    .await;
+    let pid = exporter.child.id().unwrap();
+    let url = exporter.url.clone();
     let base = url.trim_end_matches("/metrics").to_string();
     let client = reqwest::Client::new();
     loop {
@@ -165,7 +160,7 @@ async fn bench(tasks: usize) {
         rss_kib(pid, "VmRSS:") / 1024,
         rss_kib(pid, "VmHWM:") / 1024,
     );
-    child.kill().await.unwrap();
+    exporter.child.kill().await.unwrap();
     shutdown.cancel();
 }
 
@@ -191,23 +186,18 @@ async fn cycle_bench(tasks: usize, latency: Duration, concurrency: usize) {
     );
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(BINARY)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--web.listen-address", "127.0.0.1:0", "--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
-            url = found.to_string();
-            break;
-        }
-    }
+    let mut exporter = common::spawn_exporter(
+        [
+            std::ffi::OsStr::new("--config"),
+            config_path.as_os_str(),
+            std::ffi::OsStr::new("--log-level"),
+            std::ffi::OsStr::new("warn"),
+        ],
+        Stdio::inherit(),
+    )
+    .await;
+    let pid = exporter.child.id().unwrap();
+    let url = exporter.url.clone();
     let base = url.trim_end_matches("/metrics").to_string();
     let client = reqwest::Client::new();
     loop {
@@ -226,7 +216,7 @@ async fn cycle_bench(tasks: usize, latency: Duration, concurrency: usize) {
         100.0 * ideal / cycle,
         rss_kib(pid, "VmHWM:") / 1024,
     );
-    child.kill().await.unwrap();
+    exporter.child.kill().await.unwrap();
     shutdown.cancel();
 }
 

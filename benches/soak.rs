@@ -6,18 +6,18 @@
 //! BENCHMARKS.md by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use udts_exporter::simulator::{Behaviour, Gateway, SimTask};
 
 const PUBLIC_KEY: &str = "soak-public";
 const PRIVATE_KEY: &str = "soak-private";
-const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
 const TASKS: usize = 1000;
 
 /// xorshift64: enough randomness for choosing faults, no dependency.
@@ -95,28 +95,18 @@ async fn main() {
     );
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, config).unwrap();
-    let mut child = Command::new(BINARY)
-        .arg("--config")
-        .arg(&config_path)
-        .args([
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--log-level",
-            "error",
-        ])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
-            url = found.to_string();
-            break;
-        }
-    }
+    let mut exporter = common::spawn_exporter(
+        [
+            std::ffi::OsStr::new("--config"),
+            config_path.as_os_str(),
+            std::ffi::OsStr::new("--log-level"),
+            std::ffi::OsStr::new("error"),
+        ],
+        Stdio::inherit(),
+    )
+    .await;
+    let pid = exporter.child.id().unwrap();
+    let url = exporter.url.clone();
     let client = reqwest::Client::new();
 
     println!("| minute | RSS | open fds | tasks exported | poll cycles |");
@@ -179,7 +169,7 @@ async fn main() {
                 "\nall tasks up again {:.1} s after the faults stopped; peak RSS {} MiB; exporter still running: {}",
                 recovery.elapsed().as_secs_f64(),
                 proc_status(pid, "VmHWM:") / 1024,
-                child.try_wait().unwrap().is_none(),
+                exporter.child.try_wait().unwrap().is_none(),
             );
             break;
         }
@@ -189,6 +179,6 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    child.kill().await.unwrap();
+    exporter.child.kill().await.unwrap();
     shutdown.cancel();
 }

@@ -11,55 +11,16 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use udts_exporter::simulator::{Behaviour, SimTask};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
 
-/// Starts `udts-exporter demo` on a free port; returns the child and its metrics URL.
-async fn start_demo() -> (Child, String) {
-    let mut child = Command::new(BINARY)
-        .args(["demo", "--web.listen-address", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.strip_prefix("udts-exporter: metrics at ") {
-                return url.to_string();
-            }
-        }
-        panic!("demo exited without printing its metrics URL");
-    })
-    .await
-    .expect("demo prints its metrics URL");
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
-}
-
-fn terminate(child: &Child) {
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
-    let (mut child, url) = start_demo().await;
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .parse()
-        .unwrap();
+    let mut exporter = spawn_exporter(["demo"], Stdio::null()).await;
+    let addr = exporter.addr;
     wait_ready(addr).await;
     let text = scrape(addr).await;
     assert_eq!(family(&text, "udts_task_info").len(), 20);
@@ -77,8 +38,8 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     assert!(!family(&text, "udts_task_progress_ratio").is_empty());
 
     let started = Instant::now();
-    terminate(&child);
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+    exporter.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), exporter.child.wait())
         .await
         .expect("exits within 5 s of SIGTERM")
         .unwrap();
@@ -91,15 +52,10 @@ async fn demo_exposition_passes_promtool() {
     if !tool_available("promtool") {
         return;
     }
-    let (child, url) = start_demo().await;
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .parse()
-        .unwrap();
-    wait_ready(addr).await;
-    let text = scrape(addr).await;
-    drop(child);
+    let exporter = spawn_exporter(["demo"], Stdio::null()).await;
+    wait_ready(exporter.addr).await;
+    let text = scrape(exporter.addr).await;
+    drop(exporter);
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -260,44 +216,24 @@ async fn sighup_reloads_the_config_file() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&dir, &endpoint, &["udts-first"]);
-    let mut child = Command::new(BINARY)
-        .args(["--web.listen-address", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(found) = line.strip_prefix("udts-exporter: metrics at ") {
-            url = found.to_string();
-            break;
-        }
-    }
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/metrics")
-        .parse()
-        .unwrap();
+    let mut exporter = spawn_exporter(
+        [std::ffi::OsStr::new("--config"), config.as_os_str()],
+        Stdio::null(),
+    )
+    .await;
+    let addr = exporter.addr;
     wait_ready(addr).await;
     assert!(scrape(addr).await.contains("udts-first"));
 
     write_config(&dir, &endpoint, &["udts-second"]);
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    exporter.signal("HUP");
     let text = scrape_until(addr, "the reloaded task set", |text| {
         value(text, "udts_task_up", &task("udts-second")) == Some(1.0)
     })
     .await;
     assert!(!text.contains("udts-first"));
-    terminate(&child);
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+    exporter.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), exporter.child.wait())
         .await
         .unwrap()
         .unwrap();

@@ -5,17 +5,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use udts_exporter::simulator::{Behaviour, SimTask};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
 
 fn tasks() -> Vec<SimTask> {
     let raw = |status: u16, body: &str| Behaviour::Raw {
@@ -61,29 +56,17 @@ async fn run(key: &str) -> (String, String, String, Vec<String>) {
     std::fs::write(&config_path, &config).unwrap();
 
     let log_path = dir.path().join("log");
-    let mut child = Command::new(BINARY)
-        .args([
-            "--log-level",
-            "debug",
-            "--web.listen-address",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(&config_path)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("udts-exporter: metrics at http://") {
-            addr = url.trim_end_matches("/metrics").to_string();
-            break;
-        }
-    }
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut exporter = spawn_exporter(
+        [
+            std::ffi::OsStr::new("--log-level"),
+            std::ffi::OsStr::new("debug"),
+            std::ffi::OsStr::new("--config"),
+            config_path.as_os_str(),
+        ],
+        std::fs::File::create(&log_path).unwrap().into(),
+    )
+    .await;
+    let addr = exporter.addr;
     wait_ready(addr).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let metrics = scrape(addr).await;
@@ -102,12 +85,8 @@ async fn run(key: &str) -> (String, String, String, Vec<String>) {
         .text()
         .await
         .unwrap();
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), child.wait())
+    exporter.signal("TERM");
+    tokio::time::timeout(Duration::from_secs(5), exporter.child.wait())
         .await
         .unwrap()
         .unwrap();

@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_yaml_ng::Value as Yaml;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -74,22 +71,8 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
     let deadline = Instant::now() + Duration::from_secs(120);
 
     // The exporter, in demo mode.
-    let mut exporter = Command::new(BINARY)
-        .args(["demo", "--web.listen-address", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(exporter.stdout.take().unwrap()).lines();
-    let mut exporter_addr = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("udts-exporter: metrics at http://") {
-            exporter_addr = url.trim_end_matches("/metrics").to_string();
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let exporter = spawn_exporter(["demo"], Stdio::null()).await;
+    let exporter_addr = exporter.addr.to_string();
 
     // Alertmanager with the shipped configuration.
     let am_port = free_port();

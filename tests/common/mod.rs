@@ -209,3 +209,62 @@ pub fn private_to_owner(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// A running `udts-exporter` process (killed when dropped).
+pub struct ExporterProcess {
+    pub child: tokio::process::Child,
+    /// The metrics URL it printed.
+    pub url: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl ExporterProcess {
+    /// Sends a signal (`TERM`, `HUP`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Starts the real binary with `args` and `--web.listen-address 127.0.0.1:0`, and waits for
+/// the metrics URL it prints. Its stdout keeps being drained; stderr goes to `stderr`.
+pub async fn spawn_exporter<I, S>(args: I, stderr: std::process::Stdio) -> ExporterProcess
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+        .args(args)
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("udts-exporter: metrics at ") {
+                return url.to_string();
+            }
+        }
+        panic!("the exporter exited without printing its metrics URL");
+    })
+    .await
+    .expect("the exporter prints its metrics URL");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|host| host.parse().ok())
+        .unwrap();
+    ExporterProcess { child, url, addr }
+}
