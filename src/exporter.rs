@@ -85,6 +85,12 @@ impl Reloader {
         if settings.listen_address != old.settings.listen_address {
             warn!("web.listen_address changed; it takes effect at the next restart");
         }
+        if settings.web_security.tls.is_some() != old.settings.web_security.tls.is_some()
+            || settings.web_security.basic_auth.is_some()
+                != old.settings.web_security.basic_auth.is_some()
+        {
+            warn!("web.config_file changed; it takes effect at the next restart");
+        }
         let runtime =
             Runtime::new(settings, &self.metrics).context("cannot build the API clients")?;
         let discovery_enabled = runtime.settings.discovery.is_some();

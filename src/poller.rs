@@ -270,6 +270,7 @@ fn log_change(before: &TaskState, after: &TaskState) {
                 message,
                 request_uuid,
                 error = %error,
+                hint = error.hint(),
                 "cannot read task status"
             );
         }
