@@ -11,8 +11,10 @@
 //! - [`exposition`] encodes the store and the exporter's own [`metrics`] into the `/metrics`
 //!   payload whenever the state changes; [`server`] serves the latest payload and never calls
 //!   the API.
-//! - [`exporter`] wires these together; [`cli`] is the binary (run, `demo`, `check`), and
-//!   [`simulator`] is the embedded gateway `demo` and the tests poll.
+//! - [`web_config`] adds TLS and basic auth to the endpoints (exporter-toolkit format).
+//! - [`exporter`] wires these together and applies reloads; [`cli`] is the binary (run, `demo`,
+//!   `check`, `discover`), and [`simulator`] is the embedded gateway `demo`, the tests and the
+//!   benchmarks poll.
 
 pub mod api;
 pub mod check;
