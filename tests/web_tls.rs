@@ -156,3 +156,84 @@ fn a_broken_web_config_is_refused_naming_the_field() {
         assert!(!error.to_string().contains("plaintext-password"), "{error}");
     }
 }
+
+/// Serves the simulated gateway over HTTPS with a self-signed certificate; returns its URL and
+/// the certificate's PEM file.
+async fn tls_gateway(
+    tasks: Vec<SimTask>,
+    shutdown: &tokio_util::sync::CancellationToken,
+    dir: &std::path::Path,
+) -> (
+    udts_exporter::simulator::Gateway,
+    String,
+    std::path::PathBuf,
+) {
+    let gateway = udts_exporter::simulator::Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
+    for task in tasks {
+        gateway.add_task(task);
+    }
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let ca = dir.join("gateway-ca.pem");
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("gw.crt"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("gw.key"), certified.signing_key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.join("gw.yml"),
+        "tls_server_config:\n  cert_file: gw.crt\n  key_file: gw.key\n",
+    )
+    .unwrap();
+    let security = udts_exporter::web_config::WebSecurity::load(&dir.join("gw.yml")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(udts_exporter::web_config::serve_tls(
+        listener,
+        gateway.router(),
+        security.tls.unwrap(),
+        shutdown.clone(),
+    ));
+    (gateway, format!("https://localhost:{port}"), ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_tls_is_verified_and_a_private_ca_can_be_trusted() {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let task_list = || {
+        vec![SimTask::new(
+            "udts-a",
+            Behaviour::Fixed(json!({"Status": "Synced"})),
+        )]
+    };
+    let (gateway, endpoint, ca) = tls_gateway(task_list(), &shutdown, dir.path()).await;
+
+    // Without the CA the gateway's certificate is not trusted: the task is unreadable.
+    let untrusted = {
+        let mut config = config_for(&gateway, &endpoint, PRIVATE_KEY);
+        config.web.listen_address = "127.0.0.1:0".into();
+        config
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = udts_exporter::exporter::start(&untrusted, listener, shutdown.clone())
+        .await
+        .unwrap();
+    wait_ready(running.local_addr).await;
+    let text = scrape(running.local_addr).await;
+    assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(0.0));
+    assert_eq!(
+        gateway.requests("GetUDTSTaskStatus"),
+        0,
+        "no request got through"
+    );
+
+    // With api.ca_file it is.
+    let mut trusted = untrusted.clone();
+    trusted.api.ca_file = Some(ca);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = udts_exporter::exporter::start(&trusted, listener, shutdown.clone())
+        .await
+        .unwrap();
+    wait_ready(running.local_addr).await;
+    let text = scrape(running.local_addr).await;
+    assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(1.0));
+    shutdown.cancel();
+}
