@@ -142,11 +142,19 @@ async fn main() {
                 .lines()
                 .filter(|l| l.starts_with("udts_task_info{"))
                 .count();
+            let polls: f64 = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("udts_api_requests_total{action=\"GetUDTSTaskStatus\"} ")
+                })
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
             println!(
-                "| {:.1} | {} MiB | {} | {exported} |",
+                "| {:.1} | {} MiB | {} | {exported} | ~{:.0} |",
                 started.elapsed().as_secs_f64() / 60.0,
                 proc_status(pid, "VmRSS:") / 1024,
                 open_fds(pid),
+                polls / TASKS as f64,
             );
             next_sample += Duration::from_secs(15);
         }
