@@ -7,7 +7,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,38 +52,18 @@ async fn bench(tasks: usize) {
         gateway.add_task(task(i));
     }
     let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let mut config = format!(
         "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = 32\n[poll]\ninterval = \"30s\"\n"
     );
     for i in 0..tasks {
         config.push_str(&format!("[[tasks]]\nid = \"udts-bench-{i:06}\"\n"));
     }
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config).unwrap();
-
     let started = Instant::now();
-    let mut exporter = common::spawn_exporter(
-        [
-            std::ffi::OsStr::new("--config"),
-            config_path.as_os_str(),
-            std::ffi::OsStr::new("--log-level"),
-            std::ffi::OsStr::new("warn"),
-        ],
-        Stdio::inherit(),
-    )
-    .await;
+    let (mut exporter, _dir) = common::spawn_with_config(&config, "warn").await;
     let pid = exporter.child.id().unwrap();
     let url = exporter.url.clone();
-    let base = url.trim_end_matches("/metrics").to_string();
+    common::wait_ready_within(exporter.addr, Duration::from_secs(120)).await;
     let client = reqwest::Client::new();
-    loop {
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     let first_cycle = started.elapsed();
 
     let mut plain = Vec::new();
@@ -180,33 +159,14 @@ async fn cycle_bench(tasks: usize, latency: Duration, concurrency: usize) {
     }
     gateway.set_latency(latency);
     let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = {concurrency}\n[poll]\ninterval = \"5m\"\n[discovery]\nenabled = true\nkinds = [\"transfer\"]\n"
     );
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut exporter = common::spawn_exporter(
-        [
-            std::ffi::OsStr::new("--config"),
-            config_path.as_os_str(),
-            std::ffi::OsStr::new("--log-level"),
-            std::ffi::OsStr::new("warn"),
-        ],
-        Stdio::inherit(),
-    )
-    .await;
+    let (mut exporter, _dir) = common::spawn_with_config(&config, "warn").await;
     let pid = exporter.child.id().unwrap();
     let url = exporter.url.clone();
-    let base = url.trim_end_matches("/metrics").to_string();
+    common::wait_ready_within(exporter.addr, Duration::from_secs(120)).await;
     let client = reqwest::Client::new();
-    loop {
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let text = client.get(&url).send().await.unwrap().text().await.unwrap();
     let cycle = sample(&text, "udts_poll_cycle_duration_seconds").unwrap_or(f64::NAN);
     let ideal = tasks.div_ceil(concurrency) as f64 * latency.as_secs_f64();

@@ -9,7 +9,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -89,22 +88,10 @@ async fn main() {
         gateway.add_task(SimTask::new(&format!("udts-soak-{i:05}"), healthy(i)));
     }
     let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\nconcurrency = 32\ntimeout = \"500ms\"\n[poll]\ninterval = \"{interval}\"\n[discovery]\nenabled = true\nkinds = [\"transfer\"]\nrefresh_interval = \"5s\"\n"
     );
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut exporter = common::spawn_exporter(
-        [
-            std::ffi::OsStr::new("--config"),
-            config_path.as_os_str(),
-            std::ffi::OsStr::new("--log-level"),
-            std::ffi::OsStr::new("error"),
-        ],
-        Stdio::inherit(),
-    )
-    .await;
+    let (mut exporter, _dir) = common::spawn_with_config(&config, "error").await;
     let pid = exporter.child.id().unwrap();
     let url = exporter.url.clone();
     let client = reqwest::Client::new();

@@ -39,9 +39,8 @@ fn web_config(with_users: bool) -> Tls {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scrapes_over_tls_need_the_right_credentials() {
-    let tls = web_config(true);
+/// The exporter with `tls`'s web config, one task, ready; and a client that trusts it.
+async fn start_over_tls(tls: &Tls) -> (Harness, reqwest::Client) {
     let web_file = tls.dir.path().join("web.yml");
     let harness = start_unready(
         vec![SimTask::new(
@@ -54,11 +53,18 @@ async fn scrapes_over_tls_need_the_right_credentials() {
     .await
     .ready_over_tls(&tls.ca)
     .await;
-    let url = format!("https://localhost:{}/metrics", harness.exporter.port());
     let client = reqwest::Client::builder()
         .add_root_certificate(tls.ca.clone())
         .build()
         .unwrap();
+    (harness, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_over_tls_need_the_right_credentials() {
+    let tls = web_config(true);
+    let (harness, client) = start_over_tls(&tls).await;
+    let url = format!("https://localhost:{}/metrics", harness.exporter.port());
 
     let response = client
         .get(&url)
@@ -105,22 +111,7 @@ async fn scrapes_over_tls_need_the_right_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_without_users_serves_anyone_over_https() {
     let tls = web_config(false);
-    let web_file = tls.dir.path().join("web.yml");
-    let harness = start_unready(
-        vec![SimTask::new(
-            "udts-a",
-            Behaviour::Fixed(json!({"Status": "Synced"})),
-        )],
-        PRIVATE_KEY,
-        |config| config.web.config_file = Some(web_file.clone()),
-    )
-    .await
-    .ready_over_tls(&tls.ca)
-    .await;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(tls.ca.clone())
-        .build()
-        .unwrap();
+    let (harness, client) = start_over_tls(&tls).await;
     let response = client
         .get(format!(
             "https://localhost:{}/healthz",

@@ -125,14 +125,20 @@ impl Harness {
 }
 
 pub async fn wait_ready(addr: SocketAddr) {
+    wait_ready_within(addr, Duration::from_secs(10)).await;
+}
+
+/// Polls `/readyz` every 10 ms until it answers 200, or fails after `limit`.
+pub async fn wait_ready_within(addr: SocketAddr, limit: Duration) {
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
         if let Ok(response) = client.get(format!("http://{addr}/readyz")).send().await {
             if response.status() == 200 {
                 return;
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("exporter at {addr} never became ready");
 }
@@ -267,4 +273,26 @@ where
         .and_then(|host| host.parse().ok())
         .unwrap();
     ExporterProcess { child, url, addr }
+}
+
+/// Writes `config` (TOML) to a temporary directory and starts the real binary on it, logging at
+/// `log_level` to this process's stderr. Keep the directory as long as the process runs.
+pub async fn spawn_with_config(
+    config: &str,
+    log_level: &str,
+) -> (ExporterProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let exporter = spawn_exporter(
+        [
+            std::ffi::OsStr::new("--config"),
+            path.as_os_str(),
+            std::ffi::OsStr::new("--log-level"),
+            std::ffi::OsStr::new(log_level),
+        ],
+        std::process::Stdio::inherit(),
+    )
+    .await;
+    (exporter, dir)
 }
