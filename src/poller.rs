@@ -154,10 +154,13 @@ impl Poller {
             let Some(client) = runtime.client(&task.account) else {
                 continue;
             };
-            // While an account's keys are rejected, one task per cycle probes them; the others
-            // wait rather than hammer the gateway with calls bound to fail.
+            // While an account's keys are rejected (or not yet judged), one task per cycle
+            // probes them first; the others wait rather than hammer the gateway with calls
+            // bound to fail.
+            let unproven = !client.credentials_judged() || client.credentials_error().is_some();
+            let probe = unproven && probed.insert(task.account.clone());
             if let Some(rejected) = client.credentials_error() {
-                if !probed.insert(task.account.clone()) {
+                if !probe {
                     record(&self.store, &task, Err(rejected));
                     continue;
                 }
@@ -176,14 +179,23 @@ impl Poller {
             let store = Arc::clone(&self.store);
             let latency_total = Arc::clone(&latency_total);
             let timeout = runtime.settings.timeout;
-            in_flight.spawn(async move {
+            let poll = async move {
                 let request_started = Instant::now();
                 let result = poll_with_retries(&client, &task, deadline, timeout).await;
                 let micros = request_started.elapsed().as_micros() as u64;
                 latency_total.fetch_add(micros, Ordering::Relaxed);
                 record(&store, &task, result);
                 drop(permit);
-            });
+            };
+            if probe {
+                // The probe's answer decides whether the account's other tasks are polled.
+                tokio::select! {
+                    () = poll => {}
+                    () = shutdown.cancelled() => return drain(in_flight).await,
+                }
+            } else {
+                in_flight.spawn(poll);
+            }
             // Reap finished polls as we go so the set stays small at any task count.
             while in_flight.try_join_next().is_some() {}
         }

@@ -322,6 +322,8 @@ async fn status_since_and_last_progress_follow_changes() {
 async fn wrong_private_key_is_a_credentials_error_that_stops_the_hammering_and_never_leaks() {
     let wrong_key = "wrong-private-key-0000";
     let harness = start_with(tasks(), wrong_key, |_| {}).await;
+    // The first cycle probes the keys with one call before polling the rest.
+    assert_eq!(harness.gateway.requests("GetUDTSTaskStatus"), 1);
     let text = scrape(harness.exporter).await;
     let up = family(&text, "udts_task_up");
     assert_eq!(up.len(), 11);

@@ -109,8 +109,10 @@ fn assert_secret_free(what: &str, text: &str, key: &str, signatures: &[String]) 
 async fn no_key_or_signature_leaks_through_faults_or_a_rejected_key() {
     for key in [PRIVATE_KEY, "wrong-key-that-gets-171-7f3a"] {
         let (logs, metrics, reload, signatures) = run(key).await;
+        // A good key polls every task; a rejected one is only probed, once per cycle.
+        let minimum = if key == PRIVATE_KEY { tasks().len() } else { 2 };
         assert!(
-            signatures.len() > 3,
+            signatures.len() >= minimum,
             "the run made {} calls",
             signatures.len()
         );

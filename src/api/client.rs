@@ -80,6 +80,8 @@ pub struct Client {
     pub throttle: Throttle,
     /// False after the gateway rejected the credentials, until a call succeeds again.
     credentials_valid: AtomicBool,
+    /// Whether the gateway has judged the credentials yet (accepted or rejected a call).
+    credentials_judged: AtomicBool,
     /// The rejection, to report for tasks that are not polled meanwhile.
     credentials_error: std::sync::Mutex<Option<ApiError>>,
     /// The account label, for the exporter's own per-account metrics.
@@ -127,6 +129,7 @@ impl Client {
             limiter,
             throttle: Throttle::default(),
             credentials_valid: AtomicBool::new(true),
+            credentials_judged: AtomicBool::new(false),
             credentials_error: std::sync::Mutex::new(None),
             account,
             endpoint: settings.endpoint,
@@ -245,6 +248,11 @@ impl Client {
         result
     }
 
+    /// Whether any answer has yet said whether the credentials work.
+    pub fn credentials_judged(&self) -> bool {
+        self.credentials_judged.load(Ordering::Relaxed)
+    }
+
     /// The gateway's rejection of the credentials, while they are rejected.
     pub fn credentials_error(&self) -> Option<ApiError> {
         if self.credentials_valid.load(Ordering::Relaxed) {
@@ -267,6 +275,7 @@ impl Client {
             .credentials_error
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = result.as_ref().err().cloned();
+        self.credentials_judged.store(true, Ordering::Relaxed);
         let was = self.credentials_valid.swap(valid, Ordering::Relaxed);
         self.metrics
             .credentials_valid
