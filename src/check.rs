@@ -67,7 +67,10 @@ pub fn table(rows: &[CheckRow]) -> String {
             Err(error) => (
                 "-".into(),
                 "-".into(),
-                format!("{error} ({})", error.reason()),
+                match error.hint() {
+                    Some(hint) => format!("{error} ({}: {hint})", error.reason()),
+                    None => format!("{error} ({})", error.reason()),
+                },
             ),
         };
         let mut cells = vec![
