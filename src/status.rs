@@ -26,11 +26,3 @@ pub const DOCUMENTED: [&str; 16] = [
 pub fn is_documented(status: &str) -> bool {
     DOCUMENTED.contains(&status)
 }
-
-/// Statuses that mean the task needs a person.
-pub fn is_failed(status: &str) -> bool {
-    matches!(
-        status,
-        "Failed" | "FailedUnrecoverable" | "StoppedUnrecoverable"
-    )
-}
