@@ -164,6 +164,14 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         .unwrap()
         .clone();
     assert_eq!(alert["labels"]["severity"], "critical");
+    // The demo's archive task expires in three days: the billing alert fires too.
+    assert!(
+        body["data"]["alerts"].as_array().unwrap().iter().any(|a| {
+            a["labels"]["alertname"] == "UDTSTaskBillingExpiresSoon"
+                && a["labels"]["task_id"] == "udts-demo-archive"
+        }),
+        "{body}"
+    );
     assert_eq!(alert["labels"]["name"], "demo-legacy");
     assert!(alert["annotations"]["summary"]
         .as_str()

@@ -69,6 +69,8 @@ pub struct SimTask {
     /// Seconds after the gateway's start at which the task's lifecycle begins (negative: it
     /// began before).
     pub start_offset: f64,
+    /// Days from the gateway's start until the task's billing expires.
+    pub expires_in_days: f64,
     /// What it answers.
     pub behaviour: Behaviour,
 }
@@ -82,6 +84,7 @@ impl SimTask {
             name: id.trim_start_matches("udts-").into(),
             mode: "full".into(),
             start_offset: 0.0,
+            expires_in_days: 180.0,
             behaviour,
         }
     }
@@ -101,6 +104,12 @@ impl SimTask {
     /// The same task started `seconds` before the gateway.
     pub fn started_ago(mut self, seconds: f64) -> Self {
         self.start_offset = -seconds;
+        self
+    }
+
+    /// The same task with its billing expiring `days` after the gateway's start.
+    pub fn expiring_in_days(mut self, days: f64) -> Self {
+        self.expires_in_days = days;
         self
     }
 }
@@ -451,6 +460,8 @@ fn filler(
 }
 
 fn list_item(task: &SimTask, now: f64) -> Value {
+    // `now` counts from the gateway's start; CreateTime and ExpireTime are unix times.
+    let started_unix = crate::poller::unix_now() - now;
     let status = match &task.behaviour {
         Behaviour::Lifecycle(lifecycle) => lifecycle.list_status_at(now - task.start_offset),
         Behaviour::Fixed(data) => data["Status"].as_str().unwrap_or("Created").to_string(),
@@ -461,13 +472,13 @@ fn list_item(task: &SimTask, now: f64) -> Value {
         "Name": task.name,
         "Type": task.mode,
         "Status": status,
-        "CreateTime": 1_764_000_000_i64 - task.start_offset as i64,
+        "CreateTime": (started_unix + task.start_offset) as i64,
         "CurRetryCount": 0,
         "MaxRetryCount": 3,
         "ServiceType": "Small",
         "ChargeType": "Dynamic",
         "AutoRenew": "No",
         "IsExpire": "No",
-        "ExpireTime": 1_798_761_600_i64,
+        "ExpireTime": (started_unix + task.expires_in_days * 86_400.0) as i64,
     })
 }

@@ -58,7 +58,10 @@ pub fn demo_gateway() -> Gateway {
             Behaviour::Lifecycle(FailsAndGivesUp { max_retries: 3 }),
         )
         .started_ago(50.0),
-        SimTask::new("udts-demo-archive", Behaviour::Lifecycle(Stops)).mode("incremental"),
+        // Its billing runs out in three days: the expiry alert has something to say.
+        SimTask::new("udts-demo-archive", Behaviour::Lifecycle(Stops))
+            .mode("incremental")
+            .expiring_in_days(3.0),
         SimTask::new("udts-demo-warehouse", full_inc(5_000_000, 150.0))
             .kind(TaskKind::Integration)
             .mode("full+incremental"),
