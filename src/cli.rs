@@ -60,7 +60,7 @@ pub enum Command {
     /// Validate the config, poll every task once, print a table; non-zero exit if any task
     /// could not be read.
     Check,
-    /// List what discovery would poll (even while [discovery] is off), then exit.
+    /// List what discovery would poll (even while `[discovery]` is off), then exit.
     Discover,
 }
 

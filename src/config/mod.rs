@@ -1,0 +1,359 @@
+//! Configuration: defaults, then a TOML file, then `UDTS_` environment variables (`__` nests:
+//! `UDTS_API__PRIVATE_KEY`), then command-line flags. This module holds the file's shape;
+//! `settings.rs` validates it into what the exporter runs on, with errors that name the key and
+//! the fix, before anything starts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::api::client::LIST_PAGE_LIMIT;
+use crate::task::TaskKind;
+
+mod settings;
+
+pub use settings::{
+    Account, DiscoveryFilter, DiscoverySettings, ExpositionOptions, MetricFilter, Settings, Shard,
+};
+
+/// The gateway used when `api.endpoint` is not set: the host of the API document this project
+/// started from. UCloud's own is `https://api.ucloud.cn`.
+pub const DEFAULT_ENDPOINT: &str = "https://api.an-link.com";
+
+/// The whole configuration, as read. [`Config::resolve`] turns it into [`Settings`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The exporter's own HTTP server.
+    #[serde(default)]
+    pub web: WebConfig,
+    /// The gateway and the credentials to sign with, and settings shared by all accounts.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Further accounts, each with its own keys, endpoint and projects.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+    /// The background poller.
+    #[serde(default)]
+    pub poll: PollConfig,
+    /// Finding tasks with `ListUDTSTask`.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    /// Splitting the tasks of an account over several exporters.
+    #[serde(default)]
+    pub sharding: ShardingConfig,
+    /// Which series to expose.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Tasks to poll, listed by hand.
+    #[serde(default)]
+    pub tasks: Vec<TaskConfig>,
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// `ip:port` to serve on; `--web.listen-address` overrides it.
+    pub listen_address: String,
+    /// Path of the metrics endpoint.
+    pub telemetry_path: String,
+    /// An exporter-toolkit web config file (TLS, basic auth); `--web.config.file` overrides it.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen_address: "0.0.0.0:9741".into(),
+            telemetry_path: "/metrics".into(),
+            config_file: None,
+        }
+    }
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Base URL of the gateway; also the default of every `[[accounts]]` entry.
+    pub endpoint: String,
+    /// The account's public key. Leave empty when `[[accounts]]` lists the accounts.
+    pub public_key: String,
+    /// The account's private key, inline (prefer `private_key_file` or the environment).
+    pub private_key: Option<SecretString>,
+    /// A file holding the private key (e.g. a mounted secret); surrounding whitespace is ignored.
+    pub private_key_file: Option<PathBuf>,
+    /// Default `ProjectId` for every task; sub-accounts must set one.
+    pub project_id: Option<String>,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Requests in flight at most, over all accounts.
+    pub concurrency: usize,
+    /// Larger response bodies are refused.
+    pub max_response_bytes: usize,
+    /// Allow a plain `http://` endpoint that is not on loopback.
+    pub allow_insecure_endpoint: bool,
+    /// A PEM file with a CA certificate to trust besides the built-in roots (private gateways).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: DEFAULT_ENDPOINT.into(),
+            public_key: String::new(),
+            private_key: None,
+            private_key_file: None,
+            project_id: None,
+            timeout: Duration::from_secs(10),
+            concurrency: 4,
+            max_response_bytes: 1024 * 1024,
+            allow_insecure_endpoint: false,
+            ca_file: None,
+        }
+    }
+}
+
+/// `[[accounts]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The `account` label of this account's series.
+    pub name: String,
+    /// Base URL of its gateway; default `api.endpoint`.
+    pub endpoint: Option<String>,
+    /// Its public key.
+    pub public_key: String,
+    /// Its private key, inline.
+    pub private_key: Option<SecretString>,
+    /// A file holding its private key.
+    pub private_key_file: Option<PathBuf>,
+    /// The name of an environment variable holding its private key.
+    pub private_key_env: Option<String>,
+    /// Default `ProjectId` for its tasks.
+    pub project_id: Option<String>,
+    /// Projects to discover tasks in; default `[project_id]`.
+    #[serde(default)]
+    pub project_ids: Vec<String>,
+}
+
+/// `[poll]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollConfig {
+    /// Time between the starts of two poll cycles.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Requests per second at most, over all accounts and actions; none when unset.
+    pub requests_per_second: Option<f64>,
+    /// A task not read successfully for this long shows only `up`, `info` and timestamps;
+    /// default 3 x interval.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Option<Duration>,
+}
+
+impl Default for PollConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            requests_per_second: None,
+            stale_after: None,
+        }
+    }
+}
+
+/// `[discovery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// List the account's tasks instead of (or besides) `[[tasks]]`.
+    pub enabled: bool,
+    /// Kinds to list.
+    pub kinds: Vec<TaskKind>,
+    /// Projects to list (single-account form); default `[api.project_id]`.
+    pub project_ids: Vec<String>,
+    /// How often to list again.
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// Only these task ids, when not empty.
+    pub include_ids: Vec<String>,
+    /// Never these task ids.
+    pub exclude_ids: Vec<String>,
+    /// Only tasks whose name matches this regular expression.
+    pub name_regex: Option<String>,
+    /// Only tasks in these statuses (as the list reports them), when not empty.
+    pub statuses: Vec<String>,
+    /// Never tasks in these statuses.
+    pub exclude_statuses: Vec<String>,
+    /// Skip finished tasks (Done, Success, Stopped) created longer ago than this.
+    #[serde(with = "humantime_serde")]
+    pub finished_max_age: Option<Duration>,
+    /// `Limit` of each list call, 1 to 100.
+    pub page_size: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            kinds: TaskKind::ALL.to_vec(),
+            project_ids: Vec::new(),
+            refresh_interval: Duration::from_secs(300),
+            include_ids: Vec::new(),
+            exclude_ids: Vec::new(),
+            name_regex: None,
+            statuses: Vec::new(),
+            exclude_statuses: Vec::new(),
+            finished_max_age: None,
+            page_size: LIST_PAGE_LIMIT,
+        }
+    }
+}
+
+/// `[sharding]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardingConfig {
+    /// This exporter's shard, 0-based; `--shard` overrides it.
+    pub shard: u32,
+    /// How many exporters share the tasks; `--total-shards` overrides it.
+    pub total_shards: u32,
+}
+
+impl Default for ShardingConfig {
+    fn default() -> Self {
+        Self {
+            shard: 0,
+            total_shards: 1,
+        }
+    }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Expose only metrics whose name matches one of these regular expressions, when not empty.
+    pub allow: Vec<String>,
+    /// Never expose metrics whose name matches one of these.
+    pub deny: Vec<String>,
+    /// `all`: a series per documented status per task; `current`: only the current status.
+    pub status_series: StatusSeries,
+}
+
+/// How `udts_task_status` is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusSeries {
+    /// The full state set: 16 series per task (plus one for an unknown status).
+    #[default]
+    All,
+    /// Only the current status, at 1.
+    Current,
+}
+
+/// `[[tasks]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The task id, e.g. `udts-ixdp441`.
+    pub id: String,
+    /// transfer (default) or integration.
+    #[serde(rename = "type", default)]
+    pub kind: TaskKind,
+    /// Overrides the account's default project for this task.
+    pub project_id: Option<String>,
+    /// A name for the `udts_task_info` series.
+    pub name: Option<String>,
+    /// The `[[accounts]]` name this task belongs to; needed when there are several.
+    pub account: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment could not be read or has the wrong shape.
+    #[error("cannot load the configuration: {0}")]
+    Load(String),
+    /// A value is present but wrong.
+    #[error("config key `{key}`: {problem}. Fix: {fix}")]
+    Invalid {
+        /// The dotted key, e.g. `api.timeout`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+}
+
+pub(crate) fn invalid(
+    key: impl Into<String>,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// The top-level sections the environment may set; other `UDTS_` variables (such as
+/// `UDTS_REQUIRE_TOOLS` for the test suite) are not configuration.
+const ENV_SECTIONS: [&str; 6] = [
+    "web__",
+    "api__",
+    "poll__",
+    "discovery__",
+    "sharding__",
+    "metrics__",
+];
+
+/// Statuses after which a task does no more work; `finished_max_age` applies to them.
+pub const FINISHED_STATUSES: [&str; 3] = ["Done", "Success", "Stopped"];
+
+impl Config {
+    /// Reads `file` (if any) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config = Self::read(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `file` (if any) and the environment without validating the values.
+    pub fn read(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist or is not a file",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("UDTS_")
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    ENV_SECTIONS.iter().any(|section| key.starts_with(section))
+                })
+                .split("__"),
+        );
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    /// Checks every value; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.resolve().map(|_| ())
+    }
+}
