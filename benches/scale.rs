@@ -41,6 +41,22 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// 50 sequential scrapes, plain or gzip: their durations and the body size.
+async fn time_scrapes(client: &reqwest::Client, url: &str, gzip: bool) -> (Vec<Duration>, usize) {
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..50 {
+        let started = Instant::now();
+        let mut request = client.get(url);
+        if gzip {
+            request = request.header("Accept-Encoding", "gzip");
+        }
+        size = request.send().await.unwrap().bytes().await.unwrap().len();
+        times.push(started.elapsed());
+    }
+    (times, size)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -66,37 +82,8 @@ async fn bench(tasks: usize) {
     let client = reqwest::Client::new();
     let first_cycle = started.elapsed();
 
-    let mut plain = Vec::new();
-    let mut size = 0;
-    for _ in 0..50 {
-        let t = Instant::now();
-        size = client
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .len();
-        plain.push(t.elapsed());
-    }
-    let mut gzip = Vec::new();
-    let mut gzip_size = 0;
-    for _ in 0..50 {
-        let t = Instant::now();
-        gzip_size = client
-            .get(&url)
-            .header("Accept-Encoding", "gzip")
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .len();
-        gzip.push(t.elapsed());
-    }
+    let (mut plain, size) = time_scrapes(&client, &url, false).await;
+    let (mut gzip, gzip_size) = time_scrapes(&client, &url, true).await;
     plain.sort();
     gzip.sort();
 

@@ -78,6 +78,16 @@ async fn demo_exposition_passes_promtool() {
     );
 }
 
+/// Runs `udts-exporter <command> --config <config>` to completion.
+async fn run_command(command: &str, config: &std::path::Path) -> std::process::Output {
+    Command::new(BINARY)
+        .args([command, "--config"])
+        .arg(config)
+        .output()
+        .await
+        .unwrap()
+}
+
 fn write_config(dir: &tempfile::TempDir, endpoint: &str, tasks: &[&str]) -> std::path::PathBuf {
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, format!("{PRIVATE_KEY}\n")).unwrap();
@@ -108,12 +118,7 @@ async fn check_prints_a_table_and_fails_on_an_unreadable_task() {
     let dir = tempfile::tempdir().unwrap();
 
     let config = write_config(&dir, &endpoint, &["udts-good"]);
-    let output = Command::new(BINARY)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
+    let output = run_command("check", &config).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     let row = stdout.lines().find(|l| l.starts_with("udts-good")).unwrap();
@@ -121,12 +126,7 @@ async fn check_prints_a_table_and_fails_on_an_unreadable_task() {
     assert_eq!(cells, ["udts-good", "transfer", "Loading", "42.5%"]);
 
     let config = write_config(&dir, &endpoint, &["udts-good", "udts-missing"]);
-    let output = Command::new(BINARY)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
+    let output = run_command("check", &config).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.starts_with("TASK"), "{stdout}");
@@ -179,12 +179,7 @@ async fn discover_lists_what_would_be_polled_even_while_discovery_is_off() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&dir, &endpoint, &[]);
-    let output = Command::new(BINARY)
-        .args(["discover", "--config"])
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
+    let output = run_command("discover", &config).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     let rows: Vec<Vec<&str>> = stdout
