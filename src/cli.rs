@@ -100,11 +100,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The file and environment, with the command-line overrides applied.
+/// The file and environment, with the command-line overrides applied; validated by the
+/// caller's single `resolve()`.
 fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let mut config = Config::read(cli.config.as_deref())?;
     apply_overrides(cli, &mut config);
-    config.validate()?;
     Ok(config)
 }
 
@@ -140,7 +140,9 @@ async fn serve(loader: ConfigLoader) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
     let shutdown = CancellationToken::new();
-    let exporter = crate::exporter::start_with_loader(loader, listener, shutdown.clone()).await?;
+    let exporter =
+        crate::exporter::start_with_settings(settings.clone(), loader, listener, shutdown.clone())
+            .await?;
     let scheme = if settings.web_security.tls.is_some() {
         "https"
     } else {
@@ -229,7 +231,6 @@ async fn demo(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut config = demo_config(&endpoint);
     config.web.listen_address = "127.0.0.1:9741".into();
     apply_overrides(cli, &mut config);
-    config.validate()?;
     let result = serve(Arc::new(move || Ok(config.clone()))).await;
     gateway_shutdown.cancel();
     result.map(|()| ExitCode::SUCCESS)

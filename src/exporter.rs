@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Settings};
 use crate::discovery::Inventory;
 use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
@@ -125,8 +125,19 @@ pub async fn start_with_loader(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
-    let local_addr = listener.local_addr()?;
     let settings = loader()?.resolve()?;
+    start_with_settings(settings, loader, listener, shutdown).await
+}
+
+/// Like [`start_with_loader`], with the loader's configuration already resolved (so key files
+/// and the web config are read once at start-up).
+pub async fn start_with_settings(
+    settings: Settings,
+    loader: ConfigLoader,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunningExporter> {
+    let local_addr = listener.local_addr()?;
     let metrics = ExporterMetrics::new();
     let store = Arc::new(Store::new());
     let publisher = Arc::new(Publisher::new(
