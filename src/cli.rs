@@ -66,6 +66,7 @@ pub enum Command {
 
 /// Parses the command line and runs; the binary's whole `main`.
 pub fn main() -> ExitCode {
+    crate::process_metrics::record_start_time();
     let cli = Cli::parse();
     if let Err(error) = logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("udts-exporter: {error:#}");

@@ -26,6 +26,7 @@ pub mod exposition;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
+pub mod process_metrics;
 pub mod runtime;
 pub mod server;
 pub mod simulator;

@@ -8,6 +8,7 @@ use prometheus::{
 };
 
 use crate::config::MetricFilter;
+use crate::process_metrics::ProcessCollector;
 
 /// The actions the exporter calls, so their counters exist at 0 before the first call.
 pub const ACTIONS: [&str; 2] = ["GetUDTSTaskStatus", "ListUDTSTask"];
@@ -156,10 +157,7 @@ impl ExporterMetrics {
         must(registry.register(Box::new(reload_successful.clone())));
         must(registry.register(Box::new(reload_success_timestamp.clone())));
         must(registry.register(Box::new(build_info)));
-        #[cfg(target_os = "linux")]
-        must(registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        )));
+        must(registry.register(Box::new(ProcessCollector::new())));
 
         Self {
             registry,

@@ -13,6 +13,7 @@ use std::process::Command;
 use common::*;
 use serde_json::json;
 use serde_yaml_ng::Value as Yaml;
+use udts_exporter::config::key_file::KeyFileAccess;
 use udts_exporter::config::Config;
 use udts_exporter::simulator::{Behaviour, SimTask};
 
@@ -142,6 +143,82 @@ fn kubernetes_manifests_are_complete_and_hardened() {
     let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
     assert!(resources["requests"]["memory"].is_string());
     assert!(resources["limits"]["memory"].is_string());
+}
+
+/// What the kubelet makes of each workload's key Secret must pass the exporter's key file rule:
+/// files owned by root, group fsGroup (when set), mode defaultMode; the process runs as
+/// runAsUser with runAsGroup and fsGroup among its groups.
+#[test]
+fn the_kubelets_key_file_is_admitted_by_the_exporters_rule() {
+    for workload in ["deployment.yaml", "sharded-statefulset.yaml"] {
+        let doc = yaml(&format!("deploy/kubernetes/{workload}"));
+        let pod = &doc["spec"]["template"]["spec"];
+        let context = &pod["securityContext"];
+        let uid = context["runAsUser"].as_u64().unwrap() as u32;
+        let gid = context["runAsGroup"].as_u64().unwrap() as u32;
+        let fs_group = context["fsGroup"].as_u64().unwrap() as u32;
+        assert_eq!(fs_group, gid, "{workload}: fsGroup must equal runAsGroup");
+        assert_ne!(uid, 0, "{workload}");
+        let volume = pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["secret"].is_mapping())
+            .unwrap();
+        // Read as Kubernetes reads it (YAML 1.1): a leading 0 is octal.
+        let mode = yaml11_int(&volume["secret"]["defaultMode"]);
+        assert_eq!(mode, 0o440, "{workload}: defaultMode");
+        let access = KeyFileAccess {
+            mode,
+            owner: 0,
+            group: fs_group,
+            euid: uid,
+            in_group: true,
+        };
+        assert_eq!(access.check("key"), Ok(()), "{workload}");
+        // Without fsGroup the kubelet leaves root:root, and the refusal names the fix.
+        let refusal = KeyFileAccess {
+            group: 0,
+            in_group: false,
+            ..access
+        }
+        .check("key")
+        .unwrap_err();
+        assert!(refusal.fix.contains("fsGroup"), "{refusal:?}");
+        // The key is mounted where the shipped config looks for it.
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == volume["name"])
+            .unwrap();
+        assert_eq!(mount["mountPath"], "/run/secrets/udts", "{workload}");
+    }
+}
+
+/// An integer as Kubernetes reads YAML (1.1): `0440` is octal. The YAML 1.2 parser used here
+/// leaves such a value a string.
+fn yaml11_int(value: &Yaml) -> u32 {
+    match value {
+        Yaml::String(text) if text.starts_with('0') => u32::from_str_radix(text, 8).unwrap(),
+        other => other.as_u64().unwrap() as u32,
+    }
+}
+
+/// The account override mounts the key as a Compose secret where its config looks, as the
+/// image's user, and that file must be laid out the Kubernetes way (the header says how).
+#[test]
+fn the_compose_account_override_mounts_the_key_as_the_image_user() {
+    let account = yaml("deploy/compose/account.yml");
+    let service = &account["services"]["udts-exporter"];
+    assert_eq!(service["user"], "65532:65532");
+    assert_eq!(service["secrets"][0], "udts_private_key");
+    assert!(account["secrets"]["udts_private_key"]["file"].is_string());
+    let text = std::fs::read_to_string(repo("deploy/compose/account.yml")).unwrap();
+    assert!(text.contains("install -o root -g 65532 -m 0440"));
+    assert!(text.contains("/run/secrets/udts_private_key"));
+    let dockerfile = std::fs::read_to_string(repo("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("USER 65532:65532"));
 }
 
 #[test]

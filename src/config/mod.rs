@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::api::client::LIST_PAGE_LIMIT;
 use crate::task::TaskKind;
 
+pub mod key_file;
 mod settings;
 
 pub use settings::{

@@ -12,6 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha1::{Digest, Sha1};
 use url::Url;
 
+#[cfg(unix)]
+use super::key_file::KeyFileAccess;
 use super::{invalid, Config, ConfigError, StatusSeries, DEFAULT_ENDPOINT};
 use crate::api::client::LIST_PAGE_LIMIT;
 use crate::api::ClientSettings;
@@ -586,7 +588,7 @@ fn read_private_key(
     let text = if let Some(inline) = inline {
         inline.expose_secret().to_string()
     } else if let Some(path) = file {
-        refuse_if_others_can_read(section, path)?;
+        check_key_file_access(section, path)?;
         std::fs::read_to_string(path).map_err(|e| {
             invalid(
                 format!("{section}.private_key_file"),
@@ -620,11 +622,9 @@ fn read_private_key(
     Ok(SecretString::from(trimmed))
 }
 
-/// Like ssh with a private key: a key file that group or others may read is refused, because
-/// the key is then no longer secret on this machine.
+/// Refuses a key file that [`KeyFileAccess`] does not admit, before reading it.
 #[cfg(unix)]
-fn refuse_if_others_can_read(section: &str, path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
+fn check_key_file_access(section: &str, path: &Path) -> Result<(), ConfigError> {
     let key = format!("{section}.private_key_file");
     let metadata = std::fs::metadata(path).map_err(|e| {
         invalid(
@@ -633,23 +633,13 @@ fn refuse_if_others_can_read(section: &str, path: &Path) -> Result<(), ConfigErr
             "point it at a readable file holding only the private key",
         )
     })?;
-    let mode = metadata.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(invalid(
-            key,
-            format!(
-                "{} is accessible by group or others (mode {:o})",
-                path.display(),
-                mode & 0o777
-            ),
-            format!("chmod 600 {} (or 400)", path.display()),
-        ));
-    }
-    Ok(())
+    KeyFileAccess::of(&metadata)
+        .check(&path.display().to_string())
+        .map_err(|refusal| invalid(key, refusal.problem, refusal.fix))
 }
 
 #[cfg(not(unix))]
-fn refuse_if_others_can_read(_section: &str, _path: &Path) -> Result<(), ConfigError> {
+fn check_key_file_access(_section: &str, _path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 

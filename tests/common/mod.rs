@@ -210,6 +210,22 @@ pub fn tool_available(tool: &str) -> bool {
     found
 }
 
+/// Whether this test runs as root (it changes users or mounts); when not, the test is skipped
+/// with a notice, unless `UDTS_REQUIRE_TOOLS=1` makes it a failure (CI runs as root).
+pub fn running_as_root(why: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0");
+    if !root {
+        if std::env::var("UDTS_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("this test needs root to {why} (UDTS_REQUIRE_TOOLS=1)");
+        }
+        eprintln!("SKIPPED: needs root to {why}");
+    }
+    root
+}
+
 /// `chmod 600`: key files readable by others are refused.
 pub fn private_to_owner(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -244,8 +260,31 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    spawn_exporter_via(&[], args, stderr).await
+}
+
+/// Like [`spawn_exporter`], run through `wrapper` (e.g. `setpriv --reuid ...`): the binary's
+/// path and arguments are appended to it.
+pub async fn spawn_exporter_via<I, S>(
+    wrapper: &[&str],
+    args: I,
+    stderr: std::process::Stdio,
+) -> ExporterProcess
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+    let binary = env!("CARGO_BIN_EXE_udts-exporter");
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(rest).arg(binary);
+            command
+        }
+        None => tokio::process::Command::new(binary),
+    };
+    let mut child = command
         .args(args)
         .args(["--web.listen-address", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
