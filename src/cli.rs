@@ -94,8 +94,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            error!("{error:#}");
-            eprintln!("udts-exporter: {error:#}");
+            // Once: a JSON log line for log pipelines, a plain line for people.
+            match cli.log_format {
+                LogFormat::Json => error!("{error:#}"),
+                LogFormat::Text => eprintln!("udts-exporter: {error:#}"),
+            }
             ExitCode::from(2)
         }
     }
@@ -244,7 +247,7 @@ pub fn demo_config(endpoint: &str) -> Config {
     config.api.endpoint = endpoint.into();
     config.api.public_key = simulator::DEMO_PUBLIC_KEY.into();
     config.api.private_key = Some(simulator::DEMO_PRIVATE_KEY.into());
-    config.api.timeout = Duration::from_secs(2);
+    config.api.timeout = Some(Duration::from_secs(2));
     config.poll.interval = Duration::from_secs(5);
     config.discovery.enabled = true;
     config.discovery.refresh_interval = Duration::from_secs(30);
@@ -253,7 +256,7 @@ pub fn demo_config(endpoint: &str) -> Config {
 
 async fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = load_config(cli)?.resolve()?;
-    let runtime = Arc::new(Runtime::new(settings, &ExporterMetrics::new())?);
+    let runtime = Arc::new(Runtime::new(settings, Arc::new(ExporterMetrics::new()))?);
     let tasks = runtime.settings.static_tasks.clone();
     let rows = crate::check::poll_once(runtime, tasks).await;
     print!("{}", crate::check::table(&rows));
@@ -273,7 +276,7 @@ async fn discover(cli: &Cli) -> anyhow::Result<ExitCode> {
     apply_overrides(cli, &mut config);
     config.discovery.enabled = true;
     let settings = config.resolve()?;
-    let runtime = Runtime::new(settings, &ExporterMetrics::new())?;
+    let runtime = Runtime::new(settings, Arc::new(ExporterMetrics::new()))?;
     let Some(discovery) = runtime.settings.discovery.clone() else {
         return Ok(ExitCode::from(2));
     };

@@ -15,10 +15,10 @@ use tracing::{info, warn};
 use crate::api::{ApiError, ListItem};
 use crate::config::{DiscoveryFilter, DiscoverySettings, Shard, FINISHED_STATUSES};
 use crate::metrics::ExporterMetrics;
-use crate::poller::unix_now;
 use crate::runtime::Runtime;
 use crate::state::Store;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
+use crate::time::unix_now;
 
 /// One list: an account, a kind and a project.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

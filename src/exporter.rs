@@ -4,12 +4,13 @@
 //! end-to-end tests both start the exporter here.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -18,10 +19,11 @@ use crate::config::{Config, ConfigError, Settings};
 use crate::discovery::Inventory;
 use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
-use crate::poller::{unix_now, Poller};
+use crate::poller::Poller;
 use crate::runtime::Runtime;
-use crate::server::{self, AppState};
+use crate::server::{self, AppState, Reload};
 use crate::state::Store;
+use crate::time::unix_now;
 
 /// Produces the configuration to run with: at start-up and on every reload.
 pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
@@ -91,8 +93,8 @@ impl Reloader {
         {
             warn!("web.config_file changed; it takes effect at the next restart");
         }
-        let runtime =
-            Runtime::new(settings, &self.metrics).context("cannot build the API clients")?;
+        let runtime = Runtime::new(settings, Arc::new(self.metrics.clone()))
+            .context("cannot build the API clients")?;
         let discovery_enabled = runtime.settings.discovery.is_some();
         let static_tasks = runtime.settings.static_tasks.clone();
         let shard = runtime.settings.shard;
@@ -105,6 +107,12 @@ impl Reloader {
             self.inventory.refresh_now.notify_one();
         }
         Ok(())
+    }
+}
+
+impl Reload for Reloader {
+    fn reload(&self) -> anyhow::Result<()> {
+        Reloader::reload(self)
     }
 }
 
@@ -153,7 +161,10 @@ pub async fn start_with_settings(
     );
     let telemetry_path = settings.telemetry_path.clone();
     let security = settings.web_security.clone();
-    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(settings, &metrics)?));
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
+        settings,
+        Arc::new(metrics.clone()),
+    )?));
     metrics.reload_successful.set(1.0);
     metrics.reload_success_timestamp.set(unix_now());
     publisher.render_now();
@@ -166,19 +177,29 @@ pub async fn start_with_settings(
         publisher: Arc::clone(&publisher),
         metrics: metrics.clone(),
     });
+    let (first_cycle_done, first_cycle) = oneshot::channel();
     let poller = Poller {
         runtime: Arc::clone(&runtime),
         store,
-        publisher: Arc::clone(&publisher),
         metrics,
-        ready: Arc::clone(&ready),
+        first_cycle_done: Some(first_cycle_done),
     };
     let app = security.protect(server::app(AppState {
         publisher: Arc::clone(&publisher),
-        ready,
+        ready: Arc::clone(&ready),
         telemetry_path,
-        reloader: Arc::clone(&reloader),
+        reloader: Arc::clone(&reloader) as Arc<dyn Reload>,
     }));
+    // Ready once the first cycle's results are what /metrics serves.
+    let readiness = {
+        let publisher = Arc::clone(&publisher);
+        async move {
+            if first_cycle.await.is_ok() {
+                publisher.render_in_background().await;
+                ready.store(true, Ordering::Release);
+            }
+        }
+    };
 
     // Discovery lists once before the first poll cycle, so that cycle covers every task.
     let scheduler = {
@@ -195,6 +216,7 @@ pub async fn start_with_settings(
     };
     let tasks = vec![
         tokio::spawn(scheduler),
+        tokio::spawn(readiness),
         tokio::spawn(publisher.run(shutdown.clone())),
     ];
     let server_shutdown = shutdown.clone();

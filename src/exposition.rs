@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ExpositionOptions, StatusSeries};
 use crate::metrics::ExporterMetrics;
-use crate::poller::unix_now;
 use crate::state::{Store, TaskState};
 use crate::status;
 use crate::task::TaskSpec;
+use crate::time::unix_now;
 
 /// Longest label value taken from the API (names, failure messages). Longer values are cut at a
 /// character boundary and marked with `…`.
@@ -330,7 +330,7 @@ pub fn render(store: &Store, metrics: &ExporterMetrics, options: &ExpositionOpti
     write_task_families(&tasks, options, &mut text);
     drop(tasks);
     let mut text = text.into_bytes();
-    metrics.encode(&options.filter, &mut text);
+    metrics.encode(|name| options.filter.allows(name), &mut text);
 
     let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::fast());
     let gzip = encoder

@@ -1,20 +1,22 @@
 //! udts-exporter: a Prometheus exporter for UCloud UDTS (Data Transmission Service) tasks.
 //!
-//! How it fits together:
+//! Data flows one way, and so do the imports (`tests/layout.rs` checks it):
+//! [`config`] -> [`runtime`] -> [`api`] -> [`poller`] / [`discovery`] -> [`state`] ->
+//! [`exposition`] -> [`server`], wired together by [`exporter`].
 //! - [`config`] loads and validates the TOML file and `UDTS_` environment.
+//! - [`runtime`] holds the settings and per-account clients, swapped whole on reload.
 //! - [`api`] signs requests ([`api::signer`]), sends them ([`api::client`]), parses answers
-//!   leniently ([`api::model`]) and classifies failures ([`api::error`]).
-//! - [`discovery`] finds tasks with `ListUDTSTask` and merges them with the configured ones;
-//!   [`runtime`] holds the settings and per-account clients, swapped whole on reload.
+//!   leniently ([`api::model`]) and classifies failures ([`api::error`]); it reports calls to a
+//!   [`api::CallObserver`], which the exporter's own [`metrics`] implement.
+//! - [`discovery`] finds tasks with `ListUDTSTask` and merges them with the configured ones.
 //! - [`poller`] polls every task in the background and records results in the [`state`] store,
 //!   one immutable task state at a time.
 //! - [`exposition`] encodes the store and the exporter's own [`metrics`] into the `/metrics`
 //!   payload whenever the state changes; [`server`] serves the latest payload and never calls
-//!   the API.
-//! - [`web_config`] adds TLS and basic auth to the endpoints (exporter-toolkit format).
+//!   the API. [`web_config`] adds TLS and basic auth to the endpoints (exporter-toolkit format).
 //! - [`exporter`] wires these together and applies reloads; [`cli`] is the binary (run, `demo`,
 //!   `check`, `discover`), and [`simulator`] is the embedded gateway `demo`, the tests and the
-//!   benchmarks poll.
+//!   benchmarks poll. [`time`], [`limits`], [`task`] and [`status`] are leaves.
 
 pub mod api;
 pub mod check;
@@ -23,6 +25,7 @@ pub mod config;
 pub mod discovery;
 pub mod exporter;
 pub mod exposition;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod poller;
@@ -33,4 +36,5 @@ pub mod simulator;
 pub mod state;
 pub mod status;
 pub mod task;
+pub mod time;
 pub mod web_config;

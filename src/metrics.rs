@@ -2,12 +2,14 @@
 //! kept in a `prometheus` registry. Per-task series are not here: they are written straight from
 //! the task snapshot by [`crate::exposition`].
 
+use std::time::Duration;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 
-use crate::config::MetricFilter;
+use crate::api::{ApiError, CallObserver};
 use crate::process_metrics::ProcessCollector;
 
 /// The actions the exporter calls, so their counters exist at 0 before the first call.
@@ -176,13 +178,44 @@ impl ExporterMetrics {
         }
     }
 
-    /// Appends the text exposition of every exporter-wide metric that `filter` allows to
-    /// `out`.
-    pub fn encode(&self, filter: &MetricFilter, out: &mut Vec<u8>) {
+    /// Appends the text exposition of every exporter-wide metric whose name `allows` to `out`.
+    pub fn encode(&self, allows: impl Fn(&str) -> bool, out: &mut Vec<u8>) {
         let mut families = self.registry.gather();
-        families.retain(|family| filter.allows(family.name()));
+        families.retain(|family| allows(family.name()));
         if let Err(error) = TextEncoder::new().encode(&families, out) {
             tracing::error!(%error, "cannot encode exporter metrics");
         }
+    }
+}
+
+impl CallObserver for ExporterMetrics {
+    fn call_finished(
+        &self,
+        _account: &str,
+        action: &'static str,
+        elapsed: Duration,
+        error: Option<&ApiError>,
+    ) {
+        self.api_requests.with_label_values(&[action]).inc();
+        self.api_duration
+            .with_label_values(&[action])
+            .observe(elapsed.as_secs_f64());
+        if let Some(error) = error {
+            self.api_errors
+                .with_label_values(&[action, error.reason()])
+                .inc();
+        }
+    }
+
+    fn throttle_delay(&self, account: &str, delay: Duration) {
+        self.throttle_delay
+            .with_label_values(&[account])
+            .set(delay.as_secs_f64());
+    }
+
+    fn credentials_valid(&self, account: &str, valid: bool) {
+        self.credentials_valid
+            .with_label_values(&[account])
+            .set(if valid { 1.0 } else { 0.0 });
     }
 }

@@ -3,24 +3,24 @@
 //! [`Store`]. Scrapes never wait on it.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, Client, StatusData};
-use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
 use crate::state::{Store, TaskState};
 use crate::task::TaskSpec;
+use crate::time::unix_now;
 
 /// How long in-flight requests may finish after shutdown is asked for, before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -31,18 +31,17 @@ pub struct Poller {
     pub runtime: Arc<ArcSwap<Runtime>>,
     /// Where results go, and which tasks to poll.
     pub store: Arc<Store>,
-    /// Re-rendered once the first cycle is done, before `ready` flips.
-    pub publisher: Arc<Publisher>,
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
-    /// Set once the first cycle has completed and been rendered (`/readyz`).
-    pub ready: Arc<AtomicBool>,
+    /// Told once the first cycle has completed, so that whoever serves the results can publish
+    /// them and declare readiness.
+    pub first_cycle_done: Option<oneshot::Sender<()>>,
 }
 
 impl Poller {
     /// Polls until `shutdown`. The first cycle runs at once and unspread, so the exporter has
     /// data within a request or two; later cycles spread their requests over the interval.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut first = true;
         let mut overrunning = false;
         while !shutdown.is_cancelled() {
@@ -66,8 +65,9 @@ impl Poller {
             let took = started.elapsed();
             self.metrics.poll_cycle_duration.set(took.as_secs_f64());
             if first {
-                self.publisher.render_in_background().await;
-                self.ready.store(true, Ordering::Release);
+                if let Some(done) = self.first_cycle_done.take() {
+                    let _ = done.send(());
+                }
                 info!(
                     tasks = task_count,
                     took_ms = took.as_millis() as u64,
@@ -296,12 +296,4 @@ fn log_change(before: &TaskState, after: &TaskState) {
         }
         _ => {}
     }
-}
-
-/// Seconds since the Unix epoch, as Prometheus timestamps are written.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }

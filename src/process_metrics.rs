@@ -7,19 +7,16 @@
 //! its value was read in this collection.
 
 use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Counter, Gauge, Opts};
 
+use crate::time::unix_now;
+
 /// The wall-clock time the process started, taken the first time anything asks; the binary asks
 /// first thing in `main` through [`record_start_time`].
-static START_TIME: LazyLock<f64> = LazyLock::new(|| {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
-});
+static START_TIME: LazyLock<f64> = LazyLock::new(unix_now);
 
 /// Records now as the process's start time (idempotent).
 pub fn record_start_time() {

@@ -1,5 +1,6 @@
 //! What the running exporter works with: the resolved settings and one API client per account,
-//! swapped whole on reload so that every cycle sees one consistent configuration.
+//! swapped whole on reload so that every cycle sees one consistent configuration. This is where
+//! the configuration becomes API clients: `config` knows nothing of `api`.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -9,9 +10,8 @@ use std::time::Duration;
 use governor::Quota;
 
 use crate::api::client::RateLimiter;
-use crate::api::{ApiError, Client};
-use crate::config::Settings;
-use crate::metrics::ExporterMetrics;
+use crate::api::{ApiError, CallObserver, Client, ClientSettings};
+use crate::config::{Account, Settings};
 
 /// Settings plus the clients built from them.
 pub struct Runtime {
@@ -22,14 +22,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds a client per account, all sharing one rate limiter when a rate is set.
-    pub fn new(settings: Settings, metrics: &ExporterMetrics) -> Result<Self, ApiError> {
+    /// Builds a client per account, all sharing one rate limiter when a rate is set and
+    /// reporting their calls to `observer`.
+    pub fn new(settings: Settings, observer: Arc<dyn CallObserver>) -> Result<Self, ApiError> {
         let limiter = settings.requests_per_second.and_then(rate_limiter);
         let mut clients = HashMap::new();
         for account in &settings.accounts {
             let client = Client::new(
-                settings.client_settings(account),
-                metrics.clone(),
+                client_settings(&settings, account),
+                Arc::clone(&observer),
                 limiter.clone(),
             )?;
             clients.insert(account.label.clone(), Arc::new(client));
@@ -40,6 +41,19 @@ impl Runtime {
     /// The client of the account labelled `account`.
     pub fn client(&self, account: &Option<String>) -> Option<Arc<Client>> {
         self.clients.get(account).cloned()
+    }
+}
+
+/// What the client of `account` needs from the settings.
+pub fn client_settings(settings: &Settings, account: &Account) -> ClientSettings {
+    ClientSettings {
+        endpoint: account.endpoint.clone(),
+        public_key: account.public_key.clone(),
+        private_key: account.private_key.clone(),
+        timeout: settings.timeout,
+        max_response_bytes: settings.max_response_bytes,
+        account: account.label.clone(),
+        extra_root_certificate: settings.ca_certificate.clone(),
     }
 }
 

@@ -13,7 +13,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::exporter::Reloader;
 use crate::exposition::{Publisher, CONTENT_TYPE};
 
 /// What the handlers read.
@@ -26,7 +25,13 @@ pub struct AppState {
     /// Where the metrics are served, for the links on `/`.
     pub telemetry_path: String,
     /// Applies a new configuration on `POST /-/reload`.
-    pub reloader: Arc<Reloader>,
+    pub reloader: Arc<dyn Reload>,
+}
+
+/// Applies a new configuration (the exporter's reloader); the server only triggers it.
+pub trait Reload: Send + Sync {
+    /// Loads, validates and applies the configuration; on error the old one stays in force.
+    fn reload(&self) -> anyhow::Result<()>;
 }
 
 /// The router, separate from serving so tests can drive it directly.

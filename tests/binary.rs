@@ -162,6 +162,68 @@ async fn bad_config_fails_at_start_up_naming_the_key() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("poll.interval"), "{stderr}");
     assert!(!stderr.contains("super-secret-value"), "{stderr}");
+    // Said once, as one plain line: no ERROR log line repeating it, no colour escapes.
+    assert_eq!(stderr.matches("poll.interval").count(), 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+}
+
+/// Runs `demo` for a moment with stderr on a pseudo-terminal (`script`) or a pipe, and returns
+/// what it logged.
+async fn demo_logs(on_terminal: bool, no_color: Option<&str>) -> String {
+    let listen = "--web.listen-address 127.0.0.1:0";
+    let mut command = if on_terminal {
+        let mut command = Command::new("script");
+        command.args(["-qec", &format!("{BINARY} demo {listen}"), "/dev/null"]);
+        command
+    } else {
+        let mut command = Command::new(BINARY);
+        command.args(["demo", "--web.listen-address", "127.0.0.1:0"]);
+        command
+    };
+    command.env_remove("NO_COLOR");
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    // Under `script` the terminal's output (stderr included) arrives on stdout.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+    let piped = demo_logs(false, None).await;
+    assert!(piped.contains("first poll cycle complete"), "{piped}");
+    assert!(!piped.contains('\x1b'), "{piped}");
+    if !tool_available("script") {
+        return;
+    }
+    let terminal = demo_logs(true, None).await;
+    assert!(terminal.contains("first poll cycle complete"), "{terminal}");
+    assert!(terminal.contains('\x1b'), "{terminal}");
+    let no_color = demo_logs(true, Some("1")).await;
+    assert!(no_color.contains("first poll cycle complete"), "{no_color}");
+    assert!(!no_color.contains('\x1b'), "{no_color}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

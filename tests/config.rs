@@ -38,7 +38,7 @@ fn shipped_example_loads_once_its_key_file_exists() {
         jail.create_file("config.toml", &text)?;
         let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
         assert_eq!(config.api.endpoint, "https://api.an-link.com");
-        assert_eq!(config.api.timeout, Duration::from_secs(10));
+        assert_eq!(config.api.timeout, None);
         assert_eq!(config.api.concurrency, 4);
         assert_eq!(config.poll.interval, Duration::from_secs(30));
         assert_eq!(config.web.listen_address, "0.0.0.0:9741");
@@ -261,6 +261,54 @@ fn a_ca_file_that_is_not_pem_is_refused() {
         );
         jail.create_file("config.toml", &text)?;
         assert!(load_err(jail).contains("api.ca_file"));
+        Ok(())
+    });
+}
+
+/// As Prometheus does with `scrape_timeout`: an unset `api.timeout` is `min(10s, poll.interval)`,
+/// so a short interval just works; only an explicit timeout longer than the interval is refused,
+/// with a value that would pass.
+#[test]
+fn an_unset_timeout_follows_a_short_interval() {
+    Jail::expect_with(|jail| {
+        let path = jail.directory().join("config.toml");
+        for (interval, expected) in [("5s", 5), ("10s", 10), ("30s", 10), ("2m", 10)] {
+            jail.create_file(
+                "config.toml",
+                &format!("[poll]\ninterval = \"{interval}\"\n{MINIMAL}"),
+            )?;
+            let settings = Config::load(Some(&path)).unwrap().resolve().unwrap();
+            assert_eq!(
+                settings.timeout,
+                Duration::from_secs(expected),
+                "{interval}"
+            );
+        }
+
+        jail.create_file(
+            "config.toml",
+            &merge(
+                &format!("[poll]\ninterval = \"5s\"\n{MINIMAL}"),
+                "[api]\ntimeout = \"20s\"\n",
+            ),
+        )?;
+        let message = load_err(jail);
+        assert!(message.contains("api.timeout"), "{message}");
+        assert!(
+            message.contains("longer than poll.interval (5s)"),
+            "{message}"
+        );
+        assert!(message.contains("e.g. \"5s\""), "{message}");
+
+        jail.create_file(
+            "config.toml",
+            &merge(
+                &format!("[poll]\ninterval = \"5s\"\n{MINIMAL}"),
+                "[api]\ntimeout = \"3s\"\n",
+            ),
+        )?;
+        let settings = Config::load(Some(&path)).unwrap().resolve().unwrap();
+        assert_eq!(settings.timeout, Duration::from_secs(3));
         Ok(())
     });
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use udts_exporter::api::Client;
 use udts_exporter::config::{AccountConfig, Config, Shard, TaskConfig};
 use udts_exporter::metrics::ExporterMetrics;
+use udts_exporter::runtime::client_settings;
 use udts_exporter::simulator::{Behaviour, SimTask};
 use udts_exporter::task::TaskKind;
 
@@ -57,8 +58,8 @@ async fn listing_pages_until_a_short_page_at_every_boundary() {
             .resolve()
             .unwrap();
         let client = Client::new(
-            settings.client_settings(&settings.accounts[0]),
-            ExporterMetrics::new(),
+            client_settings(&settings, &settings.accounts[0]),
+            Arc::new(ExporterMetrics::new()),
             None,
         )
         .unwrap();
@@ -304,7 +305,7 @@ async fn several_accounts_are_polled_with_their_own_keys_and_labelled() {
 
     let mut config = Config::default();
     config.poll.interval = Duration::from_secs(1);
-    config.api.timeout = Duration::from_millis(500);
+    config.api.timeout = Some(Duration::from_millis(500));
     config.web.listen_address = "127.0.0.1:0".into();
     config.accounts = vec![
         AccountConfig {

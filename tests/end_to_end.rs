@@ -396,7 +396,7 @@ async fn readiness_waits_for_the_first_cycle() {
     let (gateway, endpoint) =
         gateway_with(vec![SimTask::new("udts-slow", Behaviour::Hang)], &shutdown).await;
     let mut config = config_for(&gateway, &endpoint, PRIVATE_KEY);
-    config.api.timeout = std::time::Duration::from_millis(900);
+    config.api.timeout = Some(std::time::Duration::from_millis(900));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = udts_exporter::exporter::start(&config, listener, shutdown.clone())
         .await

@@ -13,11 +13,8 @@ use url::Url;
 use super::error::ApiError;
 use super::model::{Envelope, ListItem, StatusData};
 use super::signer::{sign, Params};
-use crate::metrics::ExporterMetrics;
+use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSpec};
-
-/// The largest page `ListUDTSTask` is asked for.
-pub const LIST_PAGE_LIMIT: usize = 100;
 
 /// What the client needs to talk to one gateway.
 pub struct ClientSettings {
@@ -35,6 +32,25 @@ pub struct ClientSettings {
     pub account: Option<String>,
     /// A CA certificate (PEM) to trust besides the built-in roots, for private gateways.
     pub extra_root_certificate: Option<Vec<u8>>,
+}
+
+/// What a client reports about its calls, so that the exporter can count them without the
+/// client knowing its metrics (the exporter's metrics implement it). `account` is
+/// the account's label, empty when only one account is configured.
+pub trait CallObserver: Send + Sync {
+    /// A call of `action` finished after `elapsed`, failing with `error` if it failed.
+    fn call_finished(
+        &self,
+        account: &str,
+        action: &'static str,
+        elapsed: Duration,
+        error: Option<&ApiError>,
+    );
+    /// The delay added before each of the account's calls is now `delay`.
+    fn throttle_delay(&self, account: &str, delay: Duration);
+    /// The gateway accepted (`true`) or rejected (`false`) the account's credentials; also
+    /// reported once, as accepted, when the client is built.
+    fn credentials_valid(&self, account: &str, valid: bool);
 }
 
 /// Caps the request rate over every client that shares it.
@@ -90,21 +106,18 @@ pub struct Client {
     public_key: String,
     private_key: SecretString,
     max_response_bytes: usize,
-    metrics: ExporterMetrics,
+    observer: Arc<dyn CallObserver>,
 }
 
 impl Client {
     /// Builds the pooled HTTP client.
     pub fn new(
         settings: ClientSettings,
-        metrics: ExporterMetrics,
+        observer: Arc<dyn CallObserver>,
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self, ApiError> {
         let account = settings.account.clone().unwrap_or_default();
-        metrics
-            .credentials_valid
-            .with_label_values(&[&account])
-            .set(1.0);
+        observer.credentials_valid(&account, true);
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
@@ -136,7 +149,7 @@ impl Client {
             public_key: settings.public_key,
             private_key: settings.private_key,
             max_response_bytes: settings.max_response_bytes,
-            metrics,
+            observer,
         })
     }
 
@@ -227,23 +240,15 @@ impl Client {
         }
         let started = std::time::Instant::now();
         let result = self.send(action, params).await;
-        self.metrics.api_requests.with_label_values(&[action]).inc();
-        self.metrics
-            .api_duration
-            .with_label_values(&[action])
-            .observe(started.elapsed().as_secs_f64());
-        if let Err(error) = &result {
-            self.metrics
-                .api_errors
-                .with_label_values(&[action, error.reason()])
-                .inc();
-        }
+        self.observer.call_finished(
+            &self.account,
+            action,
+            started.elapsed(),
+            result.as_ref().err(),
+        );
         let throttled = result.as_ref().err().is_some_and(ApiError::is_throttling);
         let delay = self.throttle.record(throttled);
-        self.metrics
-            .throttle_delay
-            .with_label_values(&[&self.account])
-            .set(delay.as_secs_f64());
+        self.observer.throttle_delay(&self.account, delay);
         self.note_credentials(&result);
         result
     }
@@ -277,10 +282,7 @@ impl Client {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = result.as_ref().err().cloned();
         self.credentials_judged.store(true, Ordering::Relaxed);
         let was = self.credentials_valid.swap(valid, Ordering::Relaxed);
-        self.metrics
-            .credentials_valid
-            .with_label_values(&[&self.account])
-            .set(if valid { 1.0 } else { 0.0 });
+        self.observer.credentials_valid(&self.account, valid);
         if was && !valid {
             if let Err(error) = result {
                 tracing::error!(

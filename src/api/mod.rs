@@ -6,6 +6,6 @@ pub mod error;
 pub mod model;
 pub mod signer;
 
-pub use client::{Client, ClientSettings};
+pub use client::{CallObserver, Client, ClientSettings};
 pub use error::ApiError;
 pub use model::{ListItem, StatusData};

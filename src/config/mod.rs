@@ -11,7 +11,7 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::api::client::LIST_PAGE_LIMIT;
+use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::TaskKind;
 
 pub mod key_file;
@@ -91,9 +91,10 @@ pub struct ApiConfig {
     pub private_key_file: Option<PathBuf>,
     /// Default `ProjectId` for every task; sub-accounts must set one.
     pub project_id: Option<String>,
-    /// Per-request timeout.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
+    /// Per-request timeout; when not set, `min(10s, poll.interval)` (as Prometheus defaults
+    /// `scrape_timeout`).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
     /// Requests in flight at most, over all accounts.
     pub concurrency: usize,
     /// Larger response bodies are refused.
@@ -112,7 +113,7 @@ impl Default for ApiConfig {
             private_key: None,
             private_key_file: None,
             project_id: None,
-            timeout: Duration::from_secs(10),
+            timeout: None,
             concurrency: 4,
             max_response_bytes: 1024 * 1024,
             allow_insecure_endpoint: false,

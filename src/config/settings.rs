@@ -15,10 +15,12 @@ use url::Url;
 #[cfg(unix)]
 use super::key_file::KeyFileAccess;
 use super::{invalid, Config, ConfigError, StatusSeries, DEFAULT_ENDPOINT};
-use crate::api::client::LIST_PAGE_LIMIT;
-use crate::api::ClientSettings;
+use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
 use crate::web_config::WebSecurity;
+
+/// `api.timeout` when it is not set and the interval is longer.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A validated configuration, with secrets read and patterns compiled: what the exporter runs
 /// on.
@@ -192,14 +194,26 @@ impl Config {
                 "use a humane duration such as \"30s\" or \"2m\"",
             ));
         }
-        if self.api.timeout.is_zero() || self.api.timeout > self.poll.interval {
+        let default_timeout = DEFAULT_TIMEOUT.min(self.poll.interval);
+        let timeout = self.api.timeout.unwrap_or(default_timeout);
+        if timeout.is_zero() || timeout > self.poll.interval {
             return Err(invalid(
                 "api.timeout",
                 format!(
-                    "{} is zero or longer than poll.interval",
-                    humantime::format_duration(self.api.timeout)
+                    "{} is {} poll.interval ({})",
+                    humantime::format_duration(timeout),
+                    if timeout.is_zero() {
+                        "zero, not within"
+                    } else {
+                        "longer than"
+                    },
+                    humantime::format_duration(self.poll.interval)
                 ),
-                "use a duration above 0 and at most poll.interval, e.g. \"10s\"",
+                format!(
+                    "use a duration above 0 and at most poll.interval, e.g. \"{}\", or leave \
+                     api.timeout out for min(10s, poll.interval)",
+                    humantime::format_duration(default_timeout)
+                ),
             ));
         }
         if !(1..=256).contains(&self.api.concurrency) {
@@ -293,7 +307,7 @@ impl Config {
             telemetry_path: path.clone(),
             web_security,
             accounts,
-            timeout: self.api.timeout,
+            timeout,
             concurrency: self.api.concurrency,
             max_response_bytes: self.api.max_response_bytes,
             interval: self.poll.interval,
@@ -549,21 +563,6 @@ impl Config {
                 format!("scheme `{other}` is not supported"),
                 "use an https:// URL",
             )),
-        }
-    }
-}
-
-impl Settings {
-    /// Client settings for `account`.
-    pub fn client_settings(&self, account: &Account) -> ClientSettings {
-        ClientSettings {
-            endpoint: account.endpoint.clone(),
-            public_key: account.public_key.clone(),
-            private_key: account.private_key.clone(),
-            timeout: self.timeout,
-            max_response_bytes: self.max_response_bytes,
-            account: account.label.clone(),
-            extra_root_certificate: self.ca_certificate.clone(),
         }
     }
 }

@@ -461,7 +461,7 @@ fn filler(
 
 fn list_item(task: &SimTask, now: f64) -> Value {
     // `now` counts from the gateway's start; CreateTime and ExpireTime are unix times.
-    let started_unix = crate::poller::unix_now() - now;
+    let started_unix = crate::time::unix_now() - now;
     let status = match &task.behaviour {
         Behaviour::Lifecycle(lifecycle) => lifecycle.list_status_at(now - task.start_offset),
         Behaviour::Fixed(data) => data["Status"].as_str().unwrap_or("Created").to_string(),

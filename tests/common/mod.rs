@@ -57,7 +57,7 @@ pub fn config_for(gateway: &Gateway, endpoint: &str, private_key: &str) -> Confi
     config.api.endpoint = endpoint.into();
     config.api.public_key = PUBLIC_KEY.into();
     config.api.private_key = Some(private_key.into());
-    config.api.timeout = Duration::from_millis(400);
+    config.api.timeout = Some(Duration::from_millis(400));
     config.api.concurrency = 4;
     config.validate().unwrap();
     config
