@@ -35,6 +35,9 @@ pub struct Cli {
     /// Web config file (exporter-toolkit format: TLS, basic auth); overrides web.config_file.
     #[arg(long = "web.config.file", global = true, value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Serve POST /-/reload (as Prometheus's flag); overrides web.enable_lifecycle.
+    #[arg(long = "web.enable-lifecycle", global = true)]
+    pub enable_lifecycle: bool,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -118,6 +121,9 @@ fn apply_overrides(cli: &Cli, config: &mut Config) {
     }
     if let Some(file) = &cli.web_config_file {
         config.web.config_file = Some(file.clone());
+    }
+    if cli.enable_lifecycle {
+        config.web.enable_lifecycle = true;
     }
     if let Some(shard) = cli.shard {
         config.sharding.shard = shard;

@@ -160,6 +160,7 @@ pub async fn start_with_settings(
         settings.discovery.is_some(),
     );
     let telemetry_path = settings.telemetry_path.clone();
+    let lifecycle = settings.enable_lifecycle;
     let security = settings.web_security.clone();
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
         settings,
@@ -189,6 +190,7 @@ pub async fn start_with_settings(
         ready: Arc::clone(&ready),
         telemetry_path,
         reloader: Arc::clone(&reloader) as Arc<dyn Reload>,
+        lifecycle,
     }));
     // Ready once the first cycle's results are what /metrics serves.
     let readiness = {

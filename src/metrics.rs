@@ -19,11 +19,11 @@ pub const ACTIONS: [&str; 2] = ["GetUDTSTaskStatus", "ListUDTSTask"];
 #[derive(Clone)]
 pub struct ExporterMetrics {
     registry: Registry,
-    /// `udts_api_requests_total{action}`: every call, whatever its outcome.
+    /// `udts_api_requests_total{account,action}`: every call, whatever its outcome.
     pub api_requests: IntCounterVec,
-    /// `udts_api_request_errors_total{action,reason}`: failed calls by reason.
+    /// `udts_api_request_errors_total{account,action,reason}`: failed calls by reason.
     pub api_errors: IntCounterVec,
-    /// `udts_api_request_duration_seconds{action}`: call latency, failures included.
+    /// `udts_api_request_duration_seconds{account,action}`: call latency, failures included.
     pub api_duration: HistogramVec,
     /// `udts_poll_cycle_duration_seconds`: how long the last complete poll cycle took.
     pub poll_cycle_duration: Gauge,
@@ -63,26 +63,26 @@ impl ExporterMetrics {
         let api_requests = must(IntCounterVec::new(
             Opts::new(
                 "udts_api_requests_total",
-                "API calls made by the background poller, by action.",
+                "API calls made by the background poller, by account and action.",
             ),
-            &["action"],
+            &["account", "action"],
         ));
         let api_errors = must(IntCounterVec::new(
             Opts::new(
                 "udts_api_request_errors_total",
-                "API calls made by the background poller that failed, by action and reason.",
+                "API calls made by the background poller that failed, by account, action and reason.",
             ),
-            &["action", "reason"],
+            &["account", "action", "reason"],
         ));
         let api_duration = must(HistogramVec::new(
             HistogramOpts::new(
                 "udts_api_request_duration_seconds",
-                "Latency of API calls made by the background poller, by action.",
+                "Latency of API calls made by the background poller, by account and action.",
             )
             .buckets(vec![
                 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
-            &["action"],
+            &["account", "action"],
         ));
         let poll_cycle_duration = must(Gauge::new(
             "udts_poll_cycle_duration_seconds",
@@ -139,9 +139,6 @@ impl ExporterMetrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1.0);
-        for action in ACTIONS {
-            api_requests.with_label_values(&[action]);
-        }
         for source in ["static", "discovered"] {
             tasks.with_label_values(&[source]);
         }
@@ -189,20 +186,29 @@ impl ExporterMetrics {
 }
 
 impl CallObserver for ExporterMetrics {
+    fn client_built(&self, account: &str) {
+        for action in ACTIONS {
+            self.api_requests.with_label_values(&[account, action]);
+        }
+        self.credentials_valid(account, true);
+    }
+
     fn call_finished(
         &self,
-        _account: &str,
+        account: &str,
         action: &'static str,
         elapsed: Duration,
         error: Option<&ApiError>,
     ) {
-        self.api_requests.with_label_values(&[action]).inc();
+        self.api_requests
+            .with_label_values(&[account, action])
+            .inc();
         self.api_duration
-            .with_label_values(&[action])
+            .with_label_values(&[account, action])
             .observe(elapsed.as_secs_f64());
         if let Some(error) = error {
             self.api_errors
-                .with_label_values(&[action, error.reason()])
+                .with_label_values(&[account, action, error.reason()])
                 .inc();
         }
     }

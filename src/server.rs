@@ -26,6 +26,8 @@ pub struct AppState {
     pub telemetry_path: String,
     /// Applies a new configuration on `POST /-/reload`.
     pub reloader: Arc<dyn Reload>,
+    /// Whether `POST /-/reload` may be used (`--web.enable-lifecycle`).
+    pub lifecycle: bool,
 }
 
 /// Applies a new configuration (the exporter's reloader); the server only triggers it.
@@ -103,8 +105,16 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 /// Re-reads the configuration, as SIGHUP does. 200 when applied; 400 with the reason when the
-/// new configuration is rejected (the old one stays in force).
+/// new configuration is rejected (the old one stays in force); 403 unless the lifecycle API is
+/// enabled, as in Prometheus.
 async fn reload(State(state): State<AppState>) -> (StatusCode, String) {
+    if !state.lifecycle {
+        return (
+            StatusCode::FORBIDDEN,
+            "lifecycle APIs are not enabled; start with --web.enable-lifecycle (or send SIGHUP)\n"
+                .into(),
+        );
+    }
     match state.reloader.reload() {
         Ok(()) => (StatusCode::OK, "configuration reloaded\n".into()),
         Err(error) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")),

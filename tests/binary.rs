@@ -297,3 +297,30 @@ async fn sighup_reloads_the_config_file() {
     assert!(status.success());
     shutdown.cancel();
 }
+
+/// As in Prometheus, `POST /-/reload` answers only with `--web.enable-lifecycle`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_endpoint_needs_the_lifecycle_flag() {
+    let client = reqwest::Client::new();
+    let exporter = spawn_exporter(["demo"], Stdio::null()).await;
+    wait_ready(exporter.addr).await;
+    let response = client
+        .post(format!("http://{}/-/reload", exporter.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let reason = response.text().await.unwrap();
+    assert!(reason.contains("--web.enable-lifecycle"), "{reason}");
+    assert_eq!(reason.lines().count(), 1, "{reason}");
+    drop(exporter);
+
+    let exporter = spawn_exporter(["demo", "--web.enable-lifecycle"], Stdio::null()).await;
+    wait_ready(exporter.addr).await;
+    let response = client
+        .post(format!("http://{}/-/reload", exporter.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}

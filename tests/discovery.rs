@@ -193,7 +193,7 @@ async fn a_vanished_task_loses_every_series_and_a_list_fault_keeps_the_set() {
         value(
             text,
             "udts_api_request_errors_total",
-            r#"{action="ListUDTSTask",reason="transient"}"#,
+            r#"{account="",action="ListUDTSTask",reason="transient"}"#,
         )
         .is_some_and(|v| v >= 2.0)
     })
@@ -372,6 +372,36 @@ async fn several_accounts_are_polled_with_their_own_keys_and_labelled() {
         ),
         Some(1.0)
     );
+
+    // API calls are counted per account: throttling at staging shows up under staging only.
+    let requests = |text: &str, account: &str| {
+        value(
+            text,
+            "udts_api_requests_total",
+            &format!(r#"{{account="{account}",action="GetUDTSTaskStatus"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(requests(&text, "prod") >= 2.0, "{text}");
+    assert!(requests(&text, "staging") >= 1.0, "{text}");
+    assert!(requests(&text, "staging") <= staging.requests("GetUDTSTaskStatus") as f64);
+    staging.set_behaviour(
+        "udts-same",
+        Behaviour::RetCode(153, "Request frequency limit".into()),
+    );
+    let throttled = |account: &str| {
+        format!(r#"{{account="{account}",action="GetUDTSTaskStatus",reason="throttled"}}"#)
+    };
+    let text = scrape_until(
+        running.local_addr,
+        "throttling counted at staging",
+        |text| value(text, "udts_api_request_errors_total", &throttled("staging")).is_some(),
+    )
+    .await;
+    assert_eq!(
+        value(&text, "udts_api_request_errors_total", &throttled("prod")),
+        None
+    );
     shutdown.cancel();
 }
 
@@ -387,7 +417,7 @@ async fn reload_adds_and_removes_tasks_keeps_state_and_rejects_a_broken_file() {
     let path = dir.path().join("config.toml");
     let write = |ids: &[&str]| {
         let mut text = format!(
-            "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"500ms\"\n[poll]\ninterval = \"1s\"\n"
+            "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"500ms\"\n[poll]\ninterval = \"1s\"\n[web]\nenable_lifecycle = true\n"
         );
         for id in ids {
             text.push_str(&format!("[[tasks]]\nid = \"{id}\"\n"));

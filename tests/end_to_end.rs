@@ -177,7 +177,7 @@ async fn every_task_state_and_fault_is_exported_exactly() {
     // Every failure counted under its reason.
     let errors = family(&text, "udts_api_request_errors_total");
     for reason in ["configuration", "decode", "http_status", "timeout"] {
-        let labels = format!(r#"{{action="GetUDTSTaskStatus",reason="{reason}"}}"#);
+        let labels = format!(r#"{{account="",action="GetUDTSTaskStatus",reason="{reason}"}}"#);
         assert!(
             errors.get(&labels).is_some_and(|v| *v >= 1.0),
             "{reason}: {errors:?}"
@@ -186,7 +186,7 @@ async fn every_task_state_and_fault_is_exported_exactly() {
     let requests = value(
         &text,
         "udts_api_requests_total",
-        r#"{action="GetUDTSTaskStatus"}"#,
+        r#"{account="",action="GetUDTSTaskStatus"}"#,
     )
     .unwrap();
     assert!(requests >= 11.0, "{requests}");
@@ -242,7 +242,7 @@ async fn a_failing_task_keeps_its_last_values_and_recovers_by_itself() {
     assert!(value(
         &text,
         "udts_api_request_errors_total",
-        r#"{action="GetUDTSTaskStatus",reason="transient"}"#
+        r#"{account="",action="GetUDTSTaskStatus",reason="transient"}"#
     )
     .is_some_and(|v| v >= 1.0));
     // Other tasks keep fresh values meanwhile.
@@ -331,7 +331,7 @@ async fn wrong_private_key_is_a_credentials_error_that_stops_the_hammering_and_n
     assert!(value(
         &text,
         "udts_api_request_errors_total",
-        r#"{action="GetUDTSTaskStatus",reason="credentials"}"#
+        r#"{account="",action="GetUDTSTaskStatus",reason="credentials"}"#
     )
     .is_some_and(|v| v >= 1.0));
     assert_eq!(

@@ -28,7 +28,7 @@ fn errors(text: &str, reason: &str) -> f64 {
     value(
         text,
         "udts_api_request_errors_total",
-        &format!(r#"{{action="GetUDTSTaskStatus",reason="{reason}"}}"#),
+        &format!(r#"{{account="",action="GetUDTSTaskStatus",reason="{reason}"}}"#),
     )
     .unwrap_or(0.0)
 }
@@ -280,7 +280,7 @@ async fn throttling_slows_the_account_down_and_it_recovers_gradually() {
     assert!(value(
         &text,
         "udts_api_request_errors_total",
-        r#"{action="GetUDTSTaskStatus",reason="throttled"}"#
+        r#"{account="",action="GetUDTSTaskStatus",reason="throttled"}"#
     )
     .is_some());
     for id in ids {

@@ -62,6 +62,7 @@ async fn run(key: &str) -> (String, String, String, Vec<String>) {
             std::ffi::OsStr::new("debug"),
             std::ffi::OsStr::new("--config"),
             config_path.as_os_str(),
+            std::ffi::OsStr::new("--web.enable-lifecycle"),
         ],
         std::fs::File::create(&log_path).unwrap().into(),
     )

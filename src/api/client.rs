@@ -38,6 +38,9 @@ pub struct ClientSettings {
 /// client knowing its metrics (the exporter's metrics implement it). `account` is
 /// the account's label, empty when only one account is configured.
 pub trait CallObserver: Send + Sync {
+    /// A client for the account was built: its counters may start at zero, and its
+    /// credentials count as valid until the gateway says otherwise.
+    fn client_built(&self, account: &str);
     /// A call of `action` finished after `elapsed`, failing with `error` if it failed.
     fn call_finished(
         &self,
@@ -48,8 +51,7 @@ pub trait CallObserver: Send + Sync {
     );
     /// The delay added before each of the account's calls is now `delay`.
     fn throttle_delay(&self, account: &str, delay: Duration);
-    /// The gateway accepted (`true`) or rejected (`false`) the account's credentials; also
-    /// reported once, as accepted, when the client is built.
+    /// The gateway accepted (`true`) or rejected (`false`) the account's credentials.
     fn credentials_valid(&self, account: &str, valid: bool);
 }
 
@@ -117,7 +119,7 @@ impl Client {
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self, ApiError> {
         let account = settings.account.clone().unwrap_or_default();
-        observer.credentials_valid(&account, true);
+        observer.client_built(&account);
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,

@@ -65,6 +65,9 @@ pub struct WebConfig {
     pub telemetry_path: String,
     /// An exporter-toolkit web config file (TLS, basic auth); `--web.config.file` overrides it.
     pub config_file: Option<PathBuf>,
+    /// Serve `POST /-/reload` (off by default, as in Prometheus); `--web.enable-lifecycle`
+    /// turns it on.
+    pub enable_lifecycle: bool,
 }
 
 impl Default for WebConfig {
@@ -73,6 +76,7 @@ impl Default for WebConfig {
             listen_address: "0.0.0.0:9741".into(),
             telemetry_path: "/metrics".into(),
             config_file: None,
+            enable_lifecycle: false,
         }
     }
 }

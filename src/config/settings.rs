@@ -30,6 +30,8 @@ pub struct Settings {
     pub listen_address: SocketAddr,
     /// Path of the metrics endpoint.
     pub telemetry_path: String,
+    /// Whether `POST /-/reload` is served.
+    pub enable_lifecycle: bool,
     /// TLS and basic auth of the endpoints.
     pub web_security: WebSecurity,
     /// The accounts to poll, at least one.
@@ -305,6 +307,7 @@ impl Config {
         Ok(Settings {
             listen_address,
             telemetry_path: path.clone(),
+            enable_lifecycle: self.web.enable_lifecycle,
             web_security,
             accounts,
             timeout,
