@@ -102,7 +102,7 @@ pub fn discovered_table(tasks: &[&DiscoveredTask]) -> String {
             spec.kind.to_string(),
             spec.name.clone().unwrap_or_else(|| "-".into()),
             spec.mode.clone().unwrap_or_else(|| "-".into()),
-            task.status.clone().unwrap_or_else(|| "-".into()),
+            task.listed.status.clone().unwrap_or_else(|| "-".into()),
         ];
         if with_account {
             cells.insert(0, spec.account.clone().unwrap_or_default());

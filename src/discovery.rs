@@ -5,19 +5,19 @@
 //! A list call that fails keeps what that account, kind and project listed before: a gateway
 //! hiccup must not make every discovered task (and its series) vanish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::api::{ApiError, ListItem};
+use crate::api::{ApiError, ListItem, StatusData};
 use crate::config::{DiscoveryFilter, DiscoverySettings, Shard, FINISHED_STATUSES};
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
 use crate::state::Store;
-use crate::task::{TaskKind, TaskSource, TaskSpec};
+use crate::task::{TaskKey, TaskKind, TaskSource, TaskSpec};
 use crate::time::unix_now;
 
 /// One list: an account, a kind and a project.
@@ -50,9 +50,13 @@ impl std::fmt::Display for ListSource {
 pub struct DiscoveredTask {
     /// What to poll.
     pub spec: TaskSpec,
-    /// The status the list reported.
-    pub status: Option<String>,
+    /// What the list said of its state (status, retries, progress).
+    pub listed: StatusData,
 }
+
+/// What this round's lists said of each task, for the sources that answered: what list-first
+/// polling refreshes from.
+pub type ListedStates = HashMap<TaskKey, StatusData>;
 
 /// What one list returned: the tasks the filters kept, or why it failed.
 pub type ListOutcome = Result<Vec<DiscoveredTask>, ApiError>;
@@ -124,6 +128,7 @@ pub fn keep(filter: &DiscoveryFilter, item: &ListItem, now: f64) -> bool {
 }
 
 fn to_task(source: &ListSource, item: ListItem) -> Option<DiscoveredTask> {
+    let listed = item.listed_state();
     let id = item.task_id?.trim().to_string();
     if id.is_empty() {
         return None;
@@ -140,7 +145,7 @@ fn to_task(source: &ListSource, item: ListItem) -> Option<DiscoveredTask> {
             expires: item.expire_time.filter(|t| *t > 0.0),
             source: TaskSource::Discovered,
         },
-        status: item.status,
+        listed,
     })
 }
 
@@ -159,6 +164,8 @@ struct InventoryState {
     static_tasks: Vec<TaskSpec>,
     discovered: BTreeMap<ListSource, Vec<DiscoveredTask>>,
     shard: Option<Shard>,
+    /// Sources whose last list failed, so an outage is logged once, not every round.
+    failing: HashSet<ListSource>,
 }
 
 impl Inventory {
@@ -191,17 +198,24 @@ impl Inventory {
     }
 
     /// Applies one round of listing: sources that answered replace what they listed before,
-    /// sources that failed keep it, sources no longer configured are dropped.
+    /// sources that failed keep it, sources no longer configured are dropped. Returns the
+    /// failures and what the answering sources said of each task.
     pub fn apply(
         &self,
         outcomes: BTreeMap<ListSource, ListOutcome>,
-    ) -> Vec<(ListSource, ApiError)> {
+    ) -> (Vec<(ListSource, ApiError)>, ListedStates) {
         let mut failures = Vec::new();
+        let mut listed = ListedStates::new();
         let mut state = self.lock();
         let mut next = BTreeMap::new();
         for (source, outcome) in outcomes {
             match outcome {
                 Ok(tasks) => {
+                    for task in &tasks {
+                        listed
+                            .entry(task.spec.key())
+                            .or_insert_with(|| task.listed.clone());
+                    }
                     next.insert(source, tasks);
                 }
                 Err(error) => {
@@ -213,7 +227,7 @@ impl Inventory {
         }
         state.discovered = next;
         self.publish(&state);
-        failures
+        (failures, listed)
     }
 
     /// Merges and hands the task set to the store: a static entry wins over a discovered one
@@ -253,10 +267,12 @@ impl Inventory {
         self.store.set_tasks(tasks);
     }
 
-    /// Lists once (if `runtime` has discovery on) and applies the result; logs failures.
-    pub async fn refresh(&self, runtime: &Runtime) {
+    /// Lists once (if `runtime` has discovery on) and applies the result. A source that starts
+    /// failing is logged once, and again when it recovers. Returns what the lists said of each
+    /// task (empty with discovery off).
+    pub async fn refresh(&self, runtime: &Runtime) -> ListedStates {
         let Some(discovery) = &runtime.settings.discovery else {
-            return;
+            return ListedStates::new();
         };
         let outcomes = list_all(runtime, discovery).await;
         let found: usize = outcomes
@@ -264,19 +280,33 @@ impl Inventory {
             .filter_map(|o| o.as_ref().ok())
             .map(Vec::len)
             .sum();
-        let failures = self.apply(outcomes);
+        let (failures, listed) = self.apply(outcomes);
+        let mut state = self.lock();
+        let failing: HashSet<ListSource> = failures.iter().map(|(s, _)| s.clone()).collect();
+        for source in state.failing.difference(&failing) {
+            info!(source = %source, "listing works again");
+        }
+        for (source, error) in &failures {
+            if !state.failing.contains(source) {
+                warn!(
+                    source = %source,
+                    reason = error.reason(),
+                    error = %error,
+                    "listing failed; keeping the tasks listed before and reading their status \
+                     one by one until it works again"
+                );
+            }
+        }
+        let was_failing = !state.failing.is_empty();
+        state.failing = failing;
+        drop(state);
         if failures.is_empty() {
             self.metrics.discovery_last_success.set(unix_now());
-            info!(tasks = found, "discovery refreshed");
+            if !runtime.settings.list_first || was_failing {
+                info!(tasks = found, "discovery refreshed");
+            }
         }
-        for (source, error) in failures {
-            warn!(
-                source = %source,
-                reason = error.reason(),
-                error = %error,
-                "discovery failed; keeping the tasks listed before"
-            );
-        }
+        listed
     }
 
     /// Lists every `refresh_interval` of the current runtime, or at once when asked, until
@@ -288,11 +318,12 @@ impl Inventory {
     ) {
         loop {
             let current = runtime.load_full();
-            let wait = current
-                .settings
-                .discovery
-                .as_ref()
-                .map_or(std::time::Duration::from_secs(3600), |d| d.refresh_interval);
+            // With list-first polling every poll cycle lists; this loop then only answers
+            // `refresh_now` (a reload).
+            let wait = match &current.settings.discovery {
+                Some(discovery) if !current.settings.list_first => discovery.refresh_interval,
+                _ => std::time::Duration::from_secs(24 * 3600),
+            };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.refresh_now.notified() => {}
@@ -300,7 +331,7 @@ impl Inventory {
             }
             let current = runtime.load_full();
             tokio::select! {
-                () = self.refresh(&current) => {}
+                _ = self.refresh(&current) => {}
                 () = shutdown.cancelled() => return,
             }
         }
@@ -320,7 +351,7 @@ mod tests {
             mode: Some("full".into()),
             status: Some(status.into()),
             create_time: Some(created),
-            expire_time: None,
+            ..Default::default()
         }
     }
 
@@ -386,7 +417,10 @@ mod tests {
                 source: TaskSource::Discovered,
                 ..TaskSpec::new(id)
             },
-            status: Some("Syncing".into()),
+            listed: StatusData {
+                status: Some("Syncing".into()),
+                ..Default::default()
+            },
         }
     }
 
@@ -402,7 +436,7 @@ mod tests {
         static_a.project_id = Some("org-static".into());
         inventory.configure(vec![static_a], Shard { index: 0, total: 1 }, true);
 
-        let failures = inventory.apply(BTreeMap::from([
+        let (failures, _) = inventory.apply(BTreeMap::from([
             (
                 source(TaskKind::Transfer),
                 Ok(vec![discovered("a", "from-list"), discovered("b", "b")]),
@@ -421,7 +455,7 @@ mod tests {
         assert_eq!(a.mode.as_deref(), Some("incremental"));
 
         // The transfer list fails: its tasks stay. The integration list drops c.
-        let failures = inventory.apply(BTreeMap::from([
+        let (failures, _) = inventory.apply(BTreeMap::from([
             (source(TaskKind::Transfer), Err(ApiError::Timeout)),
             (source(TaskKind::Integration), Ok(vec![])),
         ]));

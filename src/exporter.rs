@@ -182,6 +182,7 @@ pub async fn start_with_settings(
     let poller = Poller {
         runtime: Arc::clone(&runtime),
         store,
+        inventory: Arc::clone(&inventory),
         metrics,
         first_cycle_done: Some(first_cycle_done),
     };
@@ -208,9 +209,12 @@ pub async fn start_with_settings(
         let shutdown = shutdown.clone();
         async move {
             let first = runtime.load_full();
-            tokio::select! {
-                () = inventory.refresh(&first) => {}
-                () = shutdown.cancelled() => return,
+            // With list-first polling the first cycle lists anyway.
+            if !first.settings.list_first {
+                tokio::select! {
+                    _ = inventory.refresh(&first) => {}
+                    () = shutdown.cancelled() => return,
+                }
             }
             tokio::spawn(Arc::clone(&inventory).run(runtime, shutdown.clone()));
             poller.run(shutdown).await;

@@ -19,6 +19,7 @@
 //!   benchmarks poll. [`time`], [`limits`], [`task`] and [`status`] are leaves.
 
 pub mod api;
+pub mod cadence;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,8 @@
 //! kept in a `prometheus` registry. Per-task series are not here: they are written straight from
 //! the task snapshot by [`crate::exposition`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -13,7 +15,7 @@ use crate::api::{ApiError, CallObserver};
 use crate::process_metrics::ProcessCollector;
 
 /// The actions the exporter calls, so their counters exist at 0 before the first call.
-pub const ACTIONS: [&str; 2] = ["GetUDTSTaskStatus", "ListUDTSTask"];
+pub const ACTIONS: [&str; 3] = ["GetUDTSTaskStatus", "GetUDTSTaskHistory", "ListUDTSTask"];
 
 /// The exporter-wide metrics.
 #[derive(Clone)]
@@ -44,6 +46,12 @@ pub struct ExporterMetrics {
     pub reload_successful: Gauge,
     /// `udts_config_last_reload_success_timestamp_seconds`: when a config was last applied.
     pub reload_success_timestamp: Gauge,
+    /// `udts_poll_refreshes_total{via}`: task refreshes, from the list or a status call.
+    pub refreshes: IntCounterVec,
+    /// `udts_api_calls_per_cycle`: API calls the last complete poll cycle made.
+    pub api_calls_per_cycle: Gauge,
+    /// Every API call so far, to measure a cycle's share.
+    api_calls: Arc<AtomicU64>,
 }
 
 /// Builds the metric or reports a programming error: names and labels here are constants, so a
@@ -129,6 +137,20 @@ impl ExporterMetrics {
             "udts_config_last_reload_success_timestamp_seconds",
             "Unix time a configuration was last applied.",
         ));
+        let refreshes = must(IntCounterVec::new(
+            Opts::new(
+                "udts_poll_refreshes_total",
+                "Task refreshes by the background poller, by how: from ListUDTSTask (list) or a GetUDTSTaskStatus call (status).",
+            ),
+            &["via"],
+        ));
+        for via in ["list", "status"] {
+            refreshes.with_label_values(&[via]);
+        }
+        let api_calls_per_cycle = must(Gauge::new(
+            "udts_api_calls_per_cycle",
+            "API calls (every action) made during the last complete background poll cycle.",
+        ));
         let build_info = must(GaugeVec::new(
             Opts::new(
                 "udts_exporter_build_info",
@@ -155,6 +177,8 @@ impl ExporterMetrics {
         must(registry.register(Box::new(discovery_last_success.clone())));
         must(registry.register(Box::new(reload_successful.clone())));
         must(registry.register(Box::new(reload_success_timestamp.clone())));
+        must(registry.register(Box::new(refreshes.clone())));
+        must(registry.register(Box::new(api_calls_per_cycle.clone())));
         must(registry.register(Box::new(build_info)));
         must(registry.register(Box::new(ProcessCollector::new())));
 
@@ -172,7 +196,15 @@ impl ExporterMetrics {
             discovery_last_success,
             reload_successful,
             reload_success_timestamp,
+            refreshes,
+            api_calls_per_cycle,
+            api_calls: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// API calls made so far, by every action.
+    pub fn api_calls(&self) -> u64 {
+        self.api_calls.load(Ordering::Relaxed)
     }
 
     /// Appends the text exposition of every exporter-wide metric whose name `allows` to `out`.
@@ -203,6 +235,7 @@ impl CallObserver for ExporterMetrics {
         self.api_requests
             .with_label_values(&[account, action])
             .inc();
+        self.api_calls.fetch_add(1, Ordering::Relaxed);
         self.api_duration
             .with_label_values(&[account, action])
             .observe(elapsed.as_secs_f64());

@@ -1,6 +1,11 @@
-//! The background scheduler: polls every task once per interval with bounded concurrency,
-//! spreading the requests over the interval instead of bursting, and records each answer in the
-//! [`Store`]. Scrapes never wait on it.
+//! The background scheduler: refreshes every task once per interval and records each answer in
+//! the [`Store`]. Scrapes never wait on it.
+//!
+//! With list-first polling (discovery on, `poll.strategy = "auto"`) a cycle starts by listing
+//! every source; tasks whose list entry tells enough ([`cadence`]) are refreshed from it, and
+//! only the rest get a `GetUDTSTaskStatus` call. Those calls run with bounded concurrency,
+//! spread over the interval instead of bursting. A task's first full read, if it is not
+//! finished, also asks `GetUDTSTaskHistory` when it entered its status.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +20,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::api::model::entered_current_status;
 use crate::api::{ApiError, Client, StatusData};
+use crate::cadence::status_call_reason;
+use crate::discovery::{Inventory, ListedStates};
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
 use crate::state::{Store, TaskState};
+use crate::status;
 use crate::task::TaskSpec;
 use crate::time::unix_now;
 
@@ -31,6 +40,8 @@ pub struct Poller {
     pub runtime: Arc<ArcSwap<Runtime>>,
     /// Where results go, and which tasks to poll.
     pub store: Arc<Store>,
+    /// Lists the tasks at the start of a list-first cycle.
+    pub inventory: Arc<Inventory>,
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
     /// Told once the first cycle has completed, so that whoever serves the results can publish
@@ -50,8 +61,20 @@ impl Poller {
             let settings = &runtime.settings;
             let interval = settings.interval;
             self.metrics.poll_interval.set(interval.as_secs_f64());
-            let tasks = self.store.specs();
+            let calls_before = self.metrics.api_calls();
+            let listed = if settings.list_first {
+                tokio::select! {
+                    listed = self.inventory.refresh(&runtime) => Some(listed),
+                    () = shutdown.cancelled() => break,
+                }
+            } else {
+                None
+            };
+            let mut tasks = self.store.specs();
             let task_count = tasks.len();
+            if let Some(listed) = &listed {
+                tasks = self.refresh_from_list(&runtime, tasks, listed);
+            }
             let spread = if first {
                 Duration::ZERO
             } else {
@@ -64,6 +87,9 @@ impl Poller {
             };
             let took = started.elapsed();
             self.metrics.poll_cycle_duration.set(took.as_secs_f64());
+            self.metrics
+                .api_calls_per_cycle
+                .set(self.metrics.api_calls().saturating_sub(calls_before) as f64);
             if first {
                 if let Some(done) = self.first_cycle_done.take() {
                     let _ = done.send(());
@@ -112,6 +138,39 @@ impl Poller {
                 break;
             }
         }
+    }
+
+    /// Refreshes from this cycle's list every task whose entry tells enough; returns the tasks
+    /// that need a status call (the rest of `tasks`, including those no answering list has).
+    fn refresh_from_list(
+        &self,
+        runtime: &Runtime,
+        tasks: Vec<TaskSpec>,
+        listed: &ListedStates,
+    ) -> Vec<TaskSpec> {
+        let now = unix_now();
+        let full_refresh = runtime.settings.full_refresh_interval;
+        let mut need_status = Vec::new();
+        for task in tasks {
+            let key = task.key();
+            let (Some(entry), Some(state)) = (listed.get(&key), self.store.get(&key)) else {
+                need_status.push(task);
+                continue;
+            };
+            if let Some(reason) = status_call_reason(&state, entry, now, full_refresh) {
+                debug!(task_id = %task.id, ?reason, "status call");
+                need_status.push(task);
+                continue;
+            }
+            if let Some((before, after)) = self
+                .store
+                .update(&key, |state| state.after_list(entry.clone(), now))
+            {
+                self.metrics.refreshes.with_label_values(&["list"]).inc();
+                log_change(&before, &after);
+            }
+        }
+        need_status
     }
 
     /// Sleeps until `next`, meanwhile polling tasks that were added (by discovery or a
@@ -177,14 +236,23 @@ impl Poller {
                 return None;
             };
             let store = Arc::clone(&self.store);
+            let metrics = self.metrics.clone();
             let latency_total = Arc::clone(&latency_total);
             let timeout = runtime.settings.timeout;
             let poll = async move {
                 let request_started = Instant::now();
+                let first_sight = store.get(&task.key()).is_some_and(|s| s.data.is_none());
                 let result = poll_with_retries(&client, &task, deadline, timeout).await;
                 let micros = request_started.elapsed().as_micros() as u64;
                 latency_total.fetch_add(micros, Ordering::Relaxed);
-                record(&store, &task, result);
+                let since = match &result {
+                    Ok(data) if first_sight => status_entered(&client, &task, data).await,
+                    _ => None,
+                };
+                if result.is_ok() {
+                    metrics.refreshes.with_label_values(&["status"]).inc();
+                }
+                record_with_since(&store, &task, result, since);
                 drop(permit);
             };
             if probe {
@@ -239,6 +307,18 @@ async fn poll_with_retries(
     }
 }
 
+/// When a task that is not finished entered its current status, by its history (one
+/// `GetUDTSTaskHistory` call); `None` when the history does not say (or the call fails: then
+/// the status counts from first sight, as it would without history).
+async fn status_entered(client: &Client, task: &TaskSpec, data: &StatusData) -> Option<f64> {
+    let status = data.status.as_deref()?;
+    if status::is_finished(status) {
+        return None;
+    }
+    let history = client.task_history(task).await.ok()?;
+    entered_current_status(&history, status)
+}
+
 /// Lets in-flight polls finish for a moment after shutdown, then drops them.
 async fn drain<T: 'static>(mut in_flight: JoinSet<()>) -> Option<T> {
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -251,11 +331,28 @@ async fn drain<T: 'static>(mut in_flight: JoinSet<()>) -> Option<T> {
 
 /// Records one poll and logs what changed: a new error (once, not every poll), a recovery, or
 /// a new status.
-pub fn record(store: &Store, task: &TaskSpec, result: Result<crate::api::StatusData, ApiError>) {
-    let Some((before, after)) = store.record(&task.key(), result, unix_now()) else {
-        return;
-    };
-    log_change(&before, &after);
+pub fn record(store: &Store, task: &TaskSpec, result: Result<StatusData, ApiError>) {
+    record_with_since(store, task, result, None);
+}
+
+/// Like [`record`], with the current status entered at `since` (from the task's history).
+fn record_with_since(
+    store: &Store,
+    task: &TaskSpec,
+    result: Result<StatusData, ApiError>,
+    since: Option<f64>,
+) {
+    let now = unix_now();
+    let update = store.update(&task.key(), |state| {
+        let after = state.after_poll(result, now);
+        match since {
+            Some(since) => after.with_status_since(since),
+            None => after,
+        }
+    });
+    if let Some((before, after)) = update {
+        log_change(&before, &after);
+    }
 }
 
 fn log_change(before: &TaskState, after: &TaskState) {

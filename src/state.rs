@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::api::model::Progress;
 use crate::api::{ApiError, StatusData};
 use crate::task::{TaskKey, TaskSpec};
 
@@ -31,6 +32,8 @@ pub struct TaskState {
     pub last_progress: Option<f64>,
     /// Why the last poll failed, while it is failing.
     pub last_error: Option<ApiError>,
+    /// Unix time of the last successful `GetUDTSTaskStatus` (a list refresh is not one).
+    pub last_full_read: Option<f64>,
 }
 
 impl TaskState {
@@ -44,40 +47,84 @@ impl TaskState {
             status_since: None,
             last_progress: None,
             last_error: None,
+            last_full_read: None,
         }
     }
 
-    /// The state after a poll that ended with `result` at unix time `now`.
+    /// The state after a `GetUDTSTaskStatus` that ended with `result` at unix time `now`.
     pub fn after_poll(&self, result: Result<StatusData, ApiError>, now: f64) -> Self {
         match result {
-            Ok(data) => {
-                let same_status = self
-                    .data
-                    .as_ref()
-                    .is_some_and(|old| old.status == data.status);
-                let moved = self
-                    .data
-                    .as_ref()
-                    .is_none_or(|old| progress_marker(old) != progress_marker(&data));
-                Self {
-                    spec: self.spec.clone(),
-                    status_since: if same_status {
-                        self.status_since
-                    } else {
-                        Some(now)
-                    },
-                    last_progress: if moved { Some(now) } else { self.last_progress },
-                    data: Some(data),
-                    up: Some(true),
-                    last_success: Some(now),
-                    last_error: None,
-                }
-            }
+            Ok(data) => Self {
+                last_full_read: Some(now),
+                ..self.after_read(data, now)
+            },
             Err(error) => Self {
                 up: Some(false),
                 last_error: Some(error),
                 ..self.clone()
             },
+        }
+    }
+
+    /// The state after this cycle's `ListUDTSTask` told `listed` (status, retries, progress)
+    /// at `now`. What only the status call reports (`Sync`, delays, the failure message) is
+    /// kept from the last full read, so the task's series are the same either way; the task is
+    /// fresh (`up`, `last_success`), as it was read in this cycle.
+    pub fn after_list(&self, listed: StatusData, now: f64) -> Self {
+        let old = self.data.clone().unwrap_or_default();
+        let progress = match (listed.progress, old.progress) {
+            (Some(new), Some(old)) => Some(Progress {
+                total_count: new.total_count.or(old.total_count),
+                cur_count: new.cur_count.or(old.cur_count),
+                total_duration: new.total_duration.or(old.total_duration),
+                cur_duration: new.cur_duration.or(old.cur_duration),
+                percentage: new.percentage.or(old.percentage),
+                ..old
+            }),
+            (new, old) => new.or(old),
+        };
+        let data = StatusData {
+            status: listed.status.or(old.status),
+            cur_retry_count: listed.cur_retry_count.or(old.cur_retry_count),
+            max_retry_count: listed.max_retry_count.or(old.max_retry_count),
+            progress,
+            failed_message: old.failed_message,
+            sync: old.sync,
+        };
+        self.after_read(data, now)
+    }
+
+    /// The same state with the current status entered at `since` (from the task's history),
+    /// when that is earlier than first sight.
+    pub fn with_status_since(&self, since: f64) -> Self {
+        Self {
+            status_since: Some(self.status_since.map_or(since, |seen| seen.min(since))),
+            ..self.clone()
+        }
+    }
+
+    fn after_read(&self, data: StatusData, now: f64) -> Self {
+        let same_status = self
+            .data
+            .as_ref()
+            .is_some_and(|old| old.status == data.status);
+        let moved = self
+            .data
+            .as_ref()
+            .is_none_or(|old| progress_marker(old) != progress_marker(&data));
+        Self {
+            spec: self.spec.clone(),
+            status_since: if same_status {
+                self.status_since
+            } else {
+                Some(now)
+            },
+            last_progress: if moved { Some(now) } else { self.last_progress },
+            data: Some(data),
+            up: Some(true),
+            last_success: Some(now),
+            last_error: None,
+            last_full_read: self.last_full_read,
         }
     }
 
@@ -156,6 +203,11 @@ impl Store {
         self.lock().values().map(|t| t.spec.clone()).collect()
     }
 
+    /// The current state of the task `key`.
+    pub fn get(&self, key: &TaskKey) -> Option<Arc<TaskState>> {
+        self.lock().get(key).cloned()
+    }
+
     /// Tasks that have never been polled.
     pub fn unpolled_specs(&self) -> Vec<TaskSpec> {
         self.lock()
@@ -173,10 +225,20 @@ impl Store {
         result: Result<StatusData, ApiError>,
         now: f64,
     ) -> Option<(Arc<TaskState>, Arc<TaskState>)> {
+        self.update(key, |state| state.after_poll(result, now))
+    }
+
+    /// Replaces the state of the task `key` with `next(state)`; returns the states before and
+    /// after, or `None` if the task is not (or no longer) in the store.
+    pub fn update(
+        &self,
+        key: &TaskKey,
+        next: impl FnOnce(&TaskState) -> TaskState,
+    ) -> Option<(Arc<TaskState>, Arc<TaskState>)> {
         let mut tasks = self.lock();
         let entry = tasks.get_mut(key)?;
         let before = Arc::clone(entry);
-        let after = Arc::new(before.after_poll(result, now));
+        let after = Arc::new(next(&before));
         *entry = Arc::clone(&after);
         drop(tasks);
         self.changed.notify_one();

@@ -26,3 +26,24 @@ pub const DOCUMENTED: [&str; 16] = [
 pub fn is_documented(status: &str) -> bool {
     DOCUMENTED.contains(&status)
 }
+
+/// Statuses a task stays in until someone acts: a full read on entering them tells all there
+/// is, and the list tells when they move again.
+pub const FINISHED: [&str; 5] = [
+    "Done",
+    "Success",
+    "Stopped",
+    "FailedUnrecoverable",
+    "StoppedUnrecoverable",
+];
+
+/// The incremental phase, whose binlog position and delays only `GetUDTSTaskStatus` reports.
+pub const INCREMENTAL: [&str; 2] = ["Syncing", "Synced"];
+
+/// Statuses in which the retry count is the news.
+pub const RETRYING: [&str; 2] = ["Failed", "RetryPending"];
+
+/// Whether `status` is one of [`FINISHED`].
+pub fn is_finished(status: &str) -> bool {
+    FINISHED.contains(&status)
+}

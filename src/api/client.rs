@@ -11,7 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::error::ApiError;
-use super::model::{Envelope, ListItem, StatusData};
+use super::model::{Envelope, HistoryItem, ListItem, StatusData};
 use super::signer::{sign, Params};
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSpec};
@@ -176,6 +176,24 @@ impl Client {
                 request_uuid: None,
             }),
         }
+    }
+
+    /// `GetUDTSTaskHistory` for one task: its status transitions. The documented example
+    /// answers `{}`, so anything but an array is an empty history, not an error.
+    pub async fn task_history(&self, task: &TaskSpec) -> Result<Vec<HistoryItem>, ApiError> {
+        let mut params = Params::new();
+        params.insert("TaskId".into(), task.id.clone());
+        params.insert("Type".into(), task.kind.as_str().into());
+        if let Some(project) = task.project_id.as_deref().filter(|p| !p.is_empty()) {
+            params.insert("ProjectId".into(), project.into());
+        }
+        Ok(match self.call("GetUDTSTaskHistory", params).await? {
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value(item).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 
     /// One page of `ListUDTSTask`. A page shorter than `limit` is the last one (the API has no

@@ -8,4 +8,4 @@ pub mod signer;
 
 pub use client::{CallObserver, Client, ClientSettings};
 pub use error::ApiError;
-pub use model::{ListItem, StatusData};
+pub use model::{HistoryItem, ListItem, StatusData};

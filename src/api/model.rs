@@ -127,6 +127,71 @@ pub struct ListItem {
     /// Billing expiry, unix seconds.
     #[serde(default, deserialize_with = "lenient::number")]
     pub expire_time: Option<f64>,
+    /// Retries used so far, at list time.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub cur_retry_count: Option<f64>,
+    /// Retries the user allowed.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub max_retry_count: Option<f64>,
+    /// Full-load progress at list time (the five basic fields; no Redis/Mongo delays).
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub progress: Option<Progress>,
+}
+
+impl ListItem {
+    /// What the list says of the task's state, in the shape of a status answer: status,
+    /// retries and progress; no `Sync`, delays or failure message (only the status call has
+    /// those).
+    pub fn listed_state(&self) -> StatusData {
+        StatusData {
+            status: self.status.clone(),
+            failed_message: None,
+            cur_retry_count: self.cur_retry_count,
+            max_retry_count: self.max_retry_count,
+            progress: self.progress.as_ref().map(|p| Progress {
+                total_count: p.total_count,
+                cur_count: p.cur_count,
+                total_duration: p.total_duration,
+                cur_duration: p.cur_duration,
+                percentage: p.percentage,
+                redis_offset_size: None,
+                redis_delay_time: None,
+                mongo_delay_time: None,
+            }),
+            sync: None,
+        }
+    }
+}
+
+/// One entry of `GetUDTSTaskHistory`'s `Data`: the task entered `ant_state` at `create_time`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HistoryItem {
+    /// The status entered.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub ant_state: Option<String>,
+    /// When, unix seconds.
+    #[serde(default, deserialize_with = "lenient::number")]
+    pub create_time: Option<f64>,
+}
+
+/// When the task entered `current` for the last time, by its history: the start of the
+/// trailing run of entries in that status. `None` when the history does not end in `current`
+/// (it is stale or empty) or carries no times.
+pub fn entered_current_status(history: &[HistoryItem], current: &str) -> Option<f64> {
+    let mut timed: Vec<(f64, &str)> = history
+        .iter()
+        .filter_map(|h| Some((h.create_time?, h.ant_state.as_deref()?)))
+        .collect();
+    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut since = None;
+    for (time, state) in timed.iter().rev() {
+        if *state != current {
+            break;
+        }
+        since = Some(*time);
+    }
+    since
 }
 
 /// Deserializers that turn a value of the wrong shape into `None` instead of an error.

@@ -162,6 +162,13 @@ pub struct PollConfig {
     /// default 3 x interval.
     #[serde(with = "humantime_serde")]
     pub stale_after: Option<Duration>,
+    /// How tasks are refreshed: `auto` (from the list where it tells enough, with discovery on)
+    /// or `status` (one `GetUDTSTaskStatus` per task per cycle).
+    pub strategy: PollStrategy,
+    /// With `auto`, an unfinished task refreshed from the list still gets a full read this
+    /// often.
+    #[serde(with = "humantime_serde")]
+    pub full_refresh_interval: Duration,
 }
 
 impl Default for PollConfig {
@@ -170,8 +177,22 @@ impl Default for PollConfig {
             interval: Duration::from_secs(30),
             requests_per_second: None,
             stale_after: None,
+            strategy: PollStrategy::Auto,
+            full_refresh_interval: Duration::from_secs(600),
         }
     }
+}
+
+/// `poll.strategy`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollStrategy {
+    /// With discovery on, list every cycle and call `GetUDTSTaskStatus` only for what the list
+    /// cannot tell; without discovery, as `status`.
+    #[default]
+    Auto,
+    /// One `GetUDTSTaskStatus` per task per cycle.
+    Status,
 }
 
 /// `[discovery]`

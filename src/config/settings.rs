@@ -14,7 +14,7 @@ use url::Url;
 
 #[cfg(unix)]
 use super::key_file::KeyFileAccess;
-use super::{invalid, Config, ConfigError, StatusSeries, DEFAULT_ENDPOINT};
+use super::{invalid, Config, ConfigError, PollStrategy, StatusSeries, DEFAULT_ENDPOINT};
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
 use crate::web_config::WebSecurity;
@@ -46,6 +46,11 @@ pub struct Settings {
     pub interval: Duration,
     /// Requests per second at most, if capped.
     pub requests_per_second: Option<f64>,
+    /// Refresh from `ListUDTSTask` every cycle where it tells enough (discovery on and
+    /// `poll.strategy = "auto"`).
+    pub list_first: bool,
+    /// With list-first, how old an unfinished task's last full read may get.
+    pub full_refresh_interval: Duration,
     /// Extra CA certificate (PEM) for the gateways.
     pub ca_certificate: Option<Vec<u8>>,
     /// Tasks listed by hand.
@@ -252,6 +257,16 @@ impl Config {
                 )
             })?,
         };
+        if self.poll.full_refresh_interval < self.poll.interval {
+            return Err(invalid(
+                "poll.full_refresh_interval",
+                format!(
+                    "{} is shorter than poll.interval",
+                    humantime::format_duration(self.poll.full_refresh_interval)
+                ),
+                "use a duration of at least poll.interval, e.g. \"10m\"",
+            ));
+        }
         let stale_after = self.poll.stale_after.unwrap_or(self.poll.interval * 3);
         if stale_after < self.poll.interval {
             return Err(invalid(
@@ -315,6 +330,8 @@ impl Config {
             max_response_bytes: self.api.max_response_bytes,
             interval: self.poll.interval,
             requests_per_second: self.poll.requests_per_second,
+            list_first: discovery.is_some() && self.poll.strategy == PollStrategy::Auto,
+            full_refresh_interval: self.poll.full_refresh_interval,
             ca_certificate,
             static_tasks,
             discovery,

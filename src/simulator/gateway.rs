@@ -1,5 +1,6 @@
 //! A UCloud-style gateway on loopback: checks signatures with the real gateway's rules, answers
-//! `GetUDTSTaskStatus` and `ListUDTSTask`, and can be told to misbehave per task. The demo runs
+//! `GetUDTSTaskStatus`, `ListUDTSTask` and `GetUDTSTaskHistory`, and can be told to misbehave
+//! per task. The demo runs
 //! it in-process; the tests use it as the API they poll.
 
 use std::collections::{BTreeMap, HashMap};
@@ -377,6 +378,16 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
                 fault => fault_answer(fault).await,
             }
         }
+        "GetUDTSTaskHistory" => {
+            let Some(id) = params.get("TaskId") else {
+                return Answer::Error(230, "Missing params [TaskId]".into());
+            };
+            let task = lock(&inner.tasks).get(id).cloned();
+            match task {
+                Some(task) => Answer::Data(history(&task, now)),
+                None => Answer::Error(TASK_NOT_FOUND, format!("task {id} not found")),
+            }
+        }
         "ListUDTSTask" => {
             let fault = lock(&inner.list_fault).clone();
             if let Some(fault) = fault {
@@ -459,26 +470,90 @@ fn filler(
     })
 }
 
+/// What a task's status call would answer now, for the list and the history; a misbehaving
+/// task lists as Syncing.
+fn state_at(task: &SimTask, now: f64) -> Value {
+    match &task.behaviour {
+        Behaviour::Lifecycle(lifecycle) => lifecycle.status_at(now - task.start_offset),
+        Behaviour::Fixed(data) => data.clone(),
+        _ => json!({"Status": "Syncing"}),
+    }
+}
+
+/// A `ListUDTSTask` entry: as UCloud's SDK models ListDataItem, with status, retries and the
+/// five basic Progress fields taken from what the status call answers at the same moment (no
+/// Sync, no Redis/Mongo delays, no FailedMessage).
 fn list_item(task: &SimTask, now: f64) -> Value {
     // `now` counts from the gateway's start; CreateTime and ExpireTime are unix times.
     let started_unix = crate::time::unix_now() - now;
-    let status = match &task.behaviour {
-        Behaviour::Lifecycle(lifecycle) => lifecycle.list_status_at(now - task.start_offset),
-        Behaviour::Fixed(data) => data["Status"].as_str().unwrap_or("Created").to_string(),
-        _ => "Syncing".into(),
-    };
-    json!({
+    let state = state_at(task, now);
+    let mut item = json!({
         "TaskId": task.id,
         "Name": task.name,
         "Type": task.mode,
-        "Status": status,
+        "Status": state["Status"].as_str().unwrap_or("Created"),
         "CreateTime": (started_unix + task.start_offset) as i64,
-        "CurRetryCount": 0,
-        "MaxRetryCount": 3,
         "ServiceType": "Small",
         "ChargeType": "Dynamic",
         "AutoRenew": "No",
         "IsExpire": "No",
         "ExpireTime": (started_unix + task.expires_in_days * 86_400.0) as i64,
-    })
+    });
+    for key in ["CurRetryCount", "MaxRetryCount"] {
+        if let Some(value) = state.get(key) {
+            item[key] = value.clone();
+        }
+    }
+    if let Some(Value::Object(progress)) = state.get("Progress") {
+        let basic: serde_json::Map<String, Value> = progress
+            .iter()
+            .filter(|(key, _)| {
+                [
+                    "TotalCount",
+                    "CurCount",
+                    "TotalDuration",
+                    "CurDuration",
+                    "Percentage",
+                ]
+                .contains(&key.as_str())
+            })
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if !basic.is_empty() {
+            item["Progress"] = Value::Object(basic);
+        }
+    }
+    item
+}
+
+/// `GetUDTSTaskHistory`'s `Data`: one entry per status the task entered, found by stepping
+/// through its life a second at a time (at most the last 10,000 s; before that, its status
+/// at the start of that window counts as entered then). Times are unix seconds.
+fn history(task: &SimTask, now: f64) -> Value {
+    let started_unix = crate::time::unix_now() - now;
+    let status = |t: f64| {
+        state_at(task, t)["Status"]
+            .as_str()
+            .unwrap_or("Created")
+            .to_string()
+    };
+    let born = task.start_offset.max(now - 10_000.0);
+    let mut entries = Vec::new();
+    let mut previous = String::new();
+    let mut t = born;
+    while t <= now {
+        let current = status(t);
+        if current != previous {
+            let at = (started_unix + t) as i64;
+            entries.push(json!({
+                "AntID": entries.len() + 1,
+                "AntState": current,
+                "CreateTime": at,
+                "CreateTimeH": at.to_string(),
+            }));
+            previous = current;
+        }
+        t += 1.0;
+    }
+    Value::Array(entries)
 }

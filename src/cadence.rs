@@ -1,0 +1,163 @@
+//! List-first polling: whether this cycle's `ListUDTSTask` entry tells enough about a task, or
+//! the task needs a `GetUDTSTaskStatus` call. The list carries status, retries and full-load
+//! progress for up to 100 tasks per call; only the status call has the incremental phase
+//! (`Sync`, Redis/Mongo delays) and the failure message.
+
+use std::time::Duration;
+
+use crate::api::StatusData;
+use crate::state::TaskState;
+use crate::status;
+
+/// Why a listed task still gets a status call this cycle; `None` when the list suffices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusCallReason {
+    /// Never read in full: first sight, or no status call has succeeded yet.
+    FirstSight,
+    /// The list shows another status than the last read.
+    StatusChanged,
+    /// Syncing or Synced, or the last answer carried `Sync` or a Redis/Mongo delay: what moves
+    /// is only in the status call.
+    Incremental,
+    /// Failed or RetryPending with another retry count: the failure message may be new.
+    RetriesChanged,
+    /// Not finished, and the last full read is older than `poll.full_refresh_interval`.
+    Due,
+}
+
+/// Decides for one task whose list entry this cycle is `listed`. Finished tasks (Done,
+/// Stopped, ...) were read in full on entering the state and then ride on the list until it
+/// shows them moving.
+pub fn status_call_reason(
+    state: &TaskState,
+    listed: &StatusData,
+    now: f64,
+    full_refresh_interval: Duration,
+) -> Option<StatusCallReason> {
+    let (Some(last), Some(last_full_read)) = (state.data.as_ref(), state.last_full_read) else {
+        return Some(StatusCallReason::FirstSight);
+    };
+    let status = listed.status.as_deref().unwrap_or("");
+    if listed.status != last.status {
+        return Some(StatusCallReason::StatusChanged);
+    }
+    if status::is_finished(status) {
+        return None;
+    }
+    let delays = last.progress.as_ref().is_some_and(|p| {
+        p.redis_delay_time.is_some()
+            || p.mongo_delay_time.is_some()
+            || p.redis_offset_size.is_some()
+    });
+    if status::INCREMENTAL.contains(&status) || last.sync.is_some() || delays {
+        return Some(StatusCallReason::Incremental);
+    }
+    if status::RETRYING.contains(&status) && listed.cur_retry_count != last.cur_retry_count {
+        return Some(StatusCallReason::RetriesChanged);
+    }
+    if now - last_full_read >= full_refresh_interval.as_secs_f64() {
+        return Some(StatusCallReason::Due);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::{Progress, SyncData};
+    use crate::task::TaskSpec;
+
+    const TEN_MINUTES: Duration = Duration::from_secs(600);
+
+    fn data(status: &str) -> StatusData {
+        StatusData {
+            status: Some(status.into()),
+            cur_retry_count: Some(0.0),
+            max_retry_count: Some(3.0),
+            ..Default::default()
+        }
+    }
+
+    /// A task last read in full at t=1000 with `last`.
+    fn read(last: StatusData) -> TaskState {
+        TaskState::new(TaskSpec::new("udts-a")).after_poll(Ok(last), 1000.0)
+    }
+
+    #[test]
+    fn first_sight_and_a_changed_status_need_a_status_call() {
+        let new = TaskState::new(TaskSpec::new("udts-a"));
+        assert_eq!(
+            status_call_reason(&new, &data("Done"), 1000.0, TEN_MINUTES),
+            Some(StatusCallReason::FirstSight)
+        );
+        // Refreshed from the list only: still never read in full.
+        let listed_only = new.after_list(data("Loading"), 1000.0);
+        assert_eq!(
+            status_call_reason(&listed_only, &data("Loading"), 1001.0, TEN_MINUTES),
+            Some(StatusCallReason::FirstSight)
+        );
+        assert_eq!(
+            status_call_reason(&read(data("Done")), &data("Starting"), 1030.0, TEN_MINUTES),
+            Some(StatusCallReason::StatusChanged)
+        );
+    }
+
+    #[test]
+    fn finished_tasks_ride_on_the_list_forever() {
+        for finished in status::FINISHED {
+            let mut last = data(finished);
+            last.sync = Some(SyncData::default());
+            assert_eq!(
+                status_call_reason(&read(last), &data(finished), 1_000_000.0, TEN_MINUTES),
+                None,
+                "{finished}"
+            );
+        }
+    }
+
+    #[test]
+    fn incremental_phases_always_need_the_status_call() {
+        for phase in status::INCREMENTAL {
+            assert_eq!(
+                status_call_reason(&read(data(phase)), &data(phase), 1030.0, TEN_MINUTES),
+                Some(StatusCallReason::Incremental)
+            );
+        }
+        let mut redis = data("Loading");
+        redis.progress = Some(Progress {
+            redis_delay_time: Some(3.0),
+            ..Default::default()
+        });
+        assert_eq!(
+            status_call_reason(&read(redis), &data("Loading"), 1030.0, TEN_MINUTES),
+            Some(StatusCallReason::Incremental)
+        );
+    }
+
+    #[test]
+    fn retries_matter_only_while_failing() {
+        let mut retried = data("Failed");
+        retried.cur_retry_count = Some(1.0);
+        assert_eq!(
+            status_call_reason(&read(data("Failed")), &retried, 1030.0, TEN_MINUTES),
+            Some(StatusCallReason::RetriesChanged)
+        );
+        assert_eq!(
+            status_call_reason(&read(data("Failed")), &data("Failed"), 1030.0, TEN_MINUTES),
+            None
+        );
+    }
+
+    #[test]
+    fn a_loading_task_is_read_in_full_every_full_refresh_interval() {
+        let loading = read(data("Loading"));
+        assert_eq!(
+            status_call_reason(&loading, &data("Loading"), 1599.0, TEN_MINUTES),
+            None
+        );
+        assert_eq!(
+            status_call_reason(&loading, &data("Loading"), 1600.0, TEN_MINUTES),
+            Some(StatusCallReason::Due)
+        );
+    }
+}
