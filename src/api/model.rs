@@ -244,6 +244,37 @@ mod lenient {
 mod tests {
     use super::*;
 
+    fn history(entries: &[(&str, f64)]) -> Vec<HistoryItem> {
+        entries
+            .iter()
+            .map(|(state, time)| HistoryItem {
+                ant_state: Some(state.to_string()),
+                create_time: Some(*time),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_history_tells_when_the_current_status_was_last_entered() {
+        let entries = history(&[
+            ("Loading", 300.0),
+            ("Starting", 100.0),
+            ("Failed", 200.0),
+            ("Loading", 400.0),
+        ]);
+        // Out of order on the wire: sorted by time, the trailing run of Loading starts at 300.
+        assert_eq!(entered_current_status(&entries, "Loading"), Some(300.0));
+        // A history that does not end in the current status says nothing.
+        assert_eq!(entered_current_status(&entries, "Failed"), None);
+        assert_eq!(entered_current_status(&[], "Loading"), None);
+        // The documented example's `{}` and odd entries parse to nothing, not an error.
+        let odd: Vec<HistoryItem> = serde_json::from_str(
+            r#"[{"AntState": "Loading"}, {"CreateTime": "12"}, {"AntState": 5, "CreateTime": 7}]"#,
+        )
+        .unwrap();
+        assert_eq!(entered_current_status(&odd, "Loading"), None);
+    }
+
     fn status_of(body: &str) -> StatusData {
         let envelope: Envelope = serde_json::from_str(body).unwrap();
         serde_json::from_value(envelope.data.unwrap()).unwrap()

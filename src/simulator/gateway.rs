@@ -128,6 +128,18 @@ struct Inner {
     latency: Mutex<Duration>,
     /// The last signatures received, so tests can look for them where they must not be.
     signatures: Mutex<std::collections::VecDeque<String>>,
+    /// Every request in arrival order (the last 100,000), so tests can count calls per cycle
+    /// and per task exactly.
+    log: Mutex<std::collections::VecDeque<Call>>,
+}
+
+/// One request the gateway received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// `Action`.
+    pub action: String,
+    /// `TaskId`, when the action names one.
+    pub task_id: Option<String>,
 }
 
 /// The simulated gateway. Clones share state, so a test can change behaviour while it serves.
@@ -156,6 +168,7 @@ impl Gateway {
                 list_fault: Mutex::new(None),
                 latency: Mutex::new(Duration::ZERO),
                 signatures: Mutex::new(std::collections::VecDeque::new()),
+                log: Mutex::new(std::collections::VecDeque::new()),
             }),
         }
     }
@@ -202,6 +215,11 @@ impl Gateway {
     /// Requests received for `action`, whatever their outcome.
     pub fn requests(&self, action: &str) -> u64 {
         lock(&self.inner.requests).get(action).copied().unwrap_or(0)
+    }
+
+    /// Every request received (the last 100,000), in arrival order.
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.inner.log).iter().cloned().collect()
     }
 
     /// The tasks as the exporter would be configured to poll them.
@@ -255,6 +273,16 @@ async fn handle(
     let params = parse_params(query.as_deref(), &headers, &body);
     let action = params.get("Action").cloned().unwrap_or_default();
     *lock(&inner.requests).entry(action.clone()).or_default() += 1;
+    {
+        let mut log = lock(&inner.log);
+        if log.len() == 100_000 {
+            log.pop_front();
+        }
+        log.push_back(Call {
+            action: action.clone(),
+            task_id: params.get("TaskId").cloned(),
+        });
+    }
     let uuid = format!(
         "sim-{:08x}",
         inner.next_request.fetch_add(1, Ordering::Relaxed)

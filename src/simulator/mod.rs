@@ -4,7 +4,7 @@
 pub mod gateway;
 pub mod lifecycle;
 
-pub use gateway::{Behaviour, Gateway, SimTask};
+pub use gateway::{Behaviour, Call, Gateway, SimTask};
 pub use lifecycle::Lifecycle;
 
 use crate::task::TaskKind;
