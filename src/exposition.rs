@@ -21,6 +21,7 @@ use crate::metrics::ExporterMetrics;
 use crate::state::{Store, TaskState};
 use crate::status;
 use crate::task::TaskSpec;
+use crate::task_view::{TaskList, Views};
 use crate::time::unix_now;
 
 /// Longest label value taken from the API (names, failure messages). Longer values are cut at a
@@ -30,13 +31,23 @@ pub const MAX_LABEL_CHARS: usize = 200;
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// One encoded exposition.
+/// One encoded exposition, and the task views of the same snapshot.
 #[derive(Debug, Default)]
 pub struct Exposition {
     /// The text format.
     pub text: Bytes,
     /// The same, gzip-compressed, for scrapers that accept it.
     pub gzip: Bytes,
+    /// When it was rendered, unix seconds.
+    pub rendered_at: f64,
+    /// `poll.interval`, seconds.
+    pub poll_interval_seconds: f64,
+    /// The tasks as the page shows them, worst first.
+    pub views: Views,
+    /// `GET /api/v1/tasks`, JSON.
+    pub tasks_json: Bytes,
+    /// The same, gzip-compressed.
+    pub tasks_json_gzip: Bytes,
 }
 
 /// A per-task gauge whose value comes from one field.
@@ -326,21 +337,40 @@ impl std::fmt::Display for Label<'_> {
 /// Renders the whole payload: task families, then the exporter's own metrics.
 pub fn render(store: &Store, metrics: &ExporterMetrics, options: &ExpositionOptions) -> Exposition {
     let tasks = store.snapshot();
+    let now = unix_now();
     let mut text = String::with_capacity(4096 + tasks.len() * 2048);
     write_task_families(&tasks, options, &mut text);
+    let views = Views::build(&tasks, now);
     drop(tasks);
     let mut text = text.into_bytes();
     metrics.encode(|name| options.filter.allows(name), &mut text);
+    let gzip = gzip(&text);
 
-    let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::fast());
-    let gzip = encoder
-        .write_all(&text)
-        .and_then(|()| encoder.finish())
-        .unwrap_or_default();
+    let poll_interval_seconds = options.poll_interval.as_secs_f64();
+    let list = TaskList {
+        generated_at: now,
+        poll_interval_seconds,
+        tasks: views.tasks.iter().map(|(_, task)| task).collect(),
+    };
+    let tasks_json = serde_json::to_vec(&list).unwrap_or_default();
+    drop(list);
     Exposition {
         text: Bytes::from(text),
         gzip: Bytes::from(gzip),
+        rendered_at: now,
+        poll_interval_seconds,
+        views,
+        tasks_json_gzip: Bytes::from(self::gzip(&tasks_json)),
+        tasks_json: Bytes::from(tasks_json),
     }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 8), Compression::fast());
+    encoder
+        .write_all(bytes)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_default()
 }
 
 /// Holds the latest exposition and re-renders it when the store changes.

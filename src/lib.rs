@@ -37,5 +37,6 @@ pub mod simulator;
 pub mod state;
 pub mod status;
 pub mod task;
+pub mod task_view;
 pub mod time;
 pub mod web_config;

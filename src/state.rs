@@ -5,7 +5,7 @@
 //! reader sees either the old or the new state of a task, never a mix. The store's lock is held
 //! only to swap or clone those pointers, never across I/O or encoding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -34,6 +34,64 @@ pub struct TaskState {
     pub last_error: Option<ApiError>,
     /// Unix time of the last successful `GetUDTSTaskStatus` (a list refresh is not one).
     pub last_full_read: Option<f64>,
+    /// Recent samples for the task page's sparkline: at most [`TREND_SAMPLES`], at least
+    /// [`TREND_SPACING_SECONDS`] apart. Shared between states until a sample is added.
+    pub trend: Arc<VecDeque<Sample>>,
+}
+
+/// Samples kept per task: an hour at one a minute.
+pub const TREND_SAMPLES: usize = 60;
+/// Least time between two kept samples.
+pub const TREND_SPACING_SECONDS: f64 = 60.0;
+
+/// One point of a task's recent trend (16 bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Unix time, seconds.
+    pub at: u32,
+    /// What `value` measures.
+    pub kind: SampleKind,
+    /// The value.
+    pub value: f64,
+}
+
+/// What a trend sample measures: whatever shows the task moving in its phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleKind {
+    /// Full-load completion, 0 to 1.
+    Progress,
+    /// Redis or MongoDB replication delay, seconds.
+    DelaySeconds,
+    /// Binlog position as file index x 2^32 + offset, so rotation keeps it growing.
+    Binlog,
+}
+
+impl Sample {
+    /// The sample `data` gives at `now`, if it carries anything that moves.
+    fn of(data: &StatusData, now: f64) -> Option<Self> {
+        let progress = data.progress.as_ref();
+        let status = data.status.as_deref().unwrap_or("");
+        let ratio = progress.and_then(|p| p.percentage).map(|p| p / 100.0);
+        let delay = progress.and_then(|p| p.redis_delay_time.or(p.mongo_delay_time));
+        let binlog = data.sync.as_ref().and_then(|sync| {
+            Some(sync.binlog_file_index().unwrap_or(0.0) * 4_294_967_296.0 + sync.binlog_pos?)
+        });
+        let (kind, value) = match (ratio, delay, binlog) {
+            (Some(ratio), _, _) if !crate::status::INCREMENTAL.contains(&status) => {
+                (SampleKind::Progress, ratio)
+            }
+            (_, Some(delay), _) => (SampleKind::DelaySeconds, delay),
+            (_, _, Some(binlog)) => (SampleKind::Binlog, binlog),
+            (Some(ratio), _, _) => (SampleKind::Progress, ratio),
+            _ => return None,
+        };
+        Some(Self {
+            at: now as u32,
+            kind,
+            value,
+        })
+    }
 }
 
 impl TaskState {
@@ -48,6 +106,7 @@ impl TaskState {
             last_progress: None,
             last_error: None,
             last_full_read: None,
+            trend: Arc::default(),
         }
     }
 
@@ -120,12 +179,33 @@ impl TaskState {
                 Some(now)
             },
             last_progress: if moved { Some(now) } else { self.last_progress },
-            data: Some(data),
             up: Some(true),
             last_success: Some(now),
             last_error: None,
             last_full_read: self.last_full_read,
+            trend: self.trend_with(&data, now),
+            data: Some(data),
         }
+    }
+
+    /// The trend with `data`'s sample added, when the last one is old enough.
+    fn trend_with(&self, data: &StatusData, now: f64) -> Arc<VecDeque<Sample>> {
+        let Some(sample) = Sample::of(data, now) else {
+            return Arc::clone(&self.trend);
+        };
+        if self
+            .trend
+            .back()
+            .is_some_and(|last| now - f64::from(last.at) < TREND_SPACING_SECONDS)
+        {
+            return Arc::clone(&self.trend);
+        }
+        let mut trend = (*self.trend).clone();
+        if trend.len() == TREND_SAMPLES {
+            trend.pop_front();
+        }
+        trend.push_back(sample);
+        Arc::new(trend)
     }
 
     /// The current status, if known.

@@ -142,6 +142,8 @@ pub struct ExpositionOptions {
     pub status_series: StatusSeries,
     /// Names of metrics to expose.
     pub filter: MetricFilter,
+    /// `poll.interval`, for the task page and its JSON.
+    pub poll_interval: Duration,
 }
 
 /// The `[metrics]` allow and deny lists, compiled.
@@ -340,6 +342,7 @@ impl Config {
                 total: sharding.total_shards,
             },
             exposition: ExpositionOptions {
+                poll_interval: self.poll.interval,
                 stale_after: Some(stale_after),
                 status_series: self.metrics.status_series,
                 filter: MetricFilter {

@@ -1,0 +1,428 @@
+//! What the task page and `GET /api/v1/tasks` show: one JSON object per task, built from the
+//! store's snapshot when the state changes (with the exposition), ordered worst first.
+//!
+//! Timestamps are unix seconds; a value the gateway did not send is `null`, never 0 or "".
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::state::{Sample, SampleKind, TaskState};
+use crate::status;
+
+/// Seconds without progress after which an active task counts as stalled (the shipped alerts
+/// use 30 minutes for full loads).
+pub const STALLED_AFTER_SECONDS: f64 = 1800.0;
+
+/// `GET /api/v1/tasks`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskList<'a> {
+    /// When this view was prepared, unix seconds.
+    pub generated_at: f64,
+    /// `poll.interval`, seconds.
+    pub poll_interval_seconds: f64,
+    /// Every task, worst first.
+    pub tasks: Vec<&'a TaskView>,
+}
+
+/// One task as the page and the JSON API show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskView {
+    /// The task id.
+    pub id: String,
+    /// `transfer` or `integration`.
+    pub kind: &'static str,
+    /// The name given to the task.
+    pub name: Option<String>,
+    /// `full`, `incremental`, `full+incremental`, ...
+    pub mode: Option<String>,
+    /// `ProjectId`.
+    pub project_id: Option<String>,
+    /// The `[[accounts]]` name, with several accounts.
+    pub account: Option<String>,
+    /// Whether the last read succeeded (false before the first).
+    pub up: bool,
+    /// The task's status, as the gateway spells it.
+    pub status: Option<String>,
+    /// When the task entered its status.
+    pub status_since: Option<f64>,
+    /// When the task was last read successfully.
+    pub last_success: Option<f64>,
+    /// Full-load progress.
+    pub progress: Option<ProgressView>,
+    /// Where the incremental phase is in the source's binlog.
+    pub sync: Option<SyncView>,
+    /// Redis or MongoDB replication delay.
+    pub delay_seconds: Option<f64>,
+    /// Retries used.
+    pub retries: Option<f64>,
+    /// Retries allowed.
+    pub max_retries: Option<f64>,
+    /// Why the last read failed, while it fails.
+    pub error: Option<ErrorView>,
+    /// Why the task failed (`FailedMessage`).
+    pub failure_message: Option<String>,
+}
+
+/// `progress` of a [`TaskView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgressView {
+    /// 0 to 1.
+    pub ratio: Option<f64>,
+    /// Rows migrated.
+    pub rows: Option<f64>,
+    /// Rows to migrate.
+    pub target_rows: Option<f64>,
+    /// Time the full load has run.
+    pub elapsed_seconds: Option<f64>,
+    /// Its estimated total duration.
+    pub estimated_duration_seconds: Option<f64>,
+}
+
+/// `sync` of a [`TaskView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncView {
+    /// `mysql-bin.000042`.
+    pub binlog_file: Option<String>,
+    /// Offset in that file.
+    pub binlog_position: Option<f64>,
+    /// The executed GTID set.
+    pub gtid: Option<String>,
+}
+
+/// `error` of a [`TaskView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorView {
+    /// The stable reason, as in `udts_api_request_errors_total`.
+    pub reason: &'static str,
+    /// What went wrong, first line.
+    pub message: String,
+}
+
+/// One point of `history` in `GET /api/v1/tasks/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleView {
+    /// Unix seconds.
+    pub at: f64,
+    /// `progress` (0 to 1), `delay_seconds`, or `binlog` (file index x 2^32 + position).
+    pub kind: SampleKind,
+    /// The value.
+    pub value: f64,
+}
+
+impl From<&Sample> for SampleView {
+    fn from(sample: &Sample) -> Self {
+        Self {
+            at: f64::from(sample.at),
+            kind: sample.kind,
+            value: sample.value,
+        }
+    }
+}
+
+/// `GET /api/v1/tasks/{id}`: the task and its recent samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDetail<'a> {
+    /// The task.
+    #[serde(flatten)]
+    pub task: &'a TaskView,
+    /// Up to an hour of samples, oldest first.
+    pub history: Vec<SampleView>,
+}
+
+/// How bad a task looks, for ordering and colour: lower is worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// FailedUnrecoverable or StoppedUnrecoverable.
+    Unrecoverable,
+    /// Failed or RetryPending.
+    Failed,
+    /// The exporter cannot read it.
+    Unreadable,
+    /// Dumping, Loading or Syncing with no progress for 30 minutes.
+    Stalled,
+    /// Anything in between: created, checking, starting, stopping, an unknown status.
+    Other,
+    /// Dumping, Loading, Syncing, Synced.
+    Active,
+    /// Done, Success, Stopped.
+    Done,
+}
+
+impl Health {
+    /// The CSS class and summary word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unrecoverable => "unrecoverable",
+            Self::Failed => "failed",
+            Self::Unreadable => "unreadable",
+            Self::Stalled => "stalled",
+            Self::Other => "other",
+            Self::Active => "active",
+            Self::Done => "done",
+        }
+    }
+}
+
+/// The health of a task in `state` at `now`.
+pub fn health(state: &TaskState, now: f64) -> Health {
+    let status = state.status().unwrap_or("");
+    match status {
+        "FailedUnrecoverable" | "StoppedUnrecoverable" => return Health::Unrecoverable,
+        "Failed" | "RetryPending" => return Health::Failed,
+        _ => {}
+    }
+    if state.up != Some(true) {
+        return Health::Unreadable;
+    }
+    let active = matches!(status, "Dumping" | "Loading" | "Syncing" | "Synced");
+    let quiet_for = state.last_progress.map_or(0.0, |at| now - at);
+    if matches!(status, "Dumping" | "Loading" | "Syncing") && quiet_for > STALLED_AFTER_SECONDS {
+        return Health::Stalled;
+    }
+    if active {
+        Health::Active
+    } else if status::is_finished(status) {
+        Health::Done
+    } else {
+        Health::Other
+    }
+}
+
+/// The view of one task.
+pub fn view(state: &TaskState) -> TaskView {
+    let spec = &state.spec;
+    let data = state.data.as_ref();
+    let progress = data.and_then(|d| d.progress.as_ref());
+    let full_load = progress.and_then(|p| {
+        let view = ProgressView {
+            ratio: p.percentage.map(|p| p / 100.0),
+            rows: p.cur_count,
+            target_rows: p.total_count,
+            elapsed_seconds: p.cur_duration,
+            estimated_duration_seconds: p.total_duration,
+        };
+        let any = [
+            view.ratio,
+            view.rows,
+            view.target_rows,
+            view.elapsed_seconds,
+            view.estimated_duration_seconds,
+        ]
+        .iter()
+        .any(Option::is_some);
+        any.then_some(view)
+    });
+    TaskView {
+        id: spec.id.clone(),
+        kind: spec.kind.as_str(),
+        name: spec.name.clone().filter(|n| !n.is_empty()),
+        mode: spec.mode.clone().filter(|m| !m.is_empty()),
+        project_id: spec.project_id.clone().filter(|p| !p.is_empty()),
+        account: spec.account.clone(),
+        up: state.up == Some(true),
+        status: data.and_then(|d| d.status.clone()),
+        status_since: state.status_since,
+        last_success: state.last_success,
+        progress: full_load,
+        sync: data.and_then(|d| d.sync.as_ref()).map(|s| SyncView {
+            binlog_file: s.binlog_name.clone().filter(|n| !n.is_empty()),
+            binlog_position: s.binlog_pos,
+            gtid: s.binlog_gtid.clone().filter(|g| !g.is_empty()),
+        }),
+        delay_seconds: progress.and_then(|p| p.redis_delay_time.or(p.mongo_delay_time)),
+        retries: data.and_then(|d| d.cur_retry_count),
+        max_retries: data.and_then(|d| d.max_retry_count),
+        error: state.last_error.as_ref().map(|e| ErrorView {
+            reason: e.reason(),
+            message: first_line(&e.to_string()),
+        }),
+        failure_message: data
+            .and_then(|d| d.failed_message.clone())
+            .filter(|m| !m.trim().is_empty()),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// The views of a snapshot, with each task's health and trend, worst first (then by id).
+#[derive(Debug, Default)]
+pub struct Views {
+    /// The tasks, worst first.
+    pub tasks: Vec<(Health, TaskView)>,
+    /// Each task's trend, by position in `tasks`.
+    pub trends: Vec<Vec<Sample>>,
+    /// Tasks per status word, and per health class for unreadable and stalled.
+    pub summary: BTreeMap<String, (Health, usize)>,
+}
+
+impl Views {
+    /// Builds the views of `states` at `now`.
+    pub fn build(states: &[std::sync::Arc<TaskState>], now: f64) -> Self {
+        let mut rows: Vec<(Health, TaskView, Vec<Sample>)> = states
+            .iter()
+            .map(|state| {
+                (
+                    health(state, now),
+                    view(state),
+                    state.trend.iter().copied().collect(),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (a.0, &a.1.id, &a.1.account).cmp(&(b.0, &b.1.id, &b.1.account))
+        });
+        let mut summary: BTreeMap<String, (Health, usize)> = BTreeMap::new();
+        for (health, task, _) in &rows {
+            let word = match health {
+                Health::Unreadable | Health::Stalled => health.as_str().to_string(),
+                _ => task.status.clone().unwrap_or_else(|| "unknown".into()),
+            };
+            let entry = summary.entry(word).or_insert((*health, 0));
+            entry.0 = entry.0.min(*health);
+            entry.1 += 1;
+        }
+        let mut tasks = Vec::with_capacity(rows.len());
+        let mut trends = Vec::with_capacity(rows.len());
+        for (health, task, trend) in rows {
+            tasks.push((health, task));
+            trends.push(trend);
+        }
+        Self {
+            tasks,
+            trends,
+            summary,
+        }
+    }
+
+    /// The task `id` (of `account`, when given) and its trend.
+    pub fn find(&self, id: &str, account: Option<&str>) -> Option<(&TaskView, &[Sample])> {
+        self.tasks
+            .iter()
+            .zip(&self.trends)
+            .find(|((_, task), _)| {
+                task.id == id && account.is_none_or(|a| task.account.as_deref() == Some(a))
+            })
+            .map(|((_, task), trend)| (task, trend.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::model::{Progress, SyncData};
+    use crate::api::{ApiError, StatusData};
+    use crate::task::TaskSpec;
+    use std::sync::Arc;
+
+    fn state(id: &str, status: &str) -> TaskState {
+        TaskState::new(TaskSpec::new(id)).after_poll(
+            Ok(StatusData {
+                status: Some(status.into()),
+                ..Default::default()
+            }),
+            1000.0,
+        )
+    }
+
+    #[test]
+    fn absent_values_are_null_not_zero() {
+        let view = view(&TaskState::new(TaskSpec::new("udts-new")));
+        let json = serde_json::to_value(&view).unwrap();
+        for key in [
+            "name",
+            "mode",
+            "project_id",
+            "account",
+            "status",
+            "status_since",
+            "last_success",
+            "progress",
+            "sync",
+            "delay_seconds",
+            "retries",
+            "max_retries",
+            "error",
+            "failure_message",
+        ] {
+            assert!(json[key].is_null(), "{key}: {json}");
+        }
+        assert_eq!(json["up"], false);
+        assert_eq!(json["kind"], "transfer");
+    }
+
+    #[test]
+    fn present_values_are_carried_over() {
+        let data = StatusData {
+            status: Some("Syncing".into()),
+            cur_retry_count: Some(1.0),
+            max_retry_count: Some(3.0),
+            progress: Some(Progress {
+                percentage: Some(42.0),
+                mongo_delay_time: Some(7.0),
+                ..Default::default()
+            }),
+            sync: Some(SyncData {
+                binlog_name: Some("mysql-bin.000042".into()),
+                binlog_pos: Some(154.0),
+                binlog_gtid: Some("uuid:1-5".into()),
+            }),
+            failed_message: Some("disk full\nmore".into()),
+        };
+        let state = TaskState::new(TaskSpec::new("udts-a"))
+            .after_poll(Ok(data), 1000.0)
+            .after_poll(Err(ApiError::Timeout), 1030.0);
+        let json = serde_json::to_value(view(&state)).unwrap();
+        assert_eq!(json["progress"]["ratio"], 0.42);
+        assert!(json["progress"]["rows"].is_null());
+        assert_eq!(json["sync"]["binlog_file"], "mysql-bin.000042");
+        assert_eq!(json["sync"]["binlog_position"], 154.0);
+        assert_eq!(json["sync"]["gtid"], "uuid:1-5");
+        assert_eq!(json["delay_seconds"], 7.0);
+        assert_eq!(json["retries"], 1.0);
+        assert_eq!(json["up"], false);
+        assert_eq!(json["error"]["reason"], "timeout");
+        assert_eq!(json["failure_message"], "disk full\nmore");
+        assert_eq!(json["last_success"], 1000.0);
+    }
+
+    #[test]
+    fn the_worst_come_first_and_are_counted_by_status() {
+        let mut stalled = state("udts-stalled", "Loading");
+        stalled.last_progress = Some(0.0);
+        let unreadable = state("udts-down", "Syncing").after_poll(Err(ApiError::Timeout), 1001.0);
+        let states: Vec<Arc<TaskState>> = [
+            state("udts-done", "Done"),
+            state("udts-sync", "Synced"),
+            stalled,
+            unreadable,
+            state("udts-failed", "Failed"),
+            state("udts-gone", "FailedUnrecoverable"),
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+        let views = Views::build(&states, 1000.0 + STALLED_AFTER_SECONDS + 1.0);
+        let order: Vec<&str> = views.tasks.iter().map(|(_, t)| t.id.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "udts-gone",
+                "udts-failed",
+                "udts-down",
+                "udts-stalled",
+                "udts-sync",
+                "udts-done"
+            ]
+        );
+        assert_eq!(views.summary["stalled"], (Health::Stalled, 1));
+        assert_eq!(views.summary["unreadable"], (Health::Unreadable, 1));
+        assert_eq!(views.summary["Done"], (Health::Done, 1));
+        assert!(views.find("udts-sync", None).is_some());
+        assert!(views.find("udts-sync", Some("other")).is_none());
+        assert!(views.find("udts-nope", None).is_none());
+    }
+}
