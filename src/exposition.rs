@@ -350,7 +350,7 @@ pub fn render(store: &Store, metrics: &ExporterMetrics, options: &ExpositionOpti
     let list = TaskList {
         generated_at: now,
         poll_interval_seconds,
-        tasks: views.tasks.iter().map(|(_, task)| task).collect(),
+        tasks: views.tasks.iter().collect(),
     };
     let tasks_json = serde_json::to_vec(&list).unwrap_or_default();
     drop(list);

@@ -29,6 +29,7 @@ pub mod exposition;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod page;
 pub mod poller;
 pub mod process_metrics;
 pub mod runtime;

@@ -1,12 +1,15 @@
 //! The HTTP side: `/metrics` (or the configured path) serves the latest prepared exposition,
 //! `/healthz` says the process is alive, `/readyz` says the first poll cycle is done,
-//! `POST /-/reload` re-reads the configuration, and `/` links to them. No handler ever calls the API or waits on the poller.
+//! `POST /-/reload` re-reads the configuration, `/` is the task page and `/api/v1/tasks` its
+//! JSON. No handler ever calls the API or waits on the poller: they all read the payloads the
+//! publisher prepared on the last change of state.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::exposition::{Publisher, CONTENT_TYPE};
+use crate::page;
+use crate::task_view::{SampleView, TaskDetail};
+use crate::time::unix_now;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -44,7 +50,52 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload))
+        .route("/api/v1/tasks", get(tasks))
+        .route("/api/v1/tasks/{id}", get(task))
+        .route("/api/v1/trends", get(trends))
+        .route(
+            page::SCRIPT_PATH,
+            get(|| async { static_asset("text/javascript; charset=utf-8", page::SCRIPT) }),
+        )
+        .route(
+            page::STYLE_PATH,
+            get(|| async { static_asset("text/css; charset=utf-8", page::STYLE) }),
+        )
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Headers on every answer: no MIME sniffing, no referrer, and a policy that lets the page run
+/// only the exporter's own script and style.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(page::CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=300"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets open requests finish.
@@ -58,15 +109,114 @@ pub async fn serve(
         .await
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
-    let path = &state.telemetry_path;
-    Html(format!(
-        "<!doctype html><html><head><title>UDTS exporter</title></head><body>\
-         <h1>UDTS exporter</h1><p>Prometheus exporter for UCloud UDTS tasks, version {}.</p>\
-         <ul><li><a href=\"{path}\">Metrics</a></li><li><a href=\"/healthz\">Health</a></li>\
-         <li><a href=\"/readyz\">Readiness</a></li></ul></body></html>",
-        env!("CARGO_PKG_VERSION")
-    ))
+/// The task page, rendered from the prepared views (the worst 500 rows unless `?all=1`).
+async fn index(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let exposition = state.publisher.current();
+    let query = page::PageQuery::parse(query.as_deref());
+    let html = page::render(&exposition, &query, &state.telemetry_path, unix_now());
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// Every task as JSON, prepared on the last change of state (gzip when accepted).
+async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let exposition = state.publisher.current();
+    let gzip = accepts_gzip(&headers) && !exposition.tasks_json_gzip.is_empty();
+    let body = if gzip {
+        exposition.tasks_json_gzip.clone()
+    } else {
+        exposition.tasks_json.clone()
+    };
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(JSON)),
+            (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response();
+    if gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+const JSON: &str = "application/json";
+
+fn json_answer(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(JSON)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// One task and its recent samples; `?account=` picks among several accounts. 404 with a JSON
+/// error for an unknown id.
+async fn task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let account = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "account")
+        .map(|(_, value)| value.into_owned());
+    let exposition = state.publisher.current();
+    let Some((view, trend)) = exposition.views.find(&id, account.as_deref()) else {
+        let error = serde_json::json!({"error": format!("no task with id {id}")});
+        return json_answer(StatusCode::NOT_FOUND, error.to_string().into_bytes());
+    };
+    let detail = TaskDetail {
+        task: view,
+        history: trend.iter().map(SampleView::from).collect(),
+    };
+    json_answer(
+        StatusCode::OK,
+        serde_json::to_vec(&detail).unwrap_or_default(),
+    )
+}
+
+/// The page's sparklines: `{"account/id": [[unix, value], ...]}` for the worst `?limit=` tasks
+/// (all without it).
+async fn trends(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let limit = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .find(|(key, _)| key == "limit")
+        .and_then(|(_, value)| value.parse::<usize>().ok())
+        .filter(|limit| *limit > 0)
+        .unwrap_or(usize::MAX);
+    let exposition = state.publisher.current();
+    let mut out = serde_json::Map::new();
+    for (task, trend) in exposition
+        .views
+        .tasks
+        .iter()
+        .zip(&exposition.views.trends)
+        .take(limit)
+    {
+        if trend.len() < 2 {
+            continue;
+        }
+        let key = format!("{}/{}", task.account.as_deref().unwrap_or(""), task.id);
+        let points = trend
+            .iter()
+            .map(|s| serde_json::json!([s.at, s.value]))
+            .collect();
+        out.insert(key, serde_json::Value::Array(points));
+    }
+    json_answer(
+        StatusCode::OK,
+        serde_json::to_vec(&serde_json::Value::Object(out)).unwrap_or_default(),
+    )
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

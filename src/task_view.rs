@@ -62,6 +62,9 @@ pub struct TaskView {
     pub error: Option<ErrorView>,
     /// Why the task failed (`FailedMessage`).
     pub failure_message: Option<String>,
+    /// How bad it looks (an addition to the documented schema, for the page's colours and
+    /// order): `unrecoverable`, `failed`, `unreadable`, `stalled`, `other`, `active`, `done`.
+    pub health: Health,
 }
 
 /// `progress` of a [`TaskView`].
@@ -190,8 +193,8 @@ pub fn health(state: &TaskState, now: f64) -> Health {
     }
 }
 
-/// The view of one task.
-pub fn view(state: &TaskState) -> TaskView {
+/// The view of one task at `now`.
+pub fn view(state: &TaskState, now: f64) -> TaskView {
     let spec = &state.spec;
     let data = state.data.as_ref();
     let progress = data.and_then(|d| d.progress.as_ref());
@@ -241,6 +244,7 @@ pub fn view(state: &TaskState) -> TaskView {
         failure_message: data
             .and_then(|d| d.failed_message.clone())
             .filter(|m| !m.trim().is_empty()),
+        health: health(state, now),
     }
 }
 
@@ -248,11 +252,11 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
 
-/// The views of a snapshot, with each task's health and trend, worst first (then by id).
+/// The views of a snapshot, with each task's trend, worst first (then by id).
 #[derive(Debug, Default)]
 pub struct Views {
     /// The tasks, worst first.
-    pub tasks: Vec<(Health, TaskView)>,
+    pub tasks: Vec<TaskView>,
     /// Each task's trend, by position in `tasks`.
     pub trends: Vec<Vec<Sample>>,
     /// Tasks per status word, and per health class for unreadable and stalled.
@@ -262,35 +266,24 @@ pub struct Views {
 impl Views {
     /// Builds the views of `states` at `now`.
     pub fn build(states: &[std::sync::Arc<TaskState>], now: f64) -> Self {
-        let mut rows: Vec<(Health, TaskView, Vec<Sample>)> = states
+        let mut rows: Vec<(TaskView, Vec<Sample>)> = states
             .iter()
-            .map(|state| {
-                (
-                    health(state, now),
-                    view(state),
-                    state.trend.iter().copied().collect(),
-                )
-            })
+            .map(|state| (view(state, now), state.trend.iter().copied().collect()))
             .collect();
-        rows.sort_by(|a, b| {
-            (a.0, &a.1.id, &a.1.account).cmp(&(b.0, &b.1.id, &b.1.account))
+        rows.sort_by(|(a, _), (b, _)| {
+            (a.health, &a.id, &a.account).cmp(&(b.health, &b.id, &b.account))
         });
         let mut summary: BTreeMap<String, (Health, usize)> = BTreeMap::new();
-        for (health, task, _) in &rows {
-            let word = match health {
-                Health::Unreadable | Health::Stalled => health.as_str().to_string(),
+        for (task, _) in &rows {
+            let word = match task.health {
+                Health::Unreadable | Health::Stalled => task.health.as_str().to_string(),
                 _ => task.status.clone().unwrap_or_else(|| "unknown".into()),
             };
-            let entry = summary.entry(word).or_insert((*health, 0));
-            entry.0 = entry.0.min(*health);
+            let entry = summary.entry(word).or_insert((task.health, 0));
+            entry.0 = entry.0.min(task.health);
             entry.1 += 1;
         }
-        let mut tasks = Vec::with_capacity(rows.len());
-        let mut trends = Vec::with_capacity(rows.len());
-        for (health, task, trend) in rows {
-            tasks.push((health, task));
-            trends.push(trend);
-        }
+        let (tasks, trends) = rows.into_iter().unzip();
         Self {
             tasks,
             trends,
@@ -303,10 +296,10 @@ impl Views {
         self.tasks
             .iter()
             .zip(&self.trends)
-            .find(|((_, task), _)| {
+            .find(|(task, _)| {
                 task.id == id && account.is_none_or(|a| task.account.as_deref() == Some(a))
             })
-            .map(|((_, task), trend)| (task, trend.as_slice()))
+            .map(|(task, trend)| (task, trend.as_slice()))
     }
 }
 
@@ -330,7 +323,7 @@ mod tests {
 
     #[test]
     fn absent_values_are_null_not_zero() {
-        let view = view(&TaskState::new(TaskSpec::new("udts-new")));
+        let view = view(&TaskState::new(TaskSpec::new("udts-new")), 0.0);
         let json = serde_json::to_value(&view).unwrap();
         for key in [
             "name",
@@ -375,7 +368,7 @@ mod tests {
         let state = TaskState::new(TaskSpec::new("udts-a"))
             .after_poll(Ok(data), 1000.0)
             .after_poll(Err(ApiError::Timeout), 1030.0);
-        let json = serde_json::to_value(view(&state)).unwrap();
+        let json = serde_json::to_value(view(&state, 1030.0)).unwrap();
         assert_eq!(json["progress"]["ratio"], 0.42);
         assert!(json["progress"]["rows"].is_null());
         assert_eq!(json["sync"]["binlog_file"], "mysql-bin.000042");
@@ -406,7 +399,7 @@ mod tests {
         .map(Arc::new)
         .collect();
         let views = Views::build(&states, 1000.0 + STALLED_AFTER_SECONDS + 1.0);
-        let order: Vec<&str> = views.tasks.iter().map(|(_, t)| t.id.as_str()).collect();
+        let order: Vec<&str> = views.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
             order,
             [

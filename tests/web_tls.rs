@@ -97,6 +97,23 @@ async fn scrapes_over_tls_need_the_right_credentials() {
         .unwrap();
     assert_eq!(unknown.status(), 401);
 
+    // The task page and its JSON sit behind the same authentication.
+    for path in ["/", "/api/v1/tasks", "/api/v1/tasks/udts-a"] {
+        let url = format!("https://localhost:{}{path}", harness.exporter.port());
+        assert_eq!(
+            client.get(&url).send().await.unwrap().status(),
+            401,
+            "{path}"
+        );
+        let authorized = client
+            .get(&url)
+            .basic_auth("prometheus", Some("scrape-secret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(authorized.status(), 200, "{path}");
+    }
+
     // Plain HTTP to the TLS port gets no metrics.
     let plain = reqwest::get(format!(
         "http://127.0.0.1:{}/metrics",
