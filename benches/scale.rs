@@ -126,8 +126,134 @@ async fn bench(tasks: usize) {
         rss_kib(pid, "VmRSS:") / 1024,
         rss_kib(pid, "VmHWM:") / 1024,
     );
+    page_bench(tasks, &client, exporter.addr, pid).await;
     exporter.child.kill().await.unwrap();
     shutdown.cancel();
+}
+
+/// The task page at `tasks` tasks: its weight (default and all rows), the JSON's size, how
+/// long the server takes to answer `/`, the browser's first contentful paint (when chromedriver
+/// is installed), and `/metrics` latency while five open pages poll the JSON every second.
+async fn page_bench(tasks: usize, client: &reqwest::Client, addr: std::net::SocketAddr, pid: u32) {
+    let base = format!("http://{addr}");
+    let size = |path: &'static str, gzip: bool| {
+        let client = client.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let mut request = client.get(url);
+            if gzip {
+                request = request.header("Accept-Encoding", "gzip");
+            }
+            request.send().await.unwrap().bytes().await.unwrap().len() / 1024
+        }
+    };
+    let page = size("/", false).await;
+    let page_all = size("/?all=1", false).await;
+    let json = size("/api/v1/tasks", false).await;
+    let json_gzip = size("/api/v1/tasks", true).await;
+    let mut page_times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        client
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        page_times.push(started.elapsed());
+    }
+    page_times.sort();
+    let paint = first_contentful_paint(&base).await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pollers: Vec<_> = (0..5)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/tasks");
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let response = client
+                        .get(&url)
+                        .header("Accept-Encoding", "gzip")
+                        .send()
+                        .await;
+                    if let Ok(response) = response {
+                        let _ = response.bytes().await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        })
+        .collect();
+    let (mut gzip, _) = time_scrapes(client, &format!("{base}/metrics"), true).await;
+    gzip.sort();
+    stop.store(true, Ordering::Relaxed);
+    for poller in pollers {
+        poller.await.unwrap();
+    }
+    PAGE_ROWS.lock().unwrap().push(format!(
+        "| {tasks} | {page} KiB | {page_all} KiB | {json} KiB / {json_gzip} KiB | {:.1} ms | {paint} | {:.1} / {:.1} ms | {} MiB |",
+        percentile(&page_times, 0.5).as_secs_f64() * 1e3,
+        percentile(&gzip, 0.5).as_secs_f64() * 1e3,
+        percentile(&gzip, 0.99).as_secs_f64() * 1e3,
+        rss_kib(pid, "VmRSS:") / 1024,
+    ));
+}
+
+static PAGE_ROWS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The first contentful paint of `/` in headless Chromium, or "-" without chromedriver.
+async fn first_contentful_paint(base: &str) -> String {
+    let port = 19_515;
+    let Ok(mut driver) = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return "-".into();
+    };
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let profile = tempfile::tempdir().unwrap();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": "/usr/bin/chromium",
+               "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update",
+                        format!("--user-data-dir={}", profile.path().display())]}),
+    );
+    let mut result = "-".to_string();
+    for _ in 0..50 {
+        let connected = fantoccini::ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        if let Ok(browser) = connected {
+            browser.goto(&format!("{base}/")).await.unwrap();
+            let paint = browser
+                .execute(
+                    "return performance.getEntriesByName('first-contentful-paint')[0].startTime",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_f64());
+            if let Some(paint) = paint {
+                result = format!("{paint:.0} ms");
+            }
+            let _ = browser.close().await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
+    result
 }
 
 /// Reads one unlabelled sample from an exposition.
@@ -181,6 +307,12 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for tasks in [1_000, 10_000] {
         bench(tasks).await;
+    }
+    println!();
+    println!("| tasks | page (worst 500) | page, all rows | /api/v1/tasks plain / gzip | GET / p50 | first contentful paint | /metrics p50 / p99 gzip, 5 pages open | RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in PAGE_ROWS.lock().unwrap().iter() {
+        println!("{row}");
     }
     println!();
     println!("| tasks | gateway latency | concurrency | calls in the cycle | first poll cycle | ideal (pages + ceil(other calls/concurrency)) x latency | efficiency | peak RSS |");

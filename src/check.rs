@@ -9,7 +9,10 @@ use tokio::sync::Semaphore;
 use crate::api::{ApiError, StatusData};
 use crate::discovery::DiscoveredTask;
 use crate::runtime::Runtime;
+use crate::state::TaskState;
 use crate::task::TaskSpec;
+use crate::task_view::{TaskList, Views};
+use crate::time::unix_now;
 
 /// One row of the report.
 pub struct CheckRow {
@@ -44,6 +47,22 @@ pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<TaskSpec>) -> Vec<Check
         }
     }
     rows
+}
+
+/// The report as the JSON of `GET /api/v1/tasks`: the same task objects, worst first.
+pub fn json(rows: Vec<CheckRow>, poll_interval: std::time::Duration) -> String {
+    let now = unix_now();
+    let states: Vec<Arc<TaskState>> = rows
+        .into_iter()
+        .map(|row| Arc::new(TaskState::new(row.task).after_poll(row.result, now)))
+        .collect();
+    let views = Views::build(&states, now);
+    let list = TaskList {
+        generated_at: now,
+        poll_interval_seconds: poll_interval.as_secs_f64(),
+        tasks: views.tasks.iter().collect(),
+    };
+    serde_json::to_string_pretty(&list).unwrap_or_default()
 }
 
 /// The report as an aligned text table.

@@ -55,14 +55,27 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// `check --output`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckOutput {
+    /// An aligned table for people.
+    Text,
+    /// `{"generated_at", "poll_interval_seconds", "tasks": [...]}` as `/api/v1/tasks` serves it.
+    Json,
+}
+
 /// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run against an embedded simulated gateway: no account and no config needed.
     Demo,
-    /// Validate the config, poll every task once, print a table; non-zero exit if any task
-    /// could not be read.
-    Check,
+    /// Validate the config, poll every task once, print a table (or JSON); non-zero exit if
+    /// any task could not be read.
+    Check {
+        /// `text`: an aligned table; `json`: the task objects of `/api/v1/tasks`.
+        #[arg(long, value_enum, default_value_t = CheckOutput::Text)]
+        output: CheckOutput,
+    },
     /// List what discovery would poll (even while `[discovery]` is off), then exit.
     Discover,
 }
@@ -89,7 +102,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             None => run(&cli).await,
             Some(Command::Demo) => demo(&cli).await,
-            Some(Command::Check) => check(&cli).await,
+            Some(Command::Check { output }) => check(&cli, output).await,
             Some(Command::Discover) => discover(&cli).await,
         }
     });
@@ -260,13 +273,22 @@ pub fn demo_config(endpoint: &str) -> Config {
     config
 }
 
-async fn check(cli: &Cli) -> anyhow::Result<ExitCode> {
+async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     let settings = load_config(cli)?.resolve()?;
+    let interval = settings.interval;
     let runtime = Arc::new(Runtime::new(settings, Arc::new(ExporterMetrics::new()))?);
     let tasks = runtime.settings.static_tasks.clone();
     let rows = crate::check::poll_once(runtime, tasks).await;
-    print!("{}", crate::check::table(&rows));
     let failed = rows.iter().filter(|row| row.result.is_err()).count();
+    if output == CheckOutput::Json {
+        println!("{}", crate::check::json(rows, interval));
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
+    print!("{}", crate::check::table(&rows));
     if failed == 0 {
         println!("\nall {} tasks readable", rows.len());
         Ok(ExitCode::SUCCESS)

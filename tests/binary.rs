@@ -324,3 +324,40 @@ async fn reload_endpoint_needs_the_lifecycle_flag() {
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 }
+
+/// `check --output json` prints the task objects of `/api/v1/tasks`, and nothing else on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_json_for_scripts() {
+    let shutdown = CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(
+        vec![SimTask::new(
+            "udts-good",
+            Behaviour::Fixed(json!({"Status": "Loading", "Progress": {"Percentage": 42.5}})),
+        )],
+        &shutdown,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&dir, &endpoint, &["udts-good", "udts-missing"]);
+    let output = Command::new(BINARY)
+        .args(["check", "--output", "json", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tasks = list["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    // The unreadable task first, with the reason; absent values are null.
+    assert_eq!(tasks[0]["id"], "udts-missing");
+    assert_eq!(tasks[0]["up"], false);
+    assert_eq!(tasks[0]["error"]["reason"], "api_error");
+    assert!(tasks[0]["status"].is_null());
+    assert_eq!(tasks[1]["id"], "udts-good");
+    assert_eq!(tasks[1]["status"], "Loading");
+    assert_eq!(tasks[1]["progress"]["ratio"], 0.425);
+    assert!(tasks[1]["progress"]["rows"].is_null());
+    assert!(tasks[1]["error"].is_null());
+    assert_eq!(list["poll_interval_seconds"], 30.0);
+}
