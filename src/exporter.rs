@@ -24,6 +24,7 @@ use crate::runtime::Runtime;
 use crate::server::{self, AppState, Reload};
 use crate::state::Store;
 use crate::time::unix_now;
+use crate::web_config::{LiveWebSecurity, WebSecurity};
 
 /// Produces the configuration to run with: at start-up and on every reload.
 pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
@@ -56,6 +57,7 @@ impl RunningExporter {
 /// stays in force.
 pub struct Reloader {
     loader: ConfigLoader,
+    web: LiveWebSecurity,
     runtime: Arc<ArcSwap<Runtime>>,
     inventory: Arc<Inventory>,
     publisher: Arc<Publisher>,
@@ -87,11 +89,12 @@ impl Reloader {
         if settings.listen_address != old.settings.listen_address {
             warn!("web.listen_address changed; it takes effect at the next restart");
         }
-        if settings.web_security.tls.is_some() != old.settings.web_security.tls.is_some()
-            || settings.web_security.basic_auth.is_some()
-                != old.settings.web_security.basic_auth.is_some()
-        {
-            warn!("web.config_file changed; it takes effect at the next restart");
+        // Users, headers, certificates and TLS settings apply to new requests and connections
+        // at once; switching between HTTP and HTTPS needs a new listener, so a restart.
+        if settings.web_security.tls.is_some() == old.settings.web_security.tls.is_some() {
+            self.web.store(Arc::new(settings.web_security.clone()));
+        } else {
+            warn!("web.config_file switches between HTTP and HTTPS; that takes effect at the next restart");
         }
         let runtime = Runtime::new(settings, Arc::new(self.metrics.clone()))
             .context("cannot build the API clients")?;
@@ -161,7 +164,8 @@ pub async fn start_with_settings(
     );
     let telemetry_path = settings.telemetry_path.clone();
     let lifecycle = settings.enable_lifecycle;
-    let security = settings.web_security.clone();
+    let web: LiveWebSecurity = Arc::new(ArcSwap::from_pointee(settings.web_security.clone()));
+    let serve_https = settings.web_security.tls.is_some();
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
         settings,
         Arc::new(metrics.clone()),
@@ -173,6 +177,7 @@ pub async fn start_with_settings(
     let ready = Arc::new(AtomicBool::new(false));
     let reloader = Arc::new(Reloader {
         loader,
+        web: Arc::clone(&web),
         runtime: Arc::clone(&runtime),
         inventory: Arc::clone(&inventory),
         publisher: Arc::clone(&publisher),
@@ -186,13 +191,16 @@ pub async fn start_with_settings(
         metrics,
         first_cycle_done: Some(first_cycle_done),
     };
-    let app = security.protect(server::app(AppState {
-        publisher: Arc::clone(&publisher),
-        ready: Arc::clone(&ready),
-        telemetry_path,
-        reloader: Arc::clone(&reloader) as Arc<dyn Reload>,
-        lifecycle,
-    }));
+    let app = WebSecurity::protect(
+        Arc::clone(&web),
+        server::app(AppState {
+            publisher: Arc::clone(&publisher),
+            ready: Arc::clone(&ready),
+            telemetry_path,
+            reloader: Arc::clone(&reloader) as Arc<dyn Reload>,
+            lifecycle,
+        }),
+    );
     // Ready once the first cycle's results are what /metrics serves.
     let readiness = {
         let publisher = Arc::clone(&publisher);
@@ -227,9 +235,10 @@ pub async fn start_with_settings(
     ];
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let result = match security.tls {
-            Some(tls) => crate::web_config::serve_tls(listener, app, tls, server_shutdown).await,
-            None => server::serve(listener, app, server_shutdown).await,
+        let result = if serve_https {
+            crate::web_config::serve_tls(listener, app, web, server_shutdown).await
+        } else {
+            server::serve(listener, app, server_shutdown).await
         };
         // If the server dies, nothing is served: stop polling too rather than run blind.
         shutdown.cancel();

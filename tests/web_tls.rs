@@ -157,6 +157,11 @@ fn a_broken_web_config_is_refused_naming_the_field() {
             "tls_server_config:\n  cert_file: a\n  key_file: b\n  colour: blue\n",
             "colour",
         ),
+        (
+            "http_server_config:\n  headers:\n    Set-Cookie: a=b\n",
+            "http_server_config.headers.Set-Cookie",
+        ),
+        ("http_server_config:\n  compression: true\n", "compression"),
     ] {
         std::fs::write(&path, yaml).unwrap();
         let error = udts_exporter::web_config::WebSecurity::load(&path).unwrap_err();
@@ -196,7 +201,7 @@ async fn tls_gateway(
     tokio::spawn(udts_exporter::web_config::serve_tls(
         listener,
         gateway.router(),
-        security.tls.unwrap(),
+        std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(security)),
         shutdown.clone(),
     ));
     (gateway, format!("https://localhost:{port}"), ca)
