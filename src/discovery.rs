@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{ApiError, ListItem, StatusData};
-use crate::config::{DiscoveryFilter, DiscoverySettings, Shard, FINISHED_STATUSES};
+use crate::config::{DiscoveryFilter, DiscoverySettings, LabelRule, Shard, FINISHED_STATUSES};
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
 use crate::state::Store;
@@ -86,7 +86,7 @@ pub async fn list_all(
                         items
                             .into_iter()
                             .filter(|item| keep(&discovery.filter, item, now))
-                            .filter_map(|item| to_task(&source, item))
+                            .filter_map(|item| to_task(&source, item, &discovery.label_rules))
                             .collect()
                     });
                 outcomes.insert(source, outcome);
@@ -127,7 +127,16 @@ pub fn keep(filter: &DiscoveryFilter, item: &ListItem, now: f64) -> bool {
     true
 }
 
-fn to_task(source: &ListSource, item: ListItem) -> Option<DiscoveredTask> {
+/// The labels of the first rule whose pattern matches `name`.
+pub fn labels_for(rules: &[LabelRule], name: &str) -> Vec<(String, String)> {
+    rules
+        .iter()
+        .find(|rule| rule.name_regex.is_match(name))
+        .map(|rule| rule.labels.clone())
+        .unwrap_or_default()
+}
+
+fn to_task(source: &ListSource, item: ListItem, rules: &[LabelRule]) -> Option<DiscoveredTask> {
     let listed = item.listed_state();
     let id = item.task_id?.trim().to_string();
     if id.is_empty() {
@@ -135,6 +144,7 @@ fn to_task(source: &ListSource, item: ListItem) -> Option<DiscoveredTask> {
     }
     Some(DiscoveredTask {
         spec: TaskSpec {
+            labels: labels_for(rules, item.name.as_deref().unwrap_or("")),
             id,
             kind: source.kind,
             account: source.account.clone(),
@@ -244,6 +254,10 @@ impl Inventory {
             let mut spec = spec.clone();
             if let Some(found) = discovered.remove(&spec.key()) {
                 spec.name = spec.name.or_else(|| found.spec.name.clone());
+                // A static entry's own labels win over the rules'.
+                if spec.labels.is_empty() {
+                    spec.labels = found.spec.labels.clone();
+                }
                 spec.mode = found.spec.mode.clone();
                 spec.created = found.spec.created;
                 spec.expires = found.spec.expires;

@@ -207,19 +207,24 @@ pub fn write_task_families(
         header(
             out,
             "udts_task_info",
-            "Always 1; the task's attributes as labels, to join onto other series by task_id.",
+            "Always 1; the task's attributes and its configured labels (team, env, ...), to join onto other series by task_id.",
         );
         for task in tasks {
             let spec = &task.spec;
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "udts_task_info{{{},task_type=\"{}\",project_id=\"{}\",name=\"{}\",mode=\"{}\"}} 1",
+                "udts_task_info{{{},task_type=\"{}\",project_id=\"{}\",name=\"{}\",mode=\"{}\"",
                 TaskLabels(spec),
                 spec.kind,
                 Label(spec.project_id.as_deref().unwrap_or("")),
                 Label(spec.name.as_deref().unwrap_or("")),
                 Label(spec.mode.as_deref().unwrap_or("")),
             );
+            // The operator's own labels (team, env, ...) live here only: one place to join.
+            for (name, value) in &spec.labels {
+                let _ = write!(out, ",{name}=\"{}\"", Label(value));
+            }
+            out.push_str("} 1\n");
         }
     }
 
@@ -650,6 +655,7 @@ mod tests {
             project_id: None,
             name: None,
             account: None,
+            labels: Default::default(),
         }];
         config.resolve().unwrap().exposition
     }

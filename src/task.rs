@@ -77,6 +77,9 @@ pub struct TaskSpec {
     pub expires: Option<f64>,
     /// Where it came from.
     pub source: TaskSource,
+    /// Extra labels for `udts_task_info` (team, env, ...), sorted by name: from the task's
+    /// `[[tasks]]` entry or the first matching `[[discovery.labels]]` rule.
+    pub labels: Vec<(String, String)>,
 }
 
 impl TaskSpec {
@@ -92,6 +95,7 @@ impl TaskSpec {
             created: None,
             expires: None,
             source: TaskSource::Static,
+            labels: Vec::new(),
         }
     }
 

@@ -312,3 +312,58 @@ fn an_unset_timeout_follows_a_short_interval() {
         Ok(())
     });
 }
+
+#[test]
+fn task_labels_are_checked_like_prometheus_label_names() {
+    for (labels, key) in [
+        ("{ \"team-name\" = \"x\" }", "tasks[0].labels.team-name"),
+        ("{ \"9team\" = \"x\" }", "tasks[0].labels.9team"),
+        ("{ __team = \"x\" }", "tasks[0].labels.__team"),
+        ("{ task_id = \"x\" }", "tasks[0].labels.task_id"),
+        ("{ instance = \"x\" }", "tasks[0].labels.instance"),
+    ] {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "config.toml",
+                &format!(
+                    "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n[[tasks]]\nid = \"udts-a\"\nlabels = {labels}\n"
+                ),
+            )?;
+            let message = load_err(jail);
+            assert!(message.contains(key), "{key}: {message}");
+            Ok(())
+        });
+    }
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "config.toml",
+            "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n[discovery]\nenabled = true\n\
+             [[discovery.labels]]\nname_regex = \"(\"\nlabels = { team = \"x\" }\n",
+        )?;
+        assert!(load_err(jail).contains("discovery.labels[0].name_regex"));
+        jail.create_file(
+            "config.toml",
+            "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n[discovery]\nenabled = true\n\
+             [[discovery.labels]]\nname_regex = \"^pay-\"\nlabels = { team = \"payments\", mode = \"x\" }\n",
+        )?;
+        assert!(load_err(jail).contains("discovery.labels[0].labels.mode"));
+        jail.create_file(
+            "config.toml",
+            "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n[discovery]\nenabled = true\n\
+             [[discovery.labels]]\nname_regex = \"^pay-\"\nlabels = { team = \"payments\", env = \"prod\" }\n",
+        )?;
+        let settings = Config::load(Some(&jail.directory().join("config.toml")))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let rules = settings.discovery.unwrap().label_rules;
+        assert_eq!(
+            rules[0].labels,
+            [
+                ("env".to_string(), "prod".to_string()),
+                ("team".to_string(), "payments".to_string())
+            ]
+        );
+        Ok(())
+    });
+}

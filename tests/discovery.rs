@@ -138,6 +138,7 @@ async fn filters_choose_what_discovery_polls_and_static_entries_win() {
             project_id: Some("org-static".into()),
             name: None,
             account: None,
+            labels: Default::default(),
         }];
     })
     .await;
@@ -335,6 +336,7 @@ async fn several_accounts_are_polled_with_their_own_keys_and_labelled() {
         project_id: None,
         name: None,
         account: Some("prod".into()),
+        labels: Default::default(),
     }];
     config.discovery.enabled = true;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -508,4 +510,74 @@ async fn reload_adds_and_removes_tasks_keeps_state_and_rejects_a_broken_file() {
         Some(applied)
     );
     shutdown.cancel();
+}
+
+/// Team labels: static entries carry their own, discovered tasks get the first matching rule's,
+/// and a static entry's labels win over the rules. They appear on `udts_task_info` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_labels_go_on_task_info_from_entries_and_rules() {
+    let harness = start_with(
+        vec![
+            synced("udts-pay-1"),
+            synced("udts-pay-2"),
+            synced("udts-search"),
+            synced("udts-other"),
+        ],
+        PRIVATE_KEY,
+        |config| {
+            config.tasks = vec![TaskConfig {
+                id: "udts-pay-2".into(),
+                kind: TaskKind::Transfer,
+                project_id: None,
+                name: None,
+                account: None,
+                labels: [("team".to_string(), "ledger".to_string())].into(),
+            }];
+            config.discovery.enabled = true;
+            config.discovery.kinds = vec![TaskKind::Transfer];
+            config.discovery.labels = vec![
+                udts_exporter::config::LabelRuleConfig {
+                    name_regex: "^pay-".into(),
+                    labels: [
+                        ("team".to_string(), "payments".to_string()),
+                        ("env".to_string(), "prod".to_string()),
+                    ]
+                    .into(),
+                },
+                udts_exporter::config::LabelRuleConfig {
+                    name_regex: "^(pay|search)".into(),
+                    labels: [("team".to_string(), "search".to_string())].into(),
+                },
+            ];
+        },
+    )
+    .await;
+    let text = scrape(harness.exporter).await;
+    let info = family(&text, "udts_task_info");
+    let labels_of = |id: &str| {
+        info.keys()
+            .find(|labels| labels.contains(&format!("task_id=\"{id}\"")))
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        labels_of("udts-pay-1").ends_with(",env=\"prod\",team=\"payments\"}"),
+        "{info:?}"
+    );
+    assert!(
+        labels_of("udts-pay-2").ends_with(",mode=\"incremental\",team=\"ledger\"}"),
+        "{info:?}"
+    );
+    assert!(
+        labels_of("udts-search").ends_with(",team=\"search\"}"),
+        "{info:?}"
+    );
+    assert!(
+        labels_of("udts-other").ends_with(",mode=\"incremental\"}"),
+        "{info:?}"
+    );
+    // Only on the info metric.
+    assert!(!text
+        .lines()
+        .any(|l| l.contains("team=") && !l.starts_with("udts_task_info")));
 }

@@ -3,6 +3,7 @@
 //! `settings.rs` validates it into what the exporter runs on, with errors that name the key and
 //! the fix, before anything starts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ pub mod key_file;
 mod settings;
 
 pub use settings::{
-    Account, DiscoveryFilter, DiscoverySettings, ExpositionOptions, MetricFilter, Settings, Shard,
+    Account, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
+    Settings, Shard,
 };
 
 /// The gateway used when `api.endpoint` is not set: the host of the API document this project
@@ -223,6 +225,8 @@ pub struct DiscoveryConfig {
     pub finished_max_age: Option<Duration>,
     /// `Limit` of each list call, 1 to 100.
     pub page_size: usize,
+    /// Labels for discovered tasks by name; the first matching rule wins.
+    pub labels: Vec<LabelRuleConfig>,
 }
 
 impl Default for DiscoveryConfig {
@@ -239,6 +243,7 @@ impl Default for DiscoveryConfig {
             exclude_statuses: Vec::new(),
             finished_max_age: None,
             page_size: LIST_PAGE_LIMIT,
+            labels: Vec::new(),
         }
     }
 }
@@ -300,6 +305,19 @@ pub struct TaskConfig {
     pub name: Option<String>,
     /// The `[[accounts]]` name this task belongs to; needed when there are several.
     pub account: Option<String>,
+    /// Extra labels for `udts_task_info`, e.g. `{ team = "payments", env = "prod" }`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[[discovery.labels]]`: labels for the discovered tasks whose name matches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRuleConfig {
+    /// A regular expression on the task's name.
+    pub name_regex: String,
+    /// The labels it gives, e.g. `{ team = "payments" }`.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A configuration that cannot be used.

@@ -91,6 +91,65 @@ pub struct DiscoverySettings {
     pub page_size: usize,
     /// Which listed tasks to poll.
     pub filter: DiscoveryFilter,
+    /// `[[discovery.labels]]`, in order.
+    pub label_rules: Vec<LabelRule>,
+}
+
+/// One `[[discovery.labels]]` rule, compiled.
+#[derive(Debug, Clone)]
+pub struct LabelRule {
+    /// Matched against the task's name.
+    pub name_regex: Regex,
+    /// The labels, sorted by name.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Labels the exporter writes itself on `udts_task_info`, and those Prometheus attaches to every
+/// target: a task label must not take their names.
+const RESERVED_LABELS: [&str; 8] = [
+    "task_id",
+    "account",
+    "task_type",
+    "project_id",
+    "name",
+    "mode",
+    "job",
+    "instance",
+];
+
+/// Validates the extra labels at `key` (e.g. `tasks[0].labels`): Prometheus label names that
+/// the exporter does not use itself.
+fn task_labels(
+    key: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::with_capacity(labels.len());
+    for (name, value) in labels {
+        let valid = name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+            && !name.is_empty();
+        if !valid || name.starts_with("__") {
+            return Err(invalid(
+                format!("{key}.{name}"),
+                format!("`{name}` is not a Prometheus label name"),
+                "use letters, digits and underscores, not starting with a digit or two underscores, e.g. team",
+            ));
+        }
+        if RESERVED_LABELS.contains(&name.as_str()) {
+            return Err(invalid(
+                format!("{key}.{name}"),
+                format!("`{name}` is a label the exporter or Prometheus sets itself"),
+                format!(
+                    "choose another name (taken: {})",
+                    RESERVED_LABELS.join(", ")
+                ),
+            ));
+        }
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
 }
 
 /// Which listed tasks discovery keeps.
@@ -507,6 +566,7 @@ impl Config {
                 created: None,
                 expires: None,
                 source: TaskSource::Static,
+                labels: task_labels(&format!("tasks[{i}].labels"), &task.labels)?,
             });
         }
         Ok(specs)
@@ -548,8 +608,23 @@ impl Config {
                 )
             })?),
         };
+        let mut label_rules = Vec::new();
+        for (i, rule) in discovery.labels.iter().enumerate() {
+            let name_regex = Regex::new(&rule.name_regex).map_err(|e| {
+                invalid(
+                    format!("discovery.labels[{i}].name_regex"),
+                    format!("not a regular expression: {e}"),
+                    "use a regular expression such as \"^pay-\"",
+                )
+            })?;
+            label_rules.push(LabelRule {
+                name_regex,
+                labels: task_labels(&format!("discovery.labels[{i}].labels"), &rule.labels)?,
+            });
+        }
         let set = |values: &[String]| values.iter().map(|v| v.trim().to_string()).collect();
         Ok(Some(DiscoverySettings {
+            label_rules,
             kinds: discovery.kinds.clone(),
             refresh_interval: discovery.refresh_interval,
             page_size: discovery.page_size,

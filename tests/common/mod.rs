@@ -51,6 +51,7 @@ pub fn config_for(gateway: &Gateway, endpoint: &str, private_key: &str) -> Confi
             project_id: Some("org-test".into()),
             name: spec.name,
             account: None,
+            labels: Default::default(),
         })
         .collect();
     config.web.listen_address = "127.0.0.1:0".into();
