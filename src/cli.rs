@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, LabelRuleConfig};
 use crate::exporter::{ConfigLoader, Reloader};
 use crate::logging::{self, LogFormat};
 use crate::metrics::ExporterMetrics;
@@ -270,6 +270,19 @@ pub fn demo_config(endpoint: &str) -> Config {
     config.poll.interval = Duration::from_secs(5);
     config.discovery.enabled = true;
     config.discovery.refresh_interval = Duration::from_secs(30);
+    // Team labels, as an operator would route alerts by them.
+    let rule = |pattern: &str, team: &str| LabelRuleConfig {
+        name_regex: pattern.into(),
+        labels: [
+            ("team".to_string(), team.to_string()),
+            ("env".to_string(), "demo".to_string()),
+        ]
+        .into(),
+    };
+    config.discovery.labels = vec![
+        rule("^demo-(orders|payments|billing|ledger)$", "payments"),
+        rule("^demo-", "platform"),
+    ];
     config
 }
 

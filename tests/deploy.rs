@@ -358,6 +358,40 @@ fn systemd_unit_is_hardened_and_passes_the_key_as_a_credential() {
         .any(|l| l.starts_with("ExecStart=/usr/local/bin/udts-exporter --config ")));
 }
 
+/// The Alertmanager example is valid and routes by the team the alerts carry.
+#[test]
+fn alertmanager_routes_pages_by_team() {
+    if !tool_available("amtool") {
+        return;
+    }
+    let config = repo("deploy/prometheus/alertmanager.yml");
+    run_ok(Command::new("amtool").arg("check-config").arg(&config));
+    for (labels, receiver) in [
+        (
+            &["alertname=UDTSTaskFailed", "team=payments"][..],
+            "payments",
+        ),
+        (
+            &["alertname=UDTSTaskFailed", "team=platform"][..],
+            "platform",
+        ),
+        (&["alertname=UDTSTaskFailed"][..], "default"),
+    ] {
+        let output = Command::new("amtool")
+            .args(["config", "routes", "test"])
+            .arg(format!("--config.file={}", config.display()))
+            .args(labels)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            receiver,
+            "{labels:?}"
+        );
+    }
+}
+
 #[test]
 fn dockerfile_passes_hadolint() {
     if !tool_available("hadolint") {

@@ -173,6 +173,9 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         "{body}"
     );
     assert_eq!(alert["labels"]["name"], "demo-legacy");
+    // The demo labels its tasks by team ([[discovery.labels]]); the alert carries the team.
+    assert_eq!(alert["labels"]["team"], "platform", "{alert}");
+    assert_eq!(alert["labels"]["env"], "demo", "{alert}");
     assert!(alert["annotations"]["summary"]
         .as_str()
         .unwrap()
