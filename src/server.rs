@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
@@ -124,22 +125,40 @@ async fn index(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
 /// Every task as JSON, prepared on the last change of state (gzip when accepted).
 async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.publisher.current();
-    let gzip = accepts_gzip(&headers) && !exposition.tasks_json_gzip.is_empty();
-    let body = if gzip {
-        exposition.tasks_json_gzip.clone()
+    let mut response = prepared(
+        &headers,
+        JSON,
+        &exposition.tasks_json,
+        &exposition.tasks_json_gzip,
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A prepared body, gzip-compressed when the client accepts it.
+fn prepared(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    plain: &Bytes,
+    gzip: &Bytes,
+) -> Response {
+    let use_gzip = accepts_gzip(headers) && !gzip.is_empty();
+    let body = if use_gzip {
+        gzip.clone()
     } else {
-        exposition.tasks_json.clone()
+        plain.clone()
     };
     let mut response = (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(JSON)),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::VARY, HeaderValue::from_static("Accept-Encoding")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         body,
     )
         .into_response();
-    if gzip {
+    if use_gzip {
         response
             .headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -221,26 +240,7 @@ async fn trends(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.publisher.current();
-    let gzip = accepts_gzip(&headers) && !exposition.gzip.is_empty();
-    let body = if gzip {
-        exposition.gzip.clone()
-    } else {
-        exposition.text.clone()
-    };
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)),
-            (header::VARY, HeaderValue::from_static("Accept-Encoding")),
-        ],
-        body,
-    )
-        .into_response();
-    if gzip {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    response
+    prepared(&headers, CONTENT_TYPE, &exposition.text, &exposition.gzip)
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {

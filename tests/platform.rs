@@ -117,41 +117,30 @@ async fn a_kubernetes_secret_mount_is_read_as_the_nonroot_user_exactly_when_it_s
     assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(1.0));
     drop(exporter);
 
-    // Without fsGroup the kubelet leaves root:root 0400: no code can read it, so the message
-    // must say how to mount it.
-    let dir = tempfile::tempdir().unwrap();
-    let key = kubelet_secret_volume(dir.path(), (0, 0), 0o400);
-    let config = world_readable_config(dir.path(), &endpoint, &key);
-    let (code, stderr) = run_as_nonroot_expecting_exit(&config);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("api.private_key_file"), "{stderr}");
-    assert!(stderr.contains("fsGroup"), "{stderr}");
-    assert!(!stderr.contains(PRIVATE_KEY), "{stderr}");
-
-    // A key others can read is still refused, even when the process could read it.
-    let dir = tempfile::tempdir().unwrap();
-    let key = kubelet_secret_volume(dir.path(), (0, NONROOT), 0o444);
-    let config = world_readable_config(dir.path(), &endpoint, &key);
-    let (code, stderr) = run_as_nonroot_expecting_exit(&config);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("accessible by others"), "{stderr}");
-
-    // A group-writable root-owned key is refused.
-    let dir = tempfile::tempdir().unwrap();
-    let key = kubelet_secret_volume(dir.path(), (0, NONROOT), 0o460);
-    let config = world_readable_config(dir.path(), &endpoint, &key);
-    let (code, stderr) = run_as_nonroot_expecting_exit(&config);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("writable by its group"), "{stderr}");
-
-    // One owned by another non-root user is refused, naming both users.
-    let dir = tempfile::tempdir().unwrap();
-    let key = kubelet_secret_volume(dir.path(), (1000, NONROOT), 0o440);
-    let config = world_readable_config(dir.path(), &endpoint, &key);
-    let (code, stderr) = run_as_nonroot_expecting_exit(&config);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("owned by uid 1000"), "{stderr}");
-    assert!(stderr.contains("uid 65532"), "{stderr}");
+    // Refused layouts, each with what the message must say. Without fsGroup the kubelet leaves
+    // root:root 0400: no code can read it, so the message must say how to mount it.
+    for (owner, mode, expected) in [
+        ((0, 0), 0o400, &["api.private_key_file", "fsGroup"][..]),
+        // Readable by others: refused even though the process could read it.
+        ((0, NONROOT), 0o444, &["accessible by others"][..]),
+        ((0, NONROOT), 0o460, &["writable by its group"][..]),
+        // Owned by another non-root user: both users are named.
+        (
+            (1000, NONROOT),
+            0o440,
+            &["owned by uid 1000", "uid 65532"][..],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let key = kubelet_secret_volume(dir.path(), owner, mode);
+        let config = world_readable_config(dir.path(), &endpoint, &key);
+        let (code, stderr) = run_as_nonroot_expecting_exit(&config);
+        assert_eq!(code, Some(2), "{mode:o}: {stderr}");
+        for text in expected {
+            assert!(stderr.contains(text), "{mode:o}: {text}: {stderr}");
+        }
+        assert!(!stderr.contains(PRIVATE_KEY), "{stderr}");
+    }
 
     // Owned by the exporter's own user, private to it (systemd's LoadCredential= does this).
     let dir = tempfile::tempdir().unwrap();
