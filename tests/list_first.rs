@@ -391,3 +391,29 @@ async fn every_series_is_the_same_whichever_way_a_task_was_refreshed() {
     assert!(expected.len() > 50, "{expected:?}");
     assert_eq!(task_series(&refreshed_by_list), expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_created_or_removed_at_the_gateway_show_within_an_interval_or_two() {
+    let harness = start_with(vec![done("udts-old")], PRIVATE_KEY, |config| {
+        discovered(config);
+        // Only list-first polling's own listing can find the new task this fast.
+        config.discovery.refresh_interval = Duration::from_secs(3600);
+    })
+    .await;
+    harness
+        .gateway
+        .add_task(fixed("udts-new", loading_data(10)));
+    let text = scrape_until(harness.exporter, "the new task", |text| {
+        value(text, "udts_task_up", &task("udts-new")) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        value(&text, "udts_task_progress_rows", &task("udts-new")),
+        Some(10.0)
+    );
+    harness.gateway.remove_task("udts-old");
+    scrape_until(harness.exporter, "the removed task to vanish", |text| {
+        !text.contains("task_id=\"udts-old\"")
+    })
+    .await;
+}
