@@ -85,14 +85,6 @@ impl Lifecycle {
             }
         }
     }
-
-    /// The status alone, for `ListUDTSTask`.
-    pub fn list_status_at(&self, t: f64) -> String {
-        self.status_at(t)["Status"]
-            .as_str()
-            .unwrap_or("Created")
-            .to_string()
-    }
 }
 
 /// The full-load phases, or `None` once the load is done.
@@ -197,7 +189,10 @@ mod tests {
     use super::*;
 
     fn status(lifecycle: &Lifecycle, t: f64) -> String {
-        lifecycle.list_status_at(t)
+        lifecycle.status_at(t)["Status"]
+            .as_str()
+            .unwrap_or("Created")
+            .to_string()
     }
 
     #[test]
