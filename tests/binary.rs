@@ -104,17 +104,23 @@ fn write_config(dir: &tempfile::TempDir, endpoint: &str, tasks: &[&str]) -> std:
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_prints_a_table_and_fails_on_an_unreadable_task() {
-    let shutdown = CancellationToken::new();
+/// A gateway with one readable task, `udts-good` (Loading, 42.5%); returns its endpoint.
+async fn one_loading_task(shutdown: &CancellationToken) -> String {
     let (_gateway, endpoint) = gateway_with(
         vec![SimTask::new(
             "udts-good",
             Behaviour::Fixed(json!({"Status": "Loading", "Progress": {"Percentage": 42.5}})),
         )],
-        &shutdown,
+        shutdown,
     )
     .await;
+    endpoint
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_a_table_and_fails_on_an_unreadable_task() {
+    let shutdown = CancellationToken::new();
+    let endpoint = one_loading_task(&shutdown).await;
     let dir = tempfile::tempdir().unwrap();
 
     let config = write_config(&dir, &endpoint, &["udts-good"]);
@@ -329,14 +335,7 @@ async fn reload_endpoint_needs_the_lifecycle_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_prints_json_for_scripts() {
     let shutdown = CancellationToken::new();
-    let (_gateway, endpoint) = gateway_with(
-        vec![SimTask::new(
-            "udts-good",
-            Behaviour::Fixed(json!({"Status": "Loading", "Progress": {"Percentage": 42.5}})),
-        )],
-        &shutdown,
-    )
-    .await;
+    let endpoint = one_loading_task(&shutdown).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(&dir, &endpoint, &["udts-good", "udts-missing"]);
     let output = Command::new(BINARY)

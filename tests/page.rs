@@ -283,6 +283,18 @@ async fn start_driver() -> Option<(Driver, fantoccini::Client)> {
     panic!("chromedriver did not start a session");
 }
 
+/// A browser on the task page of an exporter polling [`tasks`], or `None` (skipped) without
+/// chromium and chromedriver.
+async fn open_page() -> Option<(Driver, fantoccini::Client, Harness)> {
+    let (driver, browser) = start_driver().await?;
+    let harness = start(tasks()).await;
+    browser
+        .goto(&format!("http://{}/", harness.exporter))
+        .await
+        .unwrap();
+    Some((driver, browser, harness))
+}
+
 /// Evaluates `script` in the page until it returns `expected`, or fails after 20 s.
 async fn eventually(browser: &fantoccini::Client, script: &str, expected: Value) -> Value {
     let mut last = Value::Null;
@@ -298,14 +310,9 @@ async fn eventually(browser: &fantoccini::Client, script: &str, expected: Value)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_real_browser_the_page_filters_and_follows_the_gateway_live() {
-    let Some((_driver, browser)) = start_driver().await else {
+    let Some((_driver, browser, harness)) = open_page().await else {
         return;
     };
-    let harness = start(tasks()).await;
-    browser
-        .goto(&format!("http://{}/", harness.exporter))
-        .await
-        .unwrap();
     // The script has taken over (it marks the document) and rendered a row per task.
     eventually(
         &browser,
@@ -398,14 +405,9 @@ async fn in_a_real_browser_the_page_filters_and_follows_the_gateway_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_real_browser_the_page_says_when_the_exporter_is_unreachable() {
-    let Some((_driver, browser)) = start_driver().await else {
+    let Some((_driver, browser, harness)) = open_page().await else {
         return;
     };
-    let harness = start(tasks()).await;
-    browser
-        .goto(&format!("http://{}/", harness.exporter))
-        .await
-        .unwrap();
     eventually(
         &browser,
         "return document.getElementById('freshness').textContent.startsWith('Data from')",
