@@ -207,53 +207,20 @@ static PAGE_ROWS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new
 
 /// The first contentful paint of `/` in headless Chromium, or "-" without chromedriver.
 async fn first_contentful_paint(base: &str) -> String {
-    let port = 19_515;
-    let Ok(mut driver) = std::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    else {
+    let Some((_driver, browser)) = common::start_browser().await else {
         return "-".into();
     };
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let profile = tempfile::tempdir().unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({"binary": "/usr/bin/chromium",
-               "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update",
-                        format!("--user-data-dir={}", profile.path().display())]}),
-    );
-    let mut result = "-".to_string();
-    for _ in 0..50 {
-        let connected = fantoccini::ClientBuilder::rustls()
-            .unwrap()
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-        if let Ok(browser) = connected {
-            browser.goto(&format!("{base}/")).await.unwrap();
-            let paint = browser
-                .execute(
-                    "return performance.getEntriesByName('first-contentful-paint')[0].startTime",
-                    vec![],
-                )
-                .await
-                .ok()
-                .and_then(|v| v.as_f64());
-            if let Some(paint) = paint {
-                result = format!("{paint:.0} ms");
-            }
-            let _ = browser.close().await;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = driver.kill();
-    let _ = driver.wait();
-    result
+    browser.goto(&format!("{base}/")).await.unwrap();
+    let paint = browser
+        .execute(
+            "return performance.getEntriesByName('first-contentful-paint')[0].startTime",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_f64());
+    let _ = browser.close().await;
+    paint.map_or("-".into(), |paint| format!("{paint:.0} ms"))
 }
 
 /// Reads one unlabelled sample from an exposition.

@@ -101,7 +101,7 @@ pub fn keep(filter: &DiscoveryFilter, item: &ListItem, now: f64) -> bool {
     let Some(id) = item.task_id.as_deref() else {
         return false;
     };
-    let status = item.status.as_deref().unwrap_or("");
+    let status = item.state.status.as_deref().unwrap_or("");
     if !filter.include_ids.is_empty() && !filter.include_ids.contains(id) {
         return false;
     }
@@ -363,7 +363,10 @@ mod tests {
             task_id: Some(id.into()),
             name: Some(name.into()),
             mode: Some("full".into()),
-            status: Some(status.into()),
+            state: StatusData {
+                status: Some(status.into()),
+                ..Default::default()
+            },
             create_time: Some(created),
             ..Default::default()
         }

@@ -297,17 +297,6 @@ impl Store {
             .collect()
     }
 
-    /// Records the outcome of a poll of the task `key`; returns the states before and after,
-    /// or `None` if the task was removed while it was being polled.
-    pub fn record(
-        &self,
-        key: &TaskKey,
-        result: Result<StatusData, ApiError>,
-        now: f64,
-    ) -> Option<(Arc<TaskState>, Arc<TaskState>)> {
-        self.update(key, |state| state.after_poll(result, now))
-    }
-
     /// Replaces the state of the task `key` with `next(state)`; returns the states before and
     /// after, or `None` if the task is not (or no longer) in the store.
     pub fn update(
@@ -403,15 +392,20 @@ mod tests {
     fn set_tasks_keeps_state_of_tasks_that_stay_and_drops_the_rest() {
         let store = Store::new();
         store.set_tasks(vec![spec("a"), spec("b")]);
-        store.record(&spec("a").key(), Ok(syncing_at(1.0)), 100.0);
-        store.record(&spec("b").key(), Ok(syncing_at(1.0)), 100.0);
+        store.update(&spec("a").key(), |s| {
+            s.after_poll(Ok(syncing_at(1.0)), 100.0)
+        });
+        store.update(&spec("b").key(), |s| {
+            s.after_poll(Ok(syncing_at(1.0)), 100.0)
+        });
         store.set_tasks(vec![spec("a"), spec("c")]);
         let ids: Vec<_> = store.snapshot().iter().map(|t| t.spec.id.clone()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(store.snapshot()[0].up, Some(true));
         assert_eq!(store.snapshot()[1].up, None);
         assert!(store
-            .record(&spec("b").key(), Ok(syncing_at(2.0)), 130.0)
+            .update(&spec("b").key(), |s| s
+                .after_poll(Ok(syncing_at(2.0)), 130.0))
             .is_none());
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Timestamps are unix seconds; a value the gateway did not send is `null`, never 0 or "".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -257,18 +258,18 @@ fn first_line(text: &str) -> String {
 pub struct Views {
     /// The tasks, worst first.
     pub tasks: Vec<TaskView>,
-    /// Each task's trend, by position in `tasks`.
-    pub trends: Vec<Vec<Sample>>,
+    /// Each task's trend, by position in `tasks`: the state's own ring, shared, not copied.
+    pub trends: Vec<Arc<VecDeque<Sample>>>,
     /// Tasks per status word, and per health class for unreadable and stalled.
     pub summary: BTreeMap<String, (Health, usize)>,
 }
 
 impl Views {
     /// Builds the views of `states` at `now`.
-    pub fn build(states: &[std::sync::Arc<TaskState>], now: f64) -> Self {
-        let mut rows: Vec<(TaskView, Vec<Sample>)> = states
+    pub fn build(states: &[Arc<TaskState>], now: f64) -> Self {
+        let mut rows: Vec<(TaskView, Arc<VecDeque<Sample>>)> = states
             .iter()
-            .map(|state| (view(state, now), state.trend.iter().copied().collect()))
+            .map(|state| (view(state, now), Arc::clone(&state.trend)))
             .collect();
         rows.sort_by(|(a, _), (b, _)| {
             (a.health, &a.id, &a.account).cmp(&(b.health, &b.id, &b.account))
@@ -292,14 +293,14 @@ impl Views {
     }
 
     /// The task `id` (of `account`, when given) and its trend.
-    pub fn find(&self, id: &str, account: Option<&str>) -> Option<(&TaskView, &[Sample])> {
+    pub fn find(&self, id: &str, account: Option<&str>) -> Option<(&TaskView, &VecDeque<Sample>)> {
         self.tasks
             .iter()
             .zip(&self.trends)
             .find(|(task, _)| {
                 task.id == id && account.is_none_or(|a| task.account.as_deref() == Some(a))
             })
-            .map(|(task, trend)| (task, trend.as_slice()))
+            .map(|(task, trend)| (task, &**trend))
     }
 }
 
@@ -309,7 +310,6 @@ mod tests {
     use crate::api::model::{Progress, SyncData};
     use crate::api::{ApiError, StatusData};
     use crate::task::TaskSpec;
-    use std::sync::Arc;
 
     fn state(id: &str, status: &str) -> TaskState {
         TaskState::new(TaskSpec::new(id)).after_poll(

@@ -82,12 +82,12 @@ struct HttpServerConfig {
 }
 
 /// The response headers `http_server_config.headers` may set, as in exporter-toolkit.
-const SETTABLE_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
+const SETTABLE_HEADERS: [HeaderName; 5] = [
+    header::STRICT_TRANSPORT_SECURITY,
+    header::X_CONTENT_TYPE_OPTIONS,
+    header::X_FRAME_OPTIONS,
+    header::X_XSS_PROTECTION,
+    header::CONTENT_SECURITY_POLICY,
 ];
 
 /// A web config file that cannot be used; the message names the field and the file.
@@ -168,11 +168,12 @@ impl WebSecurity {
         {
             let Some(allowed) = SETTABLE_HEADERS
                 .iter()
-                .find(|allowed| allowed.eq_ignore_ascii_case(&name))
+                .find(|allowed| allowed.as_str().eq_ignore_ascii_case(&name))
             else {
+                let names: Vec<&str> = SETTABLE_HEADERS.iter().map(HeaderName::as_str).collect();
                 return Err(fail(format!(
                     "http_server_config.headers.{name} cannot be set (allowed: {})",
-                    SETTABLE_HEADERS.join(", ")
+                    names.join(", ")
                 )));
             };
             let value = HeaderValue::from_str(&value).map_err(|_| {
@@ -180,7 +181,7 @@ impl WebSecurity {
                     "http_server_config.headers.{name} is not a valid header value"
                 ))
             })?;
-            headers.push((HeaderName::from_static_lowercase(allowed), value));
+            headers.push((allowed.clone(), value));
         }
         Ok(Self {
             tls,
@@ -193,17 +194,6 @@ impl WebSecurity {
     /// configured, and the configured headers.
     pub fn protect(live: LiveWebSecurity, router: Router) -> Router {
         router.layer(axum::middleware::from_fn_with_state(live, apply_security))
-    }
-}
-
-trait LowercaseName {
-    fn from_static_lowercase(name: &str) -> HeaderName;
-}
-
-impl LowercaseName for HeaderName {
-    fn from_static_lowercase(name: &str) -> HeaderName {
-        HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .unwrap_or(header::X_CONTENT_TYPE_OPTIONS)
     }
 }
 

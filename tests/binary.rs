@@ -307,28 +307,24 @@ async fn sighup_reloads_the_config_file() {
 /// As in Prometheus, `POST /-/reload` answers only with `--web.enable-lifecycle`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_endpoint_needs_the_lifecycle_flag() {
-    let client = reqwest::Client::new();
-    let exporter = spawn_exporter(["demo"], Stdio::null()).await;
-    wait_ready(exporter.addr).await;
-    let response = client
-        .post(format!("http://{}/-/reload", exporter.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    let reason = response.text().await.unwrap();
+    /// Starts `demo` with `flags`, posts a reload to it, and returns the answer.
+    async fn reload_demo(flags: &[&str]) -> (reqwest::StatusCode, String) {
+        let exporter = spawn_exporter([&["demo"], flags].concat(), Stdio::null()).await;
+        wait_ready(exporter.addr).await;
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/-/reload", exporter.addr))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+    let (status, reason) = reload_demo(&[]).await;
+    assert_eq!(status, 403);
     assert!(reason.contains("--web.enable-lifecycle"), "{reason}");
     assert_eq!(reason.lines().count(), 1, "{reason}");
-    drop(exporter);
 
-    let exporter = spawn_exporter(["demo", "--web.enable-lifecycle"], Stdio::null()).await;
-    wait_ready(exporter.addr).await;
-    let response = client
-        .post(format!("http://{}/-/reload", exporter.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let (status, answer) = reload_demo(&["--web.enable-lifecycle"]).await;
+    assert_eq!(status, 200, "{answer}");
 }
 
 /// `check --output json` prints the task objects of `/api/v1/tasks`, and nothing else on stdout.

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::{json, Value};
 use udts_exporter::simulator::{Behaviour, SimTask};
 
@@ -221,72 +221,10 @@ async fn the_server_rendered_page_is_complete_and_escaped() {
     }
 }
 
-/// chromedriver on a free port, killed when dropped.
-struct Driver {
-    child: std::process::Child,
-    url: String,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_driver() -> Option<(Driver, fantoccini::Client)> {
-    if !tool_available("chromedriver") || !tool_available("chromium") {
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let profile = tempfile::tempdir().unwrap();
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _profile: profile,
-    };
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                     format!("--user-data-dir={}", driver._profile.path().display())],
-        }),
-    );
-    // fantoccini's TLS stack brings a second rustls provider; pick the exporter's.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    for _ in 0..100 {
-        let connected = ClientBuilder::rustls()
-            .unwrap()
-            .capabilities(capabilities.clone())
-            .connect(&driver.url)
-            .await;
-        if let Ok(client) = connected {
-            return Some((driver, client));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start a session");
-}
-
 /// A browser on the task page of an exporter polling [`tasks`], or `None` (skipped) without
 /// chromium and chromedriver.
 async fn open_page() -> Option<(Driver, fantoccini::Client, Harness)> {
-    let (driver, browser) = start_driver().await?;
+    let (driver, browser) = start_browser().await?;
     let harness = start(tasks()).await;
     browser
         .goto(&format!("http://{}/", harness.exporter))

@@ -68,6 +68,18 @@ fn world_readable_config(dir: &Path, endpoint: &str, key: &Path) -> PathBuf {
     path
 }
 
+/// Starts the binary as 65532 on `config` and waits until it is ready.
+async fn ready_as_nonroot(config: &Path) -> ExporterProcess {
+    let exporter = spawn_exporter_via(
+        &AS_NONROOT,
+        [std::ffi::OsStr::new("--config"), config.as_os_str()],
+        Stdio::inherit(),
+    )
+    .await;
+    wait_ready(exporter.addr).await;
+    exporter
+}
+
 /// Runs the binary as 65532 on `config` and returns its exit code and stderr (it must exit).
 fn run_as_nonroot_expecting_exit(config: &Path) -> (Option<i32>, String) {
     let output = std::process::Command::new(AS_NONROOT[0])
@@ -106,13 +118,7 @@ async fn a_kubernetes_secret_mount_is_read_as_the_nonroot_user_exactly_when_it_s
     let dir = tempfile::tempdir().unwrap();
     let key = kubelet_secret_volume(dir.path(), (0, NONROOT), 0o440);
     let config = world_readable_config(dir.path(), &endpoint, &key);
-    let exporter = spawn_exporter_via(
-        &AS_NONROOT,
-        [std::ffi::OsStr::new("--config"), config.as_os_str()],
-        Stdio::inherit(),
-    )
-    .await;
-    wait_ready(exporter.addr).await;
+    let exporter = ready_as_nonroot(&config).await;
     let text = scrape(exporter.addr).await;
     assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(1.0));
     drop(exporter);
@@ -146,13 +152,7 @@ async fn a_kubernetes_secret_mount_is_read_as_the_nonroot_user_exactly_when_it_s
     let dir = tempfile::tempdir().unwrap();
     let key = kubelet_secret_volume(dir.path(), (NONROOT, NONROOT), 0o400);
     let config = world_readable_config(dir.path(), &endpoint, &key);
-    let exporter = spawn_exporter_via(
-        &AS_NONROOT,
-        [std::ffi::OsStr::new("--config"), config.as_os_str()],
-        Stdio::inherit(),
-    )
-    .await;
-    wait_ready(exporter.addr).await;
+    ready_as_nonroot(&config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,24 +118,15 @@ pub struct ListItem {
     /// The mode: `full`, `incremental`, `full+incremental`, `bidirectional`.
     #[serde(rename = "Type", default, deserialize_with = "lenient::string")]
     pub mode: Option<String>,
-    /// Status at list time.
-    #[serde(default, deserialize_with = "lenient::string")]
-    pub status: Option<String>,
     /// Creation time, unix seconds.
     #[serde(default, deserialize_with = "lenient::number")]
     pub create_time: Option<f64>,
     /// Billing expiry, unix seconds.
     #[serde(default, deserialize_with = "lenient::number")]
     pub expire_time: Option<f64>,
-    /// Retries used so far, at list time.
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub cur_retry_count: Option<f64>,
-    /// Retries the user allowed.
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub max_retry_count: Option<f64>,
-    /// Full-load progress at list time (the five basic fields; no Redis/Mongo delays).
-    #[serde(default, deserialize_with = "lenient::object")]
-    pub progress: Option<Progress>,
+    /// Status, retries and progress at list time, read as a status answer is.
+    #[serde(flatten)]
+    pub state: StatusData,
 }
 
 impl ListItem {
@@ -144,21 +135,15 @@ impl ListItem {
     /// those).
     pub fn listed_state(&self) -> StatusData {
         StatusData {
-            status: self.status.clone(),
             failed_message: None,
-            cur_retry_count: self.cur_retry_count,
-            max_retry_count: self.max_retry_count,
-            progress: self.progress.as_ref().map(|p| Progress {
-                total_count: p.total_count,
-                cur_count: p.cur_count,
-                total_duration: p.total_duration,
-                cur_duration: p.cur_duration,
-                percentage: p.percentage,
+            sync: None,
+            progress: self.state.progress.as_ref().map(|p| Progress {
                 redis_offset_size: None,
                 redis_delay_time: None,
                 mongo_delay_time: None,
+                ..p.clone()
             }),
-            sync: None,
+            ..self.state.clone()
         }
     }
 }

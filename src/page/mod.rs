@@ -3,6 +3,7 @@
 //! the binary: no CDN, no fonts, works air-gapped. Every string from the API or the config is
 //! escaped; the Content-Security-Policy allows scripts and styles only from the exporter.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use crate::exposition::Exposition;
@@ -221,7 +222,7 @@ fn clock(unix: f64) -> String {
     )
 }
 
-fn row(html: &mut String, task: &TaskView, trend: &[Sample], now: f64) {
+fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
     let health = task.health;
     let key = format!("{}/{}", task.account.as_deref().unwrap_or(""), task.id);
     let _ = write!(
@@ -346,12 +347,12 @@ fn row(html: &mut String, task: &TaskView, trend: &[Sample], now: f64) {
 }
 
 /// An inline SVG polyline of the samples (no script, no style attribute: CSP-clean).
-pub fn sparkline(html: &mut String, trend: &[Sample]) {
+pub fn sparkline(html: &mut String, trend: &VecDeque<Sample>) {
     if trend.len() < 2 {
         html.push_str("<span class=\"muted\">-</span>");
         return;
     }
-    let (first, last) = (trend[0].at as f64, trend[trend.len() - 1].at as f64);
+    let (first, last) = (f64::from(trend[0].at), f64::from(trend[trend.len() - 1].at));
     let (low, high) = trend.iter().fold((f64::MAX, f64::MIN), |(lo, hi), s| {
         (lo.min(s.value), hi.max(s.value))
     });

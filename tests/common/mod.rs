@@ -206,7 +206,7 @@ pub fn tool_available(tool: &str) -> bool {
         if std::env::var("UDTS_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("{tool} is required (UDTS_REQUIRE_TOOLS=1) but was not found");
         }
-        eprintln!("SKIPPED: {tool} not found; install it (Debian: prometheus) to run this test");
+        eprintln!("SKIPPED: {tool} not found; .ci/run installs it (see the README's test section)");
     }
     found
 }
@@ -214,10 +214,7 @@ pub fn tool_available(tool: &str) -> bool {
 /// Whether this test runs as root (it changes users or mounts); when not, the test is skipped
 /// with a notice, unless `UDTS_REQUIRE_TOOLS=1` makes it a failure (CI runs as root).
 pub fn running_as_root(why: &str) -> bool {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.trim_ascii() == b"0");
+    let root = rustix::process::geteuid().is_root();
     if !root {
         if std::env::var("UDTS_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("this test needs root to {why} (UDTS_REQUIRE_TOOLS=1)");
@@ -335,4 +332,65 @@ pub async fn spawn_with_config(
     )
     .await;
     (exporter, dir)
+}
+
+/// chromedriver on a free port, killed when dropped.
+pub struct Driver {
+    child: std::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session through chromedriver, or `None` (skipped, or failed under
+/// `UDTS_REQUIRE_TOOLS=1`) when either is missing.
+pub async fn start_browser() -> Option<(Driver, fantoccini::Client)> {
+    if !tool_available("chromedriver") || !tool_available("chromium") {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver {
+        child,
+        _profile: tempfile::tempdir().unwrap(),
+    };
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                     format!("--user-data-dir={}", driver._profile.path().display())],
+        }),
+    );
+    // fantoccini's TLS stack brings a second rustls provider; pick the exporter's.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    for _ in 0..100 {
+        let connected = fantoccini::ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        if let Ok(client) = connected {
+            return Some((driver, client));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start a session");
 }
