@@ -35,6 +35,7 @@ pub mod process_metrics;
 pub mod runtime;
 pub mod server;
 pub mod simulator;
+pub mod source;
 pub mod state;
 pub mod status;
 pub mod task;

@@ -52,6 +52,180 @@ pub struct ExporterMetrics {
     pub api_calls_per_cycle: Gauge,
     /// Every API call so far, to measure a cycle's share.
     api_calls: Arc<AtomicU64>,
+    /// The `udts_source_*` families.
+    pub sources: SourceMetrics,
+}
+
+/// What the exporter read from each source database, labelled `source`.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    up: GaugeVec,
+    file_index: GaugeVec,
+    position: GaugeVec,
+    oldest_file_index: GaugeVec,
+    retained_bytes: GaugeVec,
+    written_bytes: IntCounterVec,
+    errors: IntCounterVec,
+    duration: HistogramVec,
+}
+
+/// The reasons a source round fails, so each series exists at 0 from the start.
+pub const SOURCE_ERROR_REASONS: [&str; 9] = [
+    "auth",
+    "privilege",
+    "unreachable",
+    "timeout",
+    "tls",
+    "binlog_disabled",
+    "malformed",
+    "malformed_gtid",
+    "server_error",
+];
+
+impl SourceMetrics {
+    fn new(registry: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            let gauge = must(GaugeVec::new(Opts::new(name, help), &["source"]));
+            must(registry.register(Box::new(gauge.clone())));
+            gauge
+        };
+        let up = gauge(
+            "udts_source_up",
+            "1 if the last read of the source database's binlog state succeeded, else 0.",
+        );
+        let file_index = gauge(
+            "udts_source_binlog_file_index",
+            "Numeric suffix of the binlog file the source is writing (its head).",
+        );
+        let position = gauge(
+            "udts_source_binlog_position",
+            "Position in the binlog file the source is writing (its head).",
+        );
+        let oldest_file_index = gauge(
+            "udts_source_binlog_oldest_file_index",
+            "Numeric suffix of the oldest binlog file still on the source.",
+        );
+        let retained_bytes = gauge(
+            "udts_source_binlog_retained_bytes",
+            "Sum of the sizes of the binlog files still on the source (SHOW BINARY LOGS).",
+        );
+        let written_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "udts_source_binlog_written_bytes_total",
+                "Binlog bytes the source's head advanced while the exporter watched; its rate is the source's write rate.",
+            ),
+            &["source"],
+        ));
+        let errors = must(IntCounterVec::new(
+            Opts::new(
+                "udts_source_errors_total",
+                "Failed reads of the source database's binlog state, by reason.",
+            ),
+            &["source", "reason"],
+        ));
+        let duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "udts_source_query_duration_seconds",
+                "Duration of one read of a source's binlog state (every statement of the round).",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["source"],
+        ));
+        must(registry.register(Box::new(written_bytes.clone())));
+        must(registry.register(Box::new(errors.clone())));
+        must(registry.register(Box::new(duration.clone())));
+        Self {
+            up,
+            file_index,
+            position,
+            oldest_file_index,
+            retained_bytes,
+            written_bytes,
+            errors,
+            duration,
+        }
+    }
+
+    /// Makes every series of `source` exist (down, no errors yet) before its first round.
+    pub fn declare(&self, source: &str) {
+        self.up.with_label_values(&[source]).set(0.0);
+        self.written_bytes.with_label_values(&[source]);
+        for reason in SOURCE_ERROR_REASONS {
+            self.errors.with_label_values(&[source, reason]);
+        }
+    }
+
+    /// Drops every series of a source no longer configured.
+    pub fn remove(&self, source: &str) {
+        for gauge in [
+            &self.up,
+            &self.file_index,
+            &self.position,
+            &self.oldest_file_index,
+            &self.retained_bytes,
+        ] {
+            let _ = gauge.remove_label_values(&[source]);
+        }
+        let _ = self.written_bytes.remove_label_values(&[source]);
+        let _ = self.duration.remove_label_values(&[source]);
+        for reason in SOURCE_ERROR_REASONS {
+            let _ = self.errors.remove_label_values(&[source, reason]);
+        }
+    }
+
+    /// A round took `elapsed`, whatever its outcome.
+    pub fn round(&self, source: &str, elapsed: Duration) {
+        self.duration
+            .with_label_values(&[source])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A round read the head at (`file_index`, `position`), the oldest file and the retained
+    /// bytes; the head advanced `advanced` bytes since the last round.
+    pub fn read(
+        &self,
+        source: &str,
+        (file_index, position): (u64, u64),
+        oldest_file_index: Option<u64>,
+        retained_bytes: u64,
+        advanced: u64,
+    ) {
+        self.up.with_label_values(&[source]).set(1.0);
+        self.file_index
+            .with_label_values(&[source])
+            .set(file_index as f64);
+        self.position
+            .with_label_values(&[source])
+            .set(position as f64);
+        match oldest_file_index {
+            Some(oldest) => self
+                .oldest_file_index
+                .with_label_values(&[source])
+                .set(oldest as f64),
+            None => {
+                let _ = self.oldest_file_index.remove_label_values(&[source]);
+            }
+        }
+        self.retained_bytes
+            .with_label_values(&[source])
+            .set(retained_bytes as f64);
+        self.written_bytes
+            .with_label_values(&[source])
+            .inc_by(advanced);
+    }
+
+    /// A round failed for `reason`.
+    pub fn failed(&self, source: &str, reason: &str) {
+        self.up.with_label_values(&[source]).set(0.0);
+        self.errors.with_label_values(&[source, reason]).inc();
+    }
+
+    /// A good round carried something malformed (counted, the source stays up).
+    pub fn problem(&self, source: &str, reason: &str) {
+        self.errors.with_label_values(&[source, reason]).inc();
+    }
 }
 
 /// Builds the metric or reports a programming error: names and labels here are constants, so a
@@ -181,6 +355,10 @@ impl ExporterMetrics {
         must(registry.register(Box::new(api_calls_per_cycle.clone())));
         must(registry.register(Box::new(build_info)));
         must(registry.register(Box::new(ProcessCollector::new())));
+        for collector in crate::web_config::collectors() {
+            must(registry.register(collector));
+        }
+        let sources = SourceMetrics::new(&registry);
 
         Self {
             registry,
@@ -199,6 +377,7 @@ impl ExporterMetrics {
             refreshes,
             api_calls_per_cycle,
             api_calls: Arc::new(AtomicU64::new(0)),
+            sources,
         }
     }
 

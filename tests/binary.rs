@@ -356,3 +356,52 @@ async fn check_prints_json_for_scripts() {
     assert!(tasks[1]["error"].is_null());
     assert_eq!(list["poll_interval_seconds"], 30.0);
 }
+
+/// What a new user meets first: a long interval alone starts, a typo names the nearest key
+/// (from the file and from the environment), a duration without a unit gets one in its example.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_explains_typos_and_units_and_lets_a_long_interval_start() {
+    let shutdown = CancellationToken::new();
+    let endpoint = one_loading_task(&shutdown).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&dir, &endpoint, &["udts-good"]);
+    let base = std::fs::read_to_string(&config).unwrap();
+
+    std::fs::write(&config, format!("[poll]\ninterval = \"1h\"\n{base}")).unwrap();
+    let output = run_command("check", &config).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let refused = |output: std::process::Output| {
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).trim().to_string()
+    };
+    let typo = base.replace("endpoint =", "endpoit =");
+    std::fs::write(&config, &typo).unwrap();
+    assert_eq!(
+        refused(run_command("check", &config).await),
+        "udts-exporter: config key api.endpoit is unknown; did you mean api.endpoint?"
+    );
+
+    std::fs::write(&config, &base).unwrap();
+    let output = Command::new(BINARY)
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("UDTS_API__ENDPOIT", &endpoint)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(output),
+        "udts-exporter: environment variable UDTS_API__ENDPOIT is unknown; did you mean UDTS_API__ENDPOINT?"
+    );
+
+    std::fs::write(&config, format!("[poll]\ninterval = \"30\"\n{base}")).unwrap();
+    let message = refused(run_command("check", &config).await);
+    assert!(message.contains("poll.interval"), "{message}");
+    assert!(message.contains("e.g. \"30s\""), "{message}");
+    shutdown.cancel();
+}

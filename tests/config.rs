@@ -367,3 +367,110 @@ fn task_labels_are_checked_like_prometheus_label_names() {
         Ok(())
     });
 }
+
+/// The value an error suggests after "e.g.", if any.
+fn suggestion(message: &str) -> Option<String> {
+    let after = message.split("e.g. \"").nth(1)?;
+    Some(after.split('"').next()?.to_string())
+}
+
+#[test]
+fn every_suggested_value_passes() {
+    // (section, key, bad value, other keys of the section)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("poll", "interval", "\"100ms\"", ""),
+        ("poll", "interval", "\"30\"", ""),
+        ("poll", "interval", "45", ""),
+        ("api", "timeout", "\"2m\"", ""),
+        (
+            "poll",
+            "full_refresh_interval",
+            "\"5m\"",
+            "interval = \"1h\"\n",
+        ),
+        ("poll", "stale_after", "\"10s\"", "interval = \"1m\"\n"),
+        ("poll", "stale_after", "\"90\"", "interval = \"1m\"\n"),
+    ];
+    for (section, key, bad, others) in cases {
+        Jail::expect_with(|jail| {
+            let path = jail.directory().join("config.toml");
+            let with =
+                |value: &str| merge(MINIMAL, &format!("[{section}]\n{others}{key} = {value}\n"));
+            jail.create_file("config.toml", &with(bad))?;
+            let message = load_err(jail);
+            assert!(message.contains(&format!("{section}.{key}")), "{message}");
+            let good =
+                suggestion(&message).unwrap_or_else(|| panic!("no e.g. value in: {message}"));
+            jail.create_file("config.toml", &with(&format!("\"{good}\"")))?;
+            if let Err(error) = Config::load(Some(&path)) {
+                panic!("{section}.{key} = {bad} suggested \"{good}\", which is refused: {error}");
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn a_long_interval_alone_carries_the_full_refresh_default_with_it() {
+    Jail::expect_with(|jail| {
+        let path = jail.directory().join("config.toml");
+        for (interval, full) in [("1h", 3600), ("15m", 900), ("10m", 600), ("30s", 600)] {
+            jail.create_file(
+                "config.toml",
+                &merge(MINIMAL, &format!("[poll]\ninterval = \"{interval}\"\n")),
+            )?;
+            let settings = Config::load(Some(&path)).unwrap().resolve().unwrap();
+            assert_eq!(settings.full_refresh_interval, Duration::from_secs(full));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn typos_name_the_key_and_the_nearest_valid_one() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[api]\nendpoit = \"https://api.ucloud.cn\"\n",
+            "config key api.endpoit is unknown; did you mean api.endpoint?",
+        ),
+        (
+            "[pol]\ninterval = \"30s\"\n",
+            "config key pol is unknown; did you mean poll?",
+        ),
+        (
+            "[[tasks]]\nid = \"udts-b\"\nnmae = \"orders\"\n",
+            "config key tasks[1].nmae is unknown; did you mean tasks[1].name?",
+        ),
+    ];
+    for (extra, expected) in cases {
+        Jail::expect_with(|jail| {
+            let text = if extra.starts_with("[[") {
+                format!("{MINIMAL}{extra}")
+            } else {
+                merge(MINIMAL, extra)
+            };
+            jail.create_file("config.toml", &text)?;
+            let message = load_err(jail);
+            assert_eq!(message, *expected);
+            assert!(!message.contains("default"), "{message}");
+            Ok(())
+        });
+    }
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", MINIMAL)?;
+        jail.set_env("UDTS_API__ENDPOIT", "https://api.ucloud.cn");
+        assert_eq!(
+            load_err(jail),
+            "environment variable UDTS_API__ENDPOIT is unknown; did you mean UDTS_API__ENDPOINT?"
+        );
+        Ok(())
+    });
+    Jail::expect_with(|jail| {
+        jail.create_file("config.toml", MINIMAL)?;
+        jail.set_env("UDTS_POLL__INTERVAL", "30");
+        let message = load_err(jail);
+        assert!(message.contains("UDTS_POLL__INTERVAL"), "{message}");
+        assert!(message.contains("e.g. \"30s\""), "{message}");
+        Ok(())
+    });
+}

@@ -113,3 +113,70 @@ fn json_value(depth: u32) -> impl Strategy<Value = serde_json::Value> {
         ]
     })
 }
+
+/// Loads `extra` merged into a minimal config (one account, one task).
+fn load_with(extra: &str) -> Result<udts_exporter::config::Settings, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let api = "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n";
+    let text = match extra.strip_prefix("[api]\n") {
+        Some(keys) => format!("{api}{keys}\n"),
+        None => format!("{extra}\n{api}"),
+    };
+    std::fs::write(&path, format!("{text}[[tasks]]\nid = \"udts-a\"\n")).unwrap();
+    udts_exporter::config::Config::load(Some(&path))
+        .and_then(|config| config.resolve())
+        .map_err(|e| e.to_string())
+}
+
+/// A duration written as a user would, in seconds, minutes or hours.
+fn written_duration(seconds: u64) -> String {
+    match seconds {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// One key, set alone to a value its documentation allows (durations that depend on
+/// `poll.interval` are checked against its 30s default).
+fn single_key() -> impl Strategy<Value = String> {
+    let poll = |key: &'static str, range: std::ops::RangeInclusive<u64>| {
+        range.prop_map(move |s| format!("[poll]\n{key} = \"{}\"", written_duration(s)))
+    };
+    prop_oneof![
+        poll("interval", 1..=86_400),
+        poll("stale_after", 30..=604_800),
+        poll("full_refresh_interval", 30..=86_400),
+        (1u64..=30).prop_map(|s| format!("[api]\ntimeout = \"{}\"", written_duration(s))),
+        (1usize..=256).prop_map(|n| format!("[api]\nconcurrency = {n}")),
+        (1024usize..=1 << 30).prop_map(|n| format!("[api]\nmax_response_bytes = {n}")),
+        (0.01f64..10_000.0).prop_map(|r| format!("[poll]\nrequests_per_second = {r}")),
+        (1u32..=64).prop_map(|n| format!("[sharding]\ntotal_shards = {n}")),
+        (1u64..=86_400).prop_map(|s| format!(
+            "[discovery]\nrefresh_interval = \"{}\"",
+            written_duration(s)
+        )),
+        prop_oneof![Just("all"), Just("current")]
+            .prop_map(|v| format!("[metrics]\nstatus_series = \"{v}\"")),
+        prop_oneof![Just("auto"), Just("status")]
+            .prop_map(|v| format!("[poll]\nstrategy = \"{v}\"")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn any_poll_interval_alone_starts(seconds in 1u64..=86_400) {
+        let written = written_duration(seconds);
+        let settings = load_with(&format!("[poll]\ninterval = \"{written}\""));
+        prop_assert!(settings.is_ok(), "interval = {}: {:?}", written, settings.err());
+    }
+
+    #[test]
+    fn any_single_key_alone_with_a_valid_value_starts(extra in single_key()) {
+        let settings = load_with(&extra);
+        prop_assert!(settings.is_ok(), "{}: {:?}", extra, settings.err());
+    }
+}

@@ -15,13 +15,16 @@ use serde::Deserialize;
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::TaskKind;
 
+mod explain;
 pub mod key_file;
-mod settings;
+pub(crate) mod settings;
+mod sources;
 
 pub use settings::{
     Account, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
     Settings, Shard,
 };
+pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
 
 /// The gateway used when `api.endpoint` is not set: the host of the API document this project
 /// started from. UCloud's own is `https://api.ucloud.cn`.
@@ -55,6 +58,9 @@ pub struct Config {
     /// Tasks to poll, listed by hand.
     #[serde(default)]
     pub tasks: Vec<TaskConfig>,
+    /// Source databases to read binlog state from, for lag.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
 }
 
 /// `[web]`
@@ -168,9 +174,9 @@ pub struct PollConfig {
     /// or `status` (one `GetUDTSTaskStatus` per task per cycle).
     pub strategy: PollStrategy,
     /// With `auto`, an unfinished task refreshed from the list still gets a full read this
-    /// often.
+    /// often; default `max(10m, poll.interval)`.
     #[serde(with = "humantime_serde")]
-    pub full_refresh_interval: Duration,
+    pub full_refresh_interval: Option<Duration>,
 }
 
 impl Default for PollConfig {
@@ -180,7 +186,7 @@ impl Default for PollConfig {
             requests_per_second: None,
             stale_after: None,
             strategy: PollStrategy::Auto,
-            full_refresh_interval: Duration::from_secs(600),
+            full_refresh_interval: None,
         }
     }
 }
@@ -326,8 +332,16 @@ pub enum ConfigError {
     /// The file or the environment could not be read or has the wrong shape.
     #[error("cannot load the configuration: {0}")]
     Load(String),
+    /// A key (or `UDTS_` variable) that means nothing here, most often a typo.
+    #[error("{what} is unknown; {fix}")]
+    Unknown {
+        /// `config key api.endpoit` or `environment variable UDTS_API__ENDPOIT`.
+        what: String,
+        /// The nearest valid key, or the keys that are valid there.
+        fix: String,
+    },
     /// A value is present but wrong.
-    #[error("config key `{key}`: {problem}. Fix: {fix}")]
+    #[error("{noun} `{key}`: {problem}. Fix: {fix}", noun = key_noun(.key))]
     Invalid {
         /// The dotted key, e.g. `api.timeout`.
         key: String,
@@ -336,6 +350,15 @@ pub enum ConfigError {
         /// What to do about it.
         fix: String,
     },
+}
+
+/// How a key is named in a message: environment variables by their own name.
+fn key_noun(key: &str) -> &'static str {
+    if key.starts_with("UDTS_") {
+        "environment variable"
+    } else {
+        "config key"
+    }
 }
 
 pub(crate) fn invalid(
@@ -392,9 +415,7 @@ impl Config {
                 })
                 .split("__"),
         );
-        figment
-            .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))
+        figment.extract().map_err(explain::explain)
     }
 
     /// Checks every value; the first problem found is returned.

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::{Regex, RegexSet};
@@ -14,6 +15,7 @@ use url::Url;
 
 #[cfg(unix)]
 use super::key_file::KeyFileAccess;
+use super::sources::{SourceMap, SourceSettings};
 use super::{invalid, Config, ConfigError, PollStrategy, StatusSeries, DEFAULT_ENDPOINT};
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
@@ -21,6 +23,10 @@ use crate::web_config::WebSecurity;
 
 /// `api.timeout` when it is not set and the interval is longer.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A source round's timeout when not set, unless `api.timeout` is shorter.
+const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `poll.full_refresh_interval` when not set, unless `poll.interval` is longer.
+const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(600);
 
 /// A validated configuration, with secrets read and patterns compiled: what the exporter runs
 /// on.
@@ -61,6 +67,8 @@ pub struct Settings {
     pub shard: Shard,
     /// What to expose.
     pub exposition: ExpositionOptions,
+    /// `[[sources]]`, validated.
+    pub sources: Vec<SourceSettings>,
 }
 
 /// One set of credentials.
@@ -106,7 +114,8 @@ pub struct LabelRule {
 
 /// Labels the exporter writes itself on `udts_task_info`, and those Prometheus attaches to every
 /// target: a task label must not take their names.
-const RESERVED_LABELS: [&str; 8] = [
+const RESERVED_LABELS: [&str; 9] = [
+    "source",
     "task_id",
     "account",
     "task_type",
@@ -203,6 +212,8 @@ pub struct ExpositionOptions {
     pub filter: MetricFilter,
     /// `poll.interval`, for the task page and its JSON.
     pub poll_interval: Duration,
+    /// Which task reads from which `[[sources]]` entry.
+    pub sources: Arc<SourceMap>,
 }
 
 /// The `[metrics]` allow and deny lists, compiled.
@@ -259,7 +270,7 @@ impl Config {
             return Err(invalid(
                 "poll.interval",
                 "it is shorter than 1s",
-                "use a humane duration such as \"30s\" or \"2m\"",
+                "use a duration of at least 1s, e.g. \"30s\" or \"2m\"",
             ));
         }
         let default_timeout = DEFAULT_TIMEOUT.min(self.poll.interval);
@@ -318,14 +329,23 @@ impl Config {
                 )
             })?,
         };
-        if self.poll.full_refresh_interval < self.poll.interval {
+        let full_refresh_interval = self
+            .poll
+            .full_refresh_interval
+            .unwrap_or(DEFAULT_FULL_REFRESH.max(self.poll.interval));
+        if full_refresh_interval < self.poll.interval {
             return Err(invalid(
                 "poll.full_refresh_interval",
                 format!(
-                    "{} is shorter than poll.interval",
-                    humantime::format_duration(self.poll.full_refresh_interval)
+                    "{} is shorter than poll.interval ({})",
+                    humantime::format_duration(full_refresh_interval),
+                    humantime::format_duration(self.poll.interval)
                 ),
-                "use a duration of at least poll.interval, e.g. \"10m\"",
+                format!(
+                    "use a duration of at least poll.interval, e.g. \"{}\", or leave it out \
+                     for max(10m, poll.interval)",
+                    humantime::format_duration(DEFAULT_FULL_REFRESH.max(self.poll.interval))
+                ),
             ));
         }
         let stale_after = self.poll.stale_after.unwrap_or(self.poll.interval * 3);
@@ -333,7 +353,10 @@ impl Config {
             return Err(invalid(
                 "poll.stale_after",
                 "it is shorter than poll.interval, so every task would look stale between polls",
-                "use at least poll.interval; the default is 3 x poll.interval",
+                format!(
+                    "use at least poll.interval, e.g. \"{}\", or leave it out for 3 x poll.interval",
+                    humantime::format_duration(self.poll.interval * 3)
+                ),
             ));
         }
         let ca_certificate = match &self.api.ca_file {
@@ -380,6 +403,8 @@ impl Config {
             ));
         }
 
+        let sources =
+            super::sources::resolve_sources(&self.sources, DEFAULT_SOURCE_TIMEOUT.min(timeout))?;
         Ok(Settings {
             listen_address,
             telemetry_path: path.clone(),
@@ -392,7 +417,7 @@ impl Config {
             interval: self.poll.interval,
             requests_per_second: self.poll.requests_per_second,
             list_first: discovery.is_some() && self.poll.strategy == PollStrategy::Auto,
-            full_refresh_interval: self.poll.full_refresh_interval,
+            full_refresh_interval,
             ca_certificate,
             static_tasks,
             discovery,
@@ -408,7 +433,9 @@ impl Config {
                     allow: regex_set("metrics.allow", &self.metrics.allow)?,
                     deny: regex_set("metrics.deny", &self.metrics.deny)?,
                 },
+                sources: Arc::new(SourceMap::new(&sources)),
             },
+            sources,
         })
     }
 
@@ -595,7 +622,7 @@ impl Config {
             return Err(invalid(
                 "discovery.refresh_interval",
                 "it is shorter than 1s",
-                "use a humane duration such as \"5m\"",
+                "use a duration of at least 1s, e.g. \"5m\"",
             ));
         }
         let name_regex = match discovery.name_regex.as_deref() {
@@ -720,9 +747,14 @@ fn read_private_key(
 }
 
 /// Refuses a key file that [`KeyFileAccess`] does not admit, before reading it.
-#[cfg(unix)]
 fn check_key_file_access(section: &str, path: &Path) -> Result<(), ConfigError> {
-    let key = format!("{section}.private_key_file");
+    check_secret_file(&format!("{section}.private_key_file"), path)
+}
+
+/// Refuses a file of secrets at config key `key` that [`KeyFileAccess`] does not admit.
+#[cfg(unix)]
+pub(super) fn check_secret_file(key: &str, path: &Path) -> Result<(), ConfigError> {
+    let key = key.to_string();
     let metadata = std::fs::metadata(path).map_err(|e| {
         invalid(
             key.clone(),
@@ -736,7 +768,7 @@ fn check_key_file_access(section: &str, path: &Path) -> Result<(), ConfigError> 
 }
 
 #[cfg(not(unix))]
-fn check_key_file_access(_section: &str, _path: &Path) -> Result<(), ConfigError> {
+pub(super) fn check_secret_file(_key: &str, _path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 

@@ -1,0 +1,434 @@
+//! Source databases: the exporter reads each MySQL-family source's own binlog state (read-only,
+//! a fixed handful of statements per round whatever the number of tasks) and keeps what it
+//! needs to say how far behind each task is: the last reading, a counter of bytes written, and
+//! a bounded series of head samples for lag in seconds.
+//!
+//! [`run`] drives one source's rounds on the poll interval, on its own task, so a slow or dead
+//! source never delays the UDTS poll or `/metrics`. The [`SourceBoard`] holds every source's
+//! latest [`SourceSnapshot`]; the exposition computes each task's lag from it at render time
+//! ([`lag::task_lag`]).
+
+pub mod gtid;
+pub mod lag;
+pub mod mysql;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::metrics::SourceMetrics;
+use crate::time::unix_now;
+use gtid::{Gtids, MalformedGtid};
+
+/// What one round read from a source, as the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogReading {
+    /// The head: the file being written.
+    pub head_file: String,
+    /// The head: the position in it.
+    pub head_position: u64,
+    /// `SHOW BINARY LOGS`: every file still on the source, oldest first, with its size.
+    pub files: Vec<(String, u64)>,
+    /// The executed GTIDs (`@@global.gtid_executed` or `@@global.gtid_binlog_pos`), if any.
+    pub gtid_text: Option<String>,
+}
+
+/// A reading in the form lag is computed from.
+#[derive(Debug, Clone)]
+pub struct ParsedReading {
+    /// The binlog files' base name (`mysql-bin`).
+    pub base: String,
+    /// The head file's index.
+    pub head_index: u64,
+    /// The head position.
+    pub head_position: u64,
+    /// Retained files: (index, size), oldest first.
+    pub files: Vec<(u64, u64)>,
+    /// The executed GTIDs, parsed; absent when the source has none.
+    pub gtids: Option<Result<Gtids, MalformedGtid>>,
+}
+
+/// `mysql-bin.000012` -> (`mysql-bin`, 12).
+pub fn split_binlog_name(name: &str) -> Option<(&str, u64)> {
+    let (base, index) = name.rsplit_once('.')?;
+    if base.is_empty() || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((base, index.parse().ok()?))
+}
+
+impl BinlogReading {
+    /// Checks and parses the answer: the head and every file name must be `<base>.<index>` with
+    /// one base.
+    pub fn parse(&self) -> Result<ParsedReading, SourceError> {
+        let malformed = |what: String| SourceError {
+            reason: "malformed",
+            message: what,
+            fix: "report it: the server's answer is not in a form the exporter knows",
+        };
+        let (base, head_index) = split_binlog_name(&self.head_file).ok_or_else(|| {
+            malformed(format!(
+                "head file `{}` has no numeric suffix",
+                self.head_file
+            ))
+        })?;
+        let mut files = Vec::with_capacity(self.files.len());
+        for (name, size) in &self.files {
+            match split_binlog_name(name) {
+                Some((file_base, index)) if file_base == base => files.push((index, *size)),
+                _ => {
+                    return Err(malformed(format!(
+                        "binlog file `{name}` is not a `{base}` file"
+                    )))
+                }
+            }
+        }
+        files.sort_unstable();
+        let gtids = self
+            .gtid_text
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+            .map(Gtids::parse);
+        Ok(ParsedReading {
+            base: base.to_string(),
+            head_index,
+            head_position: self.head_position,
+            files,
+            gtids,
+        })
+    }
+}
+
+/// A round that failed, by what it means for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    /// The `reason` label of `udts_source_errors_total`.
+    pub reason: &'static str,
+    /// What happened (never the password).
+    pub message: String,
+    /// What fixes it.
+    pub fix: &'static str,
+}
+
+/// Reads a source's binlog state; the MySQL client and the demo's simulated source both are.
+pub trait BinlogReader: Send {
+    /// One round: the head, the files and the executed GTIDs.
+    fn read(
+        &mut self,
+    ) -> Pin<Box<dyn Future<Output = Result<BinlogReading, SourceError>> + Send + '_>>;
+}
+
+/// One head sample: the bytes written so far, and when the head was first and last seen there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadSample {
+    /// `written_total` at this head.
+    pub written: u64,
+    /// Unix time the head was first seen here.
+    pub first_seen: f64,
+    /// Unix time it was last seen here (an idle source extends one sample).
+    pub last_seen: f64,
+}
+
+/// Head samples, oldest first, one per head move: an idle source costs nothing, a busy one at
+/// most [`HeadSamples::CAPACITY`] samples (a day and more at a 30 s interval).
+#[derive(Debug, Clone, Default)]
+pub struct HeadSamples(VecDeque<HeadSample>);
+
+impl HeadSamples {
+    /// Samples kept per source, at most.
+    pub const CAPACITY: usize = 4096;
+
+    /// Records that the head was at `written` at `now`.
+    fn observe(&mut self, written: u64, now: f64) {
+        match self.0.back_mut() {
+            Some(last) if last.written == written => last.last_seen = now,
+            _ => {
+                if self.0.len() == Self::CAPACITY {
+                    self.0.pop_front();
+                }
+                self.0.push_back(HeadSample {
+                    written,
+                    first_seen: now,
+                    last_seen: now,
+                });
+            }
+        }
+    }
+
+    /// When the head moved past `offset` (bytes written): interpolated between the last sample
+    /// at or before it and the first one past it; `None` when the head passed it before the
+    /// first sample or has not passed it.
+    pub fn passed_at(&self, offset: u64) -> Option<f64> {
+        let after = self.0.iter().position(|s| s.written > offset)?;
+        let before = self.0.get(after.checked_sub(1)?)?;
+        let after = self.0[after];
+        let fraction = (offset - before.written) as f64 / (after.written - before.written) as f64;
+        Some(before.last_seen + (after.first_seen - before.last_seen) * fraction)
+    }
+
+    /// How many samples are kept.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What the exporter knows of one source.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSnapshot {
+    /// Whether the last round succeeded.
+    pub up: bool,
+    /// The last round's error, if it failed.
+    pub error: Option<SourceError>,
+    /// The last good reading.
+    pub reading: Option<Arc<ParsedReading>>,
+    /// Bytes the head advanced since the exporter started watching.
+    pub written_total: u64,
+    /// Head samples for lag in seconds.
+    pub samples: HeadSamples,
+}
+
+impl SourceSnapshot {
+    /// The snapshot after a good reading at `now`.
+    fn after(&self, reading: ParsedReading, now: f64) -> Self {
+        let mut next = self.clone();
+        let advanced = match &self.reading {
+            Some(previous) if previous.base == reading.base => advance(previous, &reading),
+            _ => Some(0),
+        };
+        match advanced {
+            Some(bytes) => next.written_total += bytes,
+            // The head went back (a reset or another server): earlier samples no longer
+            // describe this binlog.
+            None => next.samples = HeadSamples::default(),
+        }
+        next.samples.observe(next.written_total, now);
+        next.up = true;
+        next.error = None;
+        next.reading = Some(Arc::new(reading));
+        next
+    }
+
+    fn failed(&self, error: SourceError) -> Self {
+        Self {
+            up: false,
+            error: Some(error),
+            ..self.clone()
+        }
+    }
+}
+
+/// Bytes the head advanced from `previous` to `current`, `None` when it went back.
+fn advance(previous: &ParsedReading, current: &ParsedReading) -> Option<u64> {
+    let (from, to) = (
+        (previous.head_index, previous.head_position),
+        (current.head_index, current.head_position),
+    );
+    if to < from {
+        return None;
+    }
+    if to.0 == from.0 {
+        return Some(to.1 - from.1);
+    }
+    // The rest of the old head file, every file between, and the new head up to its position.
+    let size = |index: u64| {
+        current
+            .files
+            .iter()
+            .chain(previous.files.iter())
+            .find(|(i, _)| *i == index)
+            .map_or(0, |(_, size)| *size)
+    };
+    let rest = size(from.0).saturating_sub(from.1);
+    let between: u64 = (from.0 + 1..to.0).map(size).sum();
+    Some(rest + between + to.1)
+}
+
+/// Every source's latest snapshot, by name, read by the exposition; `changed` wakes it.
+#[derive(Default)]
+pub struct SourceBoard {
+    snapshots: ArcSwap<HashMap<String, Arc<SourceSnapshot>>>,
+    /// Notified after every round.
+    pub changed: Notify,
+}
+
+impl SourceBoard {
+    /// The snapshots as they are now.
+    pub fn snapshots(&self) -> Arc<HashMap<String, Arc<SourceSnapshot>>> {
+        self.snapshots.load_full()
+    }
+
+    fn update(&self, name: &str, mut change: impl FnMut(&SourceSnapshot) -> SourceSnapshot) {
+        self.snapshots.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            let previous = current
+                .get(name)
+                .map(Arc::as_ref)
+                .cloned()
+                .unwrap_or_default();
+            next.insert(name.to_string(), Arc::new(change(&previous)));
+            next
+        });
+        self.changed.notify_one();
+    }
+
+    /// Keeps only the sources named in `names` (after a reload).
+    pub fn retain(&self, names: &[String]) {
+        self.snapshots.rcu(|current| {
+            current
+                .iter()
+                .filter(|(name, _)| names.contains(name))
+                .map(|(name, snapshot)| (name.clone(), Arc::clone(snapshot)))
+                .collect::<HashMap<_, _>>()
+        });
+        self.changed.notify_one();
+    }
+
+    /// Forgets `name`'s samples and reading (its connection changed).
+    pub fn forget(&self, name: &str) {
+        self.update(name, |_| SourceSnapshot::default());
+    }
+}
+
+/// Reads `name` through `reader` every `interval`, each round bounded by `timeout`, until
+/// `shutdown`. Failures are logged once per change of reason and retried with backoff.
+pub async fn run(
+    name: String,
+    mut reader: Box<dyn BinlogReader>,
+    board: Arc<SourceBoard>,
+    metrics: SourceMetrics,
+    interval: Duration,
+    timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut failures: u32 = 0;
+    let mut last_reason: Option<&'static str> = None;
+    loop {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout, reader.read()).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError {
+                reason: "timeout",
+                message: format!("no answer within {}", humantime::format_duration(timeout)),
+                fix: "check the source's load and the network path; the round is skipped",
+            }),
+        };
+        metrics.round(&name, started.elapsed());
+        let now = unix_now();
+        match result.and_then(|reading| reading.parse()) {
+            Ok(reading) => {
+                if last_reason.take().is_some() {
+                    info!(source = %name, "source readable again");
+                }
+                failures = 0;
+                let mut advanced = 0;
+                board.update(&name, |previous| {
+                    let next = previous.after(reading.clone(), now);
+                    advanced = next.written_total - previous.written_total;
+                    next
+                });
+                if let Some(Err(error)) = &reading.gtids {
+                    metrics.problem(&name, "malformed_gtid");
+                    warn!(source = %name, %error, "the source's executed GTID set is malformed; no lag in transactions");
+                }
+                metrics.read(
+                    &name,
+                    (reading.head_index, reading.head_position),
+                    reading.files.first().map(|(index, _)| *index),
+                    reading.files.iter().map(|(_, size)| size).sum(),
+                    advanced,
+                );
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                metrics.failed(&name, error.reason);
+                if last_reason != Some(error.reason) {
+                    warn!(source = %name, reason = error.reason, error = %error.message, "cannot read the source's binlog state. Fix: {}", error.fix);
+                    last_reason = Some(error.reason);
+                }
+                board.update(&name, |previous| previous.failed(error.clone()));
+            }
+        }
+        // Backoff after failures: the interval doubled per failure, at most 8 intervals.
+        let wait = interval * 2u32.saturating_pow(failures.saturating_sub(1).min(3));
+        tokio::select! {
+            () = tokio::time::sleep(wait.saturating_sub(started.elapsed())) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(head: (u64, u64), files: &[(u64, u64)]) -> ParsedReading {
+        ParsedReading {
+            base: "mysql-bin".into(),
+            head_index: head.0,
+            head_position: head.1,
+            files: files.to_vec(),
+            gtids: None,
+        }
+    }
+
+    #[test]
+    fn the_written_counter_follows_the_head_across_rotations() {
+        let a = reading((1, 100), &[(1, 100)]);
+        let b = reading((1, 400), &[(1, 400)]);
+        assert_eq!(advance(&a, &b), Some(300));
+        // File 1 ended at 500, file 2 holds 1000, file 3 is at 50.
+        let c = reading((3, 50), &[(1, 500), (2, 1000), (3, 50)]);
+        assert_eq!(advance(&b, &c), Some(100 + 1000 + 50));
+        assert_eq!(advance(&c, &b), None);
+    }
+
+    #[test]
+    fn head_samples_interpolate_and_refuse_to_guess_before_the_first() {
+        let mut samples = HeadSamples::default();
+        samples.observe(1000, 100.0);
+        samples.observe(1000, 110.0); // idle: the same sample, seen later
+        samples.observe(2000, 120.0);
+        assert_eq!(samples.len(), 2);
+        // Half way from 1000 to 2000: half way from 110 to 120.
+        assert_eq!(samples.passed_at(1500), Some(115.0));
+        assert_eq!(samples.passed_at(1000), Some(110.0));
+        assert_eq!(
+            samples.passed_at(999),
+            None,
+            "passed before the first sample"
+        );
+        assert_eq!(samples.passed_at(2000), None, "not passed yet");
+        for i in 0..(HeadSamples::CAPACITY as u64 + 10) {
+            samples.observe(3000 + i, 200.0 + i as f64);
+        }
+        assert_eq!(samples.len(), HeadSamples::CAPACITY);
+    }
+
+    #[test]
+    fn binlog_names_split_into_base_and_index() {
+        assert_eq!(
+            split_binlog_name("mysql-bin.000012"),
+            Some(("mysql-bin", 12))
+        );
+        assert_eq!(
+            split_binlog_name("my.host-bin.000001"),
+            Some(("my.host-bin", 1))
+        );
+        assert_eq!(split_binlog_name("mysql-bin"), None);
+        assert_eq!(split_binlog_name(".000001"), None);
+        assert_eq!(split_binlog_name("mysql-bin.12a"), None);
+    }
+}

@@ -1,0 +1,218 @@
+//! `basic_auth_users` and `rate_limit`, hardened as exporter-toolkit hardens them: an unknown
+//! user costs the same bcrypt verification as a wrong password (no user enumeration by timing),
+//! verifications run one at a time on the blocking pool (a flood of wrong passwords cannot take
+//! the async workers that serve scrapes and drive the poller), and outcomes are cached so a
+//! scraper's repeated credentials cost one verification, not one per scrape.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+
+/// The users and their bcrypt hashes, and the outcomes of verifications already made.
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    /// A hash at the users' usual cost that an unknown user's password is verified against.
+    dummy_hash: String,
+    outcomes: Mutex<Outcomes>,
+    /// Held for the length of one verification: exporter-toolkit's mutex, so at most one core
+    /// does bcrypt at a time however many requests arrive.
+    verifying: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Credentials already verified, by a digest of user, password and stored hash. Refusals are
+/// kept apart so a flood of wrong passwords can never push out the scraper's accepted entry.
+#[derive(Default)]
+struct Outcomes {
+    accepted: HashSet<[u8; 20]>,
+    refused: HashSet<[u8; 20]>,
+}
+
+/// Entries per outcome at most; a full set is emptied (refusals then cost a verification
+/// again, which is what they cost anyway).
+const CACHE_LIMIT: usize = 4096;
+
+impl BasicAuth {
+    /// Checks that every password is a bcrypt hash and prepares the dummy hash.
+    pub(super) fn new(users: BTreeMap<String, String>) -> Result<Self, String> {
+        let mut costs: BTreeMap<u32, usize> = BTreeMap::new();
+        for (user, hash) in &users {
+            let cost = bcrypt_cost(hash).filter(|_| bcrypt::verify("", hash).is_ok());
+            let Some(cost) = cost else {
+                return Err(format!(
+                    "basic_auth_users.{user} is not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\"`)"
+                ));
+            };
+            *costs.entry(cost).or_default() += 1;
+        }
+        // The most common cost: with one cost for all users (the usual case), an unknown user
+        // takes exactly as long as a known one.
+        let cost = costs
+            .iter()
+            .max_by_key(|(_, count)| **count)
+            .map_or(bcrypt::DEFAULT_COST, |(cost, _)| *cost);
+        // What it hashes does not matter: a match for an unknown user is still a refusal.
+        let dummy_hash = bcrypt::hash("udts-exporter: no such user", cost)
+            .map_err(|e| format!("basic_auth_users: cannot prepare the dummy hash: {e}"))?;
+        Ok(Self {
+            users,
+            dummy_hash,
+            outcomes: Mutex::new(Outcomes::default()),
+            verifying: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Whether `user:password` is a configured user with that password. Known and unknown users
+    /// take the same path and the same time; verification never runs on the caller's thread.
+    pub async fn check(self: &Arc<Self>, user: &str, password: &str) -> bool {
+        let known = self.users.get(user);
+        let hash = known.unwrap_or(&self.dummy_hash);
+        let key = cache_key(user, password, hash);
+        if let Some(outcome) = self.cached(&key) {
+            return outcome;
+        }
+        let turn = Arc::clone(&self.verifying).lock_owned().await;
+        // Another request may have verified the same credentials while this one waited.
+        if let Some(outcome) = self.cached(&key) {
+            return outcome;
+        }
+        let (password, hash) = (password.to_string(), hash.clone());
+        // The turn moves into the blocking task: a client that hangs up does not end it early.
+        let matches = tokio::task::spawn_blocking(move || {
+            let matches = bcrypt::verify(password, &hash).unwrap_or(false);
+            drop(turn);
+            matches
+        })
+        .await
+        .unwrap_or(false);
+        let accepted = matches && known.is_some();
+        let mut outcomes = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let set = if accepted {
+            &mut outcomes.accepted
+        } else {
+            &mut outcomes.refused
+        };
+        if set.len() >= CACHE_LIMIT {
+            set.clear();
+        }
+        set.insert(key);
+        accepted
+    }
+
+    fn cached(&self, key: &[u8; 20]) -> Option<bool> {
+        let outcomes = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if outcomes.accepted.contains(key) {
+            Some(true)
+        } else if outcomes.refused.contains(key) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// The cost field of a `$2a$`/`$2b$`/`$2y$` hash.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let mut parts = hash.split('$');
+    let (empty, version, cost) = (parts.next()?, parts.next()?, parts.next()?);
+    (empty.is_empty() && version.starts_with('2'))
+        .then(|| cost.parse().ok())
+        .flatten()
+}
+
+/// Digest of the credentials and the hash they were checked against: a changed password or a
+/// reloaded user list (another hash) never meets a stale entry.
+fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 20] {
+    let mut digest = Sha1::new();
+    for part in [user, password, hash] {
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part.as_bytes());
+    }
+    digest.finalize().into()
+}
+
+/// `rate_limit` as in exporter-toolkit: `interval` between requests on average, `burst` at once;
+/// `interval: 0` turns it off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RateLimitConfig {
+    #[serde(with = "humantime_serde")]
+    interval: Duration,
+    #[serde(default)]
+    burst: u32,
+}
+
+impl RateLimitConfig {
+    /// The token bucket over all requests, or `None` when off.
+    pub(super) fn limiter(&self) -> Result<Option<Arc<DefaultDirectRateLimiter>>, String> {
+        if self.interval.is_zero() {
+            return Ok(None);
+        }
+        let Some(burst) = std::num::NonZeroU32::new(self.burst) else {
+            return Err(
+                "rate_limit.burst must be at least 1 when rate_limit.interval is set (0 lets no \
+                 request through); e.g. burst: 10"
+                    .into(),
+            );
+        };
+        let quota = Quota::with_period(self.interval)
+            .ok_or_else(|| "rate_limit.interval must be above 0".to_string())?
+            .allow_burst(burst);
+        Ok(Some(Arc::new(RateLimiter::direct(quota))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_is_read_from_each_hash_variant() {
+        assert_eq!(bcrypt_cost("$2y$10$abc"), Some(10));
+        assert_eq!(bcrypt_cost("$2b$04$abc"), Some(4));
+        assert_eq!(bcrypt_cost("plaintext"), None);
+        assert_eq!(bcrypt_cost("$1$10$md5"), None);
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_cached_for_the_hash_they_were_checked_against() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let auth = Arc::new(BasicAuth::new([("u".to_string(), hash)].into()).unwrap());
+        assert!(auth.check("u", "right").await);
+        assert!(!auth.check("u", "wrong").await);
+        assert!(!auth.check("nobody", "right").await);
+        assert_eq!(
+            auth.cached(&cache_key("u", "right", &auth.users["u"])),
+            Some(true)
+        );
+        assert_eq!(
+            auth.cached(&cache_key("u", "wrong", &auth.users["u"])),
+            Some(false)
+        );
+        // The same credentials against another hash (a changed password) are not cached.
+        let other = bcrypt::hash("right", 4).unwrap();
+        assert_eq!(auth.cached(&cache_key("u", "right", &other)), None);
+        // An unknown user never matches, not even with the dummy's own password.
+        assert!(!auth.check("nobody", "udts-exporter: no such user").await);
+    }
+
+    #[test]
+    fn a_zero_interval_turns_the_limit_off_and_a_zero_burst_is_refused() {
+        let config = |yaml: &str| serde_yaml_ng::from_str::<RateLimitConfig>(yaml).unwrap();
+        assert!(config("interval: 0\nburst: 0").limiter().unwrap().is_none());
+        assert!(config("interval: 1s\nburst: 0").limiter().is_err());
+        let limiter = config("interval: 1h\nburst: 2").limiter().unwrap().unwrap();
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_err());
+    }
+}
