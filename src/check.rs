@@ -56,7 +56,7 @@ pub fn json(rows: Vec<CheckRow>, poll_interval: std::time::Duration) -> String {
         .into_iter()
         .map(|row| Arc::new(TaskState::new(row.task).after_poll(row.result, now)))
         .collect();
-    let views = Views::build(&states, now);
+    let views = Views::build(&states, &Vec::new(), now);
     let list = TaskList {
         generated_at: now,
         poll_interval_seconds: poll_interval.as_secs_f64(),

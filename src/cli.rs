@@ -12,12 +12,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::config::{Config, ConfigError, LabelRuleConfig};
+use crate::config::{Config, ConfigError, LabelRuleConfig, SourceConfig, TlsMode};
 use crate::exporter::{ConfigLoader, Reloader};
 use crate::logging::{self, LogFormat};
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
 use crate::simulator;
+use crate::source::ReaderFactory;
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_millis(4500);
@@ -152,20 +153,25 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         ..cli.clone()
     };
     let loader: ConfigLoader = Arc::new(move || load_config(&overrides));
-    serve(loader).await?;
+    serve(loader, crate::source::mysql_readers()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down within the deadline; SIGHUP reloads.
-async fn serve(loader: ConfigLoader) -> anyhow::Result<()> {
+async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<()> {
     let settings = loader()?.resolve()?;
     let listener = TcpListener::bind(settings.listen_address)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
     let shutdown = CancellationToken::new();
-    let exporter =
-        crate::exporter::start_with_settings(settings.clone(), loader, listener, shutdown.clone())
-            .await?;
+    let exporter = crate::exporter::start_with_settings(
+        settings.clone(),
+        loader,
+        readers,
+        listener,
+        shutdown.clone(),
+    )
+    .await?;
     let scheme = if settings.web_security.tls.is_some() {
         "https"
     } else {
@@ -244,6 +250,7 @@ async fn signal_shutdown(shutdown: CancellationToken) {
 
 async fn demo(cli: &Cli) -> anyhow::Result<ExitCode> {
     let gateway = simulator::demo_gateway();
+    let readers = simulator::demo_readers(std::time::Instant::now());
     let gateway_shutdown = CancellationToken::new();
     let endpoint = gateway
         .start_on_loopback(gateway_shutdown.clone())
@@ -254,7 +261,7 @@ async fn demo(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut config = demo_config(&endpoint);
     config.web.listen_address = "127.0.0.1:9741".into();
     apply_overrides(cli, &mut config);
-    let result = serve(Arc::new(move || Ok(config.clone()))).await;
+    let result = serve(Arc::new(move || Ok(config.clone())), readers).await;
     gateway_shutdown.cancel();
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -280,9 +287,21 @@ pub fn demo_config(endpoint: &str) -> Config {
         .into(),
     };
     config.discovery.labels = vec![
-        rule("^demo-(orders|payments|billing|ledger)$", "payments"),
+        rule("^demo-(orders|payments|billing|ledger)(-.*)?$", "payments"),
         rule("^demo-", "platform"),
     ];
+    // The simulated orders database (no server: `demo` reads it in-process).
+    config.sources = vec![SourceConfig {
+        name: "demo-orders-db".into(),
+        url: "mysql://udts_monitor@orders-db.demo.invalid:3306".into(),
+        password_file: None,
+        password_env: None,
+        tls: TlsMode::Disabled,
+        ca_file: None,
+        tasks: Vec::new(),
+        task_name_regex: Some("^demo-(billing|orders-cdc|orders-retry)$".into()),
+        timeout: None,
+    }];
     config
 }
 

@@ -22,6 +22,7 @@ use crate::metrics::ExporterMetrics;
 use crate::poller::Poller;
 use crate::runtime::Runtime;
 use crate::server::{self, AppState, Reload};
+use crate::source::{mysql_readers, ReaderFactory, SourceBoard, SourceSupervisor};
 use crate::state::Store;
 use crate::time::unix_now;
 use crate::web_config::{LiveWebSecurity, WebSecurity};
@@ -61,6 +62,7 @@ pub struct Reloader {
     runtime: Arc<ArcSwap<Runtime>>,
     inventory: Arc<Inventory>,
     publisher: Arc<Publisher>,
+    sources: Arc<SourceSupervisor>,
     metrics: ExporterMetrics,
 }
 
@@ -103,6 +105,8 @@ impl Reloader {
         let shard = runtime.settings.shard;
         self.publisher
             .set_options(runtime.settings.exposition.clone());
+        self.sources
+            .apply(&runtime.settings.sources, runtime.settings.interval);
         self.runtime.store(Arc::new(runtime));
         self.inventory
             .configure(static_tasks, shard, discovery_enabled);
@@ -137,25 +141,36 @@ pub async fn start_with_loader(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
     let settings = loader()?.resolve()?;
-    start_with_settings(settings, loader, listener, shutdown).await
+    start_with_settings(settings, loader, mysql_readers(), listener, shutdown).await
 }
 
 /// Like [`start_with_loader`], with the loader's configuration already resolved (so key files
-/// and the web config are read once at start-up).
+/// and the web config are read once at start-up), and sources read by `readers`
+/// ([`crate::source::mysql_readers`] but in the demo).
 pub async fn start_with_settings(
     settings: Settings,
     loader: ConfigLoader,
+    readers: ReaderFactory,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
     let local_addr = listener.local_addr()?;
     let metrics = ExporterMetrics::new();
     let store = Arc::new(Store::new());
+    let board = Arc::new(SourceBoard::default());
     let publisher = Arc::new(Publisher::new(
         Arc::clone(&store),
+        Arc::clone(&board),
         metrics.clone(),
         settings.exposition.clone(),
     ));
+    let sources = Arc::new(SourceSupervisor::new(
+        board,
+        metrics.sources.clone(),
+        readers,
+        shutdown.clone(),
+    ));
+    sources.apply(&settings.sources, settings.interval);
     let inventory = Arc::new(Inventory::new(Arc::clone(&store), metrics.clone()));
     inventory.configure(
         settings.static_tasks.clone(),
@@ -181,6 +196,7 @@ pub async fn start_with_settings(
         runtime: Arc::clone(&runtime),
         inventory: Arc::clone(&inventory),
         publisher: Arc::clone(&publisher),
+        sources,
         metrics: metrics.clone(),
     });
     let (first_cycle_done, first_cycle) = oneshot::channel();

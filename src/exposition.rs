@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ExpositionOptions, StatusSeries};
 use crate::metrics::ExporterMetrics;
+use crate::source::lag::{source_lags, LagProblem, SourceLags, TaskLag};
+use crate::source::SourceBoard;
 use crate::state::{Store, TaskState};
 use crate::status;
 use crate::task::TaskSpec;
@@ -187,10 +189,99 @@ fn percentage(task: &TaskState) -> Option<f64> {
     progress(task, |p| p.percentage).filter(|p| *p <= 100.0)
 }
 
-/// Writes every per-task family for `tasks` in the text format.
+/// The per-task lag families and the count of mapped tasks without lag, by source and reason.
+fn write_lag_families(
+    tasks: &[Arc<TaskState>],
+    lags: &SourceLags<'_>,
+    allowed: impl Fn(&str) -> bool,
+    fresh: impl Fn(&TaskState) -> bool,
+    out: &mut String,
+) {
+    if lags.is_empty() {
+        return;
+    }
+    type Field = fn(&TaskLag) -> Option<f64>;
+    let families: [(&str, &str, Field); 5] = [
+        (
+            "udts_task_source_lag_bytes",
+            "Binlog bytes the source wrote after the task's position (absent once its file is purged).",
+            |l| l.bytes.map(|b| b as f64),
+        ),
+        (
+            "udts_task_source_lag_files",
+            "Source's head binlog file index minus the task's binlog file index.",
+            |l| Some(l.files as f64),
+        ),
+        (
+            "udts_task_source_lag_transactions",
+            "Transactions in the source's executed GTIDs that the task's BinlogGTID lacks.",
+            |l| l.transactions.map(|t| t as f64),
+        ),
+        (
+            "udts_task_source_lag_seconds",
+            "How long ago the source wrote the first binlog event the task has not read (resolution about one poll interval).",
+            |l| l.seconds,
+        ),
+        (
+            "udts_task_source_binlog_retained",
+            "1 while the task's binlog file is still on the source, 0 once it is purged.",
+            |l| Some(f64::from(u8::from(l.retained))),
+        ),
+    ];
+    for (name, help, field) in families {
+        if !allowed(name) {
+            continue;
+        }
+        header(out, name, help);
+        // The task's labels only, as on every udts_task_* series; its source is on
+        // udts_task_info.
+        for (task, lag) in tasks.iter().zip(lags) {
+            let Some((_, Ok(lag))) = lag else {
+                continue;
+            };
+            if !fresh(task) {
+                continue;
+            }
+            if let Some(value) = field(lag) {
+                let _ = writeln!(out, "{name}{{{}}} {value}", TaskLabels(&task.spec));
+            }
+        }
+    }
+    let name = "udts_source_tasks_without_lag";
+    if allowed(name) {
+        header(
+            out,
+            name,
+            "Tasks mapped to the source that have no lag numbers, by reason (no_position, source_unread, foreign_binlog_file).",
+        );
+        let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+        for (source, lag) in lags.iter().flatten() {
+            for problem in [
+                LagProblem::NoPosition,
+                LagProblem::SourceUnread,
+                LagProblem::ForeignFile,
+            ] {
+                counts.entry((source, problem.reason())).or_default();
+            }
+            if let Err(problem) = lag {
+                *counts.entry((source, problem.reason())).or_default() += 1;
+            }
+        }
+        for ((source, reason), count) in counts {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",reason=\"{reason}\"}} {count}",
+                Label(source)
+            );
+        }
+    }
+}
+
+/// Writes every per-task family for `tasks` in the text format; `lags` from [`source_lags`].
 pub fn write_task_families(
     tasks: &[Arc<TaskState>],
     options: &ExpositionOptions,
+    lags: &SourceLags<'_>,
     out: &mut String,
 ) {
     let allowed = |name| options.filter.allows(name);
@@ -209,7 +300,7 @@ pub fn write_task_families(
             "udts_task_info",
             "Always 1; the task's attributes and its configured labels (team, env, ...), to join onto other series by task_id.",
         );
-        for task in tasks {
+        for (i, task) in tasks.iter().enumerate() {
             let spec = &task.spec;
             let _ = write!(
                 out,
@@ -220,6 +311,9 @@ pub fn write_task_families(
                 Label(spec.name.as_deref().unwrap_or("")),
                 Label(spec.mode.as_deref().unwrap_or("")),
             );
+            if let Some(Some((source, _))) = lags.get(i) {
+                let _ = write!(out, ",source=\"{}\"", Label(source));
+            }
             // The operator's own labels (team, env, ...) live here only: one place to join.
             for (name, value) in &spec.labels {
                 let _ = write!(out, ",{name}=\"{}\"", Label(value));
@@ -290,6 +384,13 @@ pub fn write_task_families(
             }
         }
     }
+    write_lag_families(
+        tasks,
+        lags,
+        |name: &str| options.filter.allows(name),
+        &fresh,
+        out,
+    );
 }
 
 /// `account="...",task_id="..."`, or just `task_id="..."` with a single account.
@@ -340,12 +441,20 @@ impl std::fmt::Display for Label<'_> {
 }
 
 /// Renders the whole payload: task families, then the exporter's own metrics.
-pub fn render(store: &Store, metrics: &ExporterMetrics, options: &ExpositionOptions) -> Exposition {
+pub fn render(
+    store: &Store,
+    sources: &SourceBoard,
+    metrics: &ExporterMetrics,
+    options: &ExpositionOptions,
+) -> Exposition {
     let tasks = store.snapshot();
     let now = unix_now();
+    let snapshots = sources.snapshots();
+    let lags = source_lags(&tasks, options, &snapshots, now);
     let mut text = String::with_capacity(4096 + tasks.len() * 2048);
-    write_task_families(&tasks, options, &mut text);
-    let views = Views::build(&tasks, now);
+    write_task_families(&tasks, options, &lags, &mut text);
+    let views = Views::build(&tasks, &lags, now);
+    drop(lags);
     drop(tasks);
     let mut text = text.into_bytes();
     metrics.encode(|name| options.filter.allows(name), &mut text);
@@ -386,6 +495,7 @@ pub struct Publisher {
     /// (and over) one that took a newer snapshot.
     rendering: std::sync::Mutex<()>,
     store: Arc<Store>,
+    sources: Arc<SourceBoard>,
     metrics: ExporterMetrics,
 }
 
@@ -396,12 +506,18 @@ impl Publisher {
     const REFRESH: Duration = Duration::from_secs(5);
 
     /// A publisher with an empty exposition; call [`Publisher::render_now`] or run it.
-    pub fn new(store: Arc<Store>, metrics: ExporterMetrics, options: ExpositionOptions) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        sources: Arc<SourceBoard>,
+        metrics: ExporterMetrics,
+        options: ExpositionOptions,
+    ) -> Self {
         Self {
             current: ArcSwap::from_pointee(Exposition::default()),
             options: ArcSwap::from_pointee(options),
             rendering: std::sync::Mutex::new(()),
             store,
+            sources,
             metrics,
         }
     }
@@ -418,8 +534,12 @@ impl Publisher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let options = self.options.load();
-        self.current
-            .store(Arc::new(render(&self.store, &self.metrics, &options)));
+        self.current.store(Arc::new(render(
+            &self.store,
+            &self.sources,
+            &self.metrics,
+            &options,
+        )));
     }
 
     /// Takes the options of a new configuration; they apply from the next render.
@@ -443,6 +563,7 @@ impl Publisher {
         loop {
             tokio::select! {
                 () = self.store.changed.notified() => {}
+                () = self.sources.changed.notified() => {}
                 () = tokio::time::sleep(Self::REFRESH) => {}
                 () = shutdown.cancelled() => return,
             }
@@ -476,7 +597,7 @@ mod tests {
     fn render_with(tasks: Vec<TaskState>, options: &ExpositionOptions) -> String {
         let tasks: Vec<_> = tasks.into_iter().map(Arc::new).collect();
         let mut out = String::new();
-        write_task_families(&tasks, options, &mut out);
+        write_task_families(&tasks, options, &Vec::new(), &mut out);
         out
     }
 

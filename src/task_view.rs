@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::source::lag::{LagProblem, SourceLags, TaskLag};
 use crate::state::{Sample, SampleKind, TaskState};
 use crate::status;
 
@@ -63,9 +64,133 @@ pub struct TaskView {
     pub error: Option<ErrorView>,
     /// Why the task failed (`FailedMessage`).
     pub failure_message: Option<String>,
+    /// How far behind its `[[sources]]` database the task is, when mapped to one.
+    pub source_lag: Option<SourceLagView>,
     /// How bad it looks (an addition to the documented schema, for the page's colours and
-    /// order): `unrecoverable`, `failed`, `unreadable`, `stalled`, `other`, `active`, `done`.
+    /// order): `unrecoverable`, `failed`, `unreadable`, `stalled`, `behind`, `other`, `active`,
+    /// `done`.
     pub health: Health,
+}
+
+/// `source_lag` of a [`TaskView`]: the numbers of the `udts_task_source_*` series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceLagView {
+    /// The `[[sources]]` name.
+    pub source: String,
+    /// Binlog bytes written after the task's position.
+    pub bytes: Option<u64>,
+    /// Binlog files between the task and the head.
+    pub files: Option<u64>,
+    /// Executed transactions the task lacks.
+    pub transactions: Option<u64>,
+    /// How long ago the source wrote the first event the task has not read.
+    pub seconds: Option<f64>,
+    /// Whether the task's binlog file is still on the source.
+    pub binlog_retained: Option<bool>,
+    /// A task that is not running holds the oldest binlog file the source keeps.
+    pub purge_risk: bool,
+    /// Why there are no numbers, when there are none.
+    pub problem: Option<&'static str>,
+    /// The numbers in words: "12.4 MiB, 3 files, 120 transactions, about 40 s behind orders".
+    pub summary: String,
+}
+
+/// Lag in seconds above which a task counts as behind on the page.
+const BEHIND_AFTER_SECONDS: f64 = 300.0;
+
+impl SourceLagView {
+    fn new(source: &str, lag: &Result<TaskLag, LagProblem>, running: bool) -> Self {
+        match lag {
+            Err(problem) => Self {
+                source: source.to_string(),
+                bytes: None,
+                files: None,
+                transactions: None,
+                seconds: None,
+                binlog_retained: None,
+                purge_risk: false,
+                problem: Some(problem.explanation()),
+                summary: format!("no lag behind {source}: {}", problem.explanation()),
+            },
+            Ok(lag) => {
+                let purge_risk = !running && lag.retained && lag.at_oldest_file;
+                Self {
+                    source: source.to_string(),
+                    bytes: lag.bytes,
+                    files: Some(lag.files),
+                    transactions: lag.transactions,
+                    seconds: lag.seconds,
+                    binlog_retained: Some(lag.retained),
+                    purge_risk,
+                    problem: None,
+                    summary: summary(source, lag, purge_risk),
+                }
+            }
+        }
+    }
+
+    /// Whether the page should put the task with the worse ones.
+    fn behind(&self) -> bool {
+        self.purge_risk
+            || self.binlog_retained == Some(false)
+            || self.seconds.is_some_and(|s| s > BEHIND_AFTER_SECONDS)
+    }
+}
+
+fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
+    if !lag.retained {
+        return format!("binlog purged on {source}: the task cannot resume from its position");
+    }
+    if lag.bytes == Some(0) {
+        return format!("at the head of {source}");
+    }
+    let mut parts = Vec::new();
+    if let Some(bytes) = lag.bytes {
+        parts.push(bytes_text(bytes));
+    }
+    parts.push(format!(
+        "{} file{}",
+        lag.files,
+        if lag.files == 1 { "" } else { "s" }
+    ));
+    if let Some(transactions) = lag.transactions {
+        parts.push(format!("{transactions} transactions"));
+    }
+    let mut text = parts.join(", ");
+    match lag.seconds {
+        Some(seconds) => text.push_str(&format!(
+            ", about {} behind {source}",
+            seconds_text(seconds)
+        )),
+        None => text.push_str(&format!(" behind {source}")),
+    }
+    if purge_risk {
+        text.push_str("; its binlog file is the oldest on the source (purge risk)");
+    }
+    text
+}
+
+fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn seconds_text(seconds: f64) -> String {
+    match seconds {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
 }
 
 /// `progress` of a [`TaskView`].
@@ -146,6 +271,8 @@ pub enum Health {
     Unreadable,
     /// Dumping, Loading or Syncing with no progress for 30 minutes.
     Stalled,
+    /// Behind its source by more than five minutes, its binlog purged, or at purge risk.
+    Behind,
     /// Anything in between: created, checking, starting, stopping, an unknown status.
     Other,
     /// Dumping, Loading, Syncing, Synced.
@@ -162,6 +289,7 @@ impl Health {
             Self::Failed => "failed",
             Self::Unreadable => "unreadable",
             Self::Stalled => "stalled",
+            Self::Behind => "behind",
             Self::Other => "other",
             Self::Active => "active",
             Self::Done => "done",
@@ -194,8 +322,12 @@ pub fn health(state: &TaskState, now: f64) -> Health {
     }
 }
 
-/// The view of one task at `now`.
-pub fn view(state: &TaskState, now: f64) -> TaskView {
+/// The view of one task at `now`, with its lag behind its source when it has one.
+pub fn view(
+    state: &TaskState,
+    lag: Option<&(&str, Result<TaskLag, LagProblem>)>,
+    now: f64,
+) -> TaskView {
     let spec = &state.spec;
     let data = state.data.as_ref();
     let progress = data.and_then(|d| d.progress.as_ref());
@@ -245,7 +377,24 @@ pub fn view(state: &TaskState, now: f64) -> TaskView {
         failure_message: data
             .and_then(|d| d.failed_message.clone())
             .filter(|m| !m.trim().is_empty()),
+        source_lag: lag.map(|(source, lag)| {
+            let running = matches!(state.status(), Some("Syncing" | "Synced"));
+            SourceLagView::new(source, lag, running)
+        }),
         health: health(state, now),
+    }
+    .with_lag_health()
+}
+
+impl TaskView {
+    /// A task behind its source sorts with the worse ones, unless it is already worse.
+    fn with_lag_health(mut self) -> Self {
+        if self.health > Health::Behind
+            && self.source_lag.as_ref().is_some_and(SourceLagView::behind)
+        {
+            self.health = Health::Behind;
+        }
+        self
     }
 }
 
@@ -266,10 +415,14 @@ pub struct Views {
 
 impl Views {
     /// Builds the views of `states` at `now`.
-    pub fn build(states: &[Arc<TaskState>], now: f64) -> Self {
+    pub fn build(states: &[Arc<TaskState>], lags: &SourceLags<'_>, now: f64) -> Self {
         let mut rows: Vec<(TaskView, Arc<VecDeque<Sample>>)> = states
             .iter()
-            .map(|state| (view(state, now), Arc::clone(&state.trend)))
+            .enumerate()
+            .map(|(i, state)| {
+                let lag = lags.get(i).and_then(Option::as_ref);
+                (view(state, lag, now), Arc::clone(&state.trend))
+            })
             .collect();
         rows.sort_by(|(a, _), (b, _)| {
             (a.health, &a.id, &a.account).cmp(&(b.health, &b.id, &b.account))
@@ -277,7 +430,9 @@ impl Views {
         let mut summary: BTreeMap<String, (Health, usize)> = BTreeMap::new();
         for (task, _) in &rows {
             let word = match task.health {
-                Health::Unreadable | Health::Stalled => task.health.as_str().to_string(),
+                Health::Unreadable | Health::Stalled | Health::Behind => {
+                    task.health.as_str().to_string()
+                }
                 _ => task.status.clone().unwrap_or_else(|| "unknown".into()),
             };
             let entry = summary.entry(word).or_insert((task.health, 0));

@@ -33,6 +33,15 @@ pub enum Lifecycle {
     },
     /// Syncs for a while, then Stopping, then Stopped.
     Stops,
+    /// MySQL incremental on the demo's simulated source, falling up to two minutes behind it
+    /// and catching up again every six minutes.
+    MysqlFallsBehind,
+    /// Failed at `t = stuck_at` and retrying since, its binlog position frozen there while the
+    /// source moves on (and eventually purges the file).
+    FailedHoldingBinlog {
+        /// Seconds into the task's life when it stopped reading.
+        stuck_at: f64,
+    },
 }
 
 /// Seconds a full load spends in Created and Checking before dumping.
@@ -83,9 +92,28 @@ impl Lifecycle {
                 data["Status"] = json!(status);
                 data
             }
+            Self::MysqlFallsBehind => {
+                let behind = 60.0 * (1.0 - (t * std::f64::consts::TAU / 360.0).cos());
+                let mut data = mysql_incremental(t - behind);
+                data["Status"] = json!(if behind > 5.0 { "Syncing" } else { "Synced" });
+                data
+            }
+            Self::FailedHoldingBinlog { stuck_at } => {
+                let mut data = mysql_incremental(stuck_at.min(t));
+                if t > *stuck_at {
+                    data["Status"] = json!("Failed");
+                    data["CurRetryCount"] = json!(1);
+                    data["FailedMessage"] = json!(LOST_CONNECTION_MESSAGE);
+                }
+                data
+            }
         }
     }
 }
+
+/// The message of the task that fails holding its binlog position.
+pub const LOST_CONNECTION_MESSAGE: &str =
+    "Lost connection to MySQL server during query (target 10.0.0.9:3306)";
 
 /// The full-load phases, or `None` once the load is done.
 fn full_load(rows: u64, seconds: f64, t: f64) -> Option<Value> {
@@ -135,18 +163,38 @@ fn syncing_or_synced(t: f64) -> &'static str {
     }
 }
 
+/// Bytes a simulated MySQL source writes per second.
+pub const BINLOG_BYTES_PER_SECOND: f64 = 20_000.0;
+/// Seconds a simulated binlog file is written before the source rotates it.
+pub const BINLOG_FILE_SECONDS: f64 = 60.0;
+/// The index of the first simulated binlog file.
+pub const FIRST_BINLOG_FILE: u64 = 12;
+
+/// The head of the simulated source `t` seconds after its epoch: file index, position and the
+/// last executed GTID sequence. Simulated MySQL tasks at `t` are exactly there.
+pub fn binlog_head_at(t: f64) -> (u64, u64, u64) {
+    let t = t.max(0.0);
+    (
+        FIRST_BINLOG_FILE + (t / BINLOG_FILE_SECONDS) as u64,
+        4 + ((t % BINLOG_FILE_SECONDS) * BINLOG_BYTES_PER_SECOND) as u64,
+        (t * 40.0) as u64,
+    )
+}
+
+/// The uuid of the simulated source's GTIDs.
+pub const SOURCE_UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+
 /// Binlog advancing 20,000 bytes a second, the file rotating every minute.
 fn mysql_incremental(t: f64) -> Value {
     let t = t.max(0.0);
-    let file = 12 + (t / 60.0) as u64;
-    let position = 4 + ((t % 60.0) * 20_000.0) as u64;
+    let (file, position, gtid) = binlog_head_at(t);
     json!({
         "Status": syncing_or_synced(t),
         "CurRetryCount": 0, "MaxRetryCount": 3,
         "Sync": {
             "BinlogName": format!("mysql-bin.{file:06}"),
             "BinlogPos": position,
-            "BinlogGTID": format!("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-{}", (t * 40.0) as u64),
+            "BinlogGTID": format!("{SOURCE_UUID}:1-{gtid}"),
         },
     })
 }

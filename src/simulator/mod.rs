@@ -3,20 +3,45 @@
 
 pub mod gateway;
 pub mod lifecycle;
+pub mod source;
 
 pub use gateway::{Behaviour, Call, Gateway, SimTask};
 pub use lifecycle::Lifecycle;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::SourceSettings;
+use crate::source::{BinlogReader, ReaderFactory};
 use crate::task::TaskKind;
+
+/// How long the demo's simulated source (and the MySQL tasks that follow it) had been
+/// writing when the demo started.
+pub const DEMO_SOURCE_AGE: f64 = 3_600.0;
+/// Binlog files the demo's simulated source keeps: twelve minutes.
+pub const DEMO_RETAINED_FILES: u64 = 12;
+
+/// Readers for the demo: every configured source is the simulated one, its epoch `started`.
+pub fn demo_readers(started: Instant) -> ReaderFactory {
+    Arc::new(move |_source: &SourceSettings| {
+        Box::new(source::SimulatedSource::new(
+            started,
+            DEMO_SOURCE_AGE,
+            DEMO_RETAINED_FILES,
+        )) as Box<dyn BinlogReader>
+    })
+}
 
 /// The demo's public key; not a real account.
 pub const DEMO_PUBLIC_KEY: &str = "demo-public-key";
 /// The demo's private key; not a real account's.
 pub const DEMO_PRIVATE_KEY: &str = "demo-private-key-8c7e4f2a";
 
-/// A gateway with twenty tasks of both kinds in realistic, moving lifecycles: full loads of
-/// several sizes, full+incremental and incremental MySQL tasks, Redis and Mongo syncs, one task
-/// that fails, retries and gives up, and one that is stopped.
+/// A gateway with twenty-two tasks of both kinds in realistic, moving lifecycles: full loads of
+/// several sizes, full+incremental and incremental MySQL tasks (three of them on the simulated
+/// orders database: one at its head, one falling behind and catching up, one failed while the
+/// source purges its binlog), Redis and Mongo syncs, one task that fails, retries and gives up,
+/// and one that is stopped.
 pub fn demo_gateway() -> Gateway {
     use Lifecycle::*;
     let gateway = Gateway::new(DEMO_PUBLIC_KEY, DEMO_PRIVATE_KEY);
@@ -36,7 +61,24 @@ pub fn demo_gateway() -> Gateway {
             .started_ago(200.0),
         SimTask::new("udts-demo-billing", Behaviour::Lifecycle(MysqlIncremental))
             .mode("incremental")
-            .started_ago(3_600.0),
+            .started_ago(DEMO_SOURCE_AGE),
+        // Reads the simulated orders database: falls behind and catches up.
+        SimTask::new(
+            "udts-demo-orders-cdc",
+            Behaviour::Lifecycle(MysqlFallsBehind),
+        )
+        .mode("incremental")
+        .started_ago(DEMO_SOURCE_AGE),
+        // Failed eight and a half minutes of binlog ago: its file becomes the oldest on the
+        // source three minutes into the demo and is purged a minute later.
+        SimTask::new(
+            "udts-demo-orders-retry",
+            Behaviour::Lifecycle(FailedHoldingBinlog {
+                stuck_at: DEMO_SOURCE_AGE - 510.0,
+            }),
+        )
+        .mode("incremental")
+        .started_ago(DEMO_SOURCE_AGE),
         SimTask::new("udts-demo-ledger", Behaviour::Lifecycle(MysqlIncremental))
             .mode("incremental")
             .started_ago(100.0),

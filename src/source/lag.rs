@@ -1,9 +1,14 @@
 //! How far behind its source a task is: bytes, files, transactions and seconds, from the task's
 //! `Sync` position and the source's last reading. Pure functions of their inputs.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::gtid::Gtids;
 use super::{split_binlog_name, SourceSnapshot};
 use crate::api::model::SyncData;
+use crate::config::ExpositionOptions;
+use crate::state::TaskState;
 
 /// A task's lag behind its source.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +26,8 @@ pub struct TaskLag {
     pub seconds: Option<f64>,
     /// Whether the task's binlog file is still on the source.
     pub retained: bool,
+    /// Whether the task's binlog file is the oldest the source keeps: the next purge takes it.
+    pub at_oldest_file: bool,
 }
 
 /// Why a task mapped to a source has no lag numbers.
@@ -75,6 +82,10 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
     }
     let head = (reading.head_index, reading.head_position);
     let retained = reading.files.iter().any(|(i, _)| *i == index);
+    let at_oldest_file = reading
+        .files
+        .first()
+        .is_some_and(|(oldest, _)| *oldest == index);
     let transactions = match (&reading.gtids, sync.binlog_gtid.as_deref()) {
         (Some(Ok(executed)), Some(text)) if !text.trim().is_empty() => Gtids::parse(text)
             .ok()
@@ -90,6 +101,7 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
             transactions,
             seconds: Some(0.0),
             retained,
+            at_oldest_file,
         });
     }
     let bytes = retained.then(|| {
@@ -116,5 +128,37 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
         transactions,
         seconds,
         retained,
+        at_oldest_file,
     })
+}
+
+/// Each task's source and its lag behind it (or why there is none), in task order; empty
+/// when no source is configured.
+pub type SourceLags<'a> = Vec<Option<(&'a str, Result<TaskLag, LagProblem>)>>;
+
+/// The lag of every task mapped to a source, from the sources' latest snapshots.
+pub fn source_lags<'a>(
+    tasks: &[Arc<TaskState>],
+    options: &'a ExpositionOptions,
+    sources: &HashMap<String, Arc<SourceSnapshot>>,
+    now: f64,
+) -> SourceLags<'a> {
+    if options.sources.is_empty() {
+        return Vec::new();
+    }
+    tasks
+        .iter()
+        .map(|task| {
+            let source = options.sources.source_of(&task.spec)?;
+            let lag = match (
+                sources.get(source),
+                task.data.as_ref().and_then(|d| d.sync.as_ref()),
+            ) {
+                (_, None) => Err(LagProblem::NoPosition),
+                (None, Some(_)) => Err(LagProblem::SourceUnread),
+                (Some(snapshot), Some(sync)) => task_lag(snapshot, sync, now),
+            };
+            Some((source, lag))
+        })
+        .collect()
 }

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::config::SourceSettings;
 use crate::metrics::SourceMetrics;
 use crate::time::unix_now;
 use gtid::{Gtids, MalformedGtid};
@@ -299,6 +300,88 @@ impl SourceBoard {
     /// Forgets `name`'s samples and reading (its connection changed).
     pub fn forget(&self, name: &str) {
         self.update(name, |_| SourceSnapshot::default());
+    }
+}
+
+/// Makes the reader of a source: the MySQL client in production, the simulated source in the
+/// demo and in tests that need no database.
+pub type ReaderFactory = Arc<dyn Fn(&SourceSettings) -> Box<dyn BinlogReader> + Send + Sync>;
+
+/// The production factory: a [`mysql::MySqlReader`] per source.
+pub fn mysql_readers() -> ReaderFactory {
+    Arc::new(|source: &SourceSettings| {
+        Box::new(mysql::MySqlReader::new(source.connection.clone())) as Box<dyn BinlogReader>
+    })
+}
+
+/// Runs one reading loop per configured source and applies `[[sources]]` on reload: new
+/// sources start, removed ones stop and lose their series, changed ones restart (and forget
+/// their samples when they now read another server).
+pub struct SourceSupervisor {
+    board: Arc<SourceBoard>,
+    metrics: SourceMetrics,
+    readers: ReaderFactory,
+    shutdown: CancellationToken,
+    running: std::sync::Mutex<HashMap<String, (SourceSettings, Duration, CancellationToken)>>,
+}
+
+impl SourceSupervisor {
+    /// A supervisor with nothing running yet; every loop stops on `shutdown`.
+    pub fn new(
+        board: Arc<SourceBoard>,
+        metrics: SourceMetrics,
+        readers: ReaderFactory,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            board,
+            metrics,
+            readers,
+            shutdown,
+            running: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes the running loops match `sources`, each reading every `interval`.
+    pub fn apply(&self, sources: &[SourceSettings], interval: Duration) {
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+        running.retain(|name, (_, _, stop)| {
+            let keep = names.contains(name);
+            if !keep {
+                stop.cancel();
+                self.metrics.remove(name);
+            }
+            keep
+        });
+        self.board.retain(&names);
+        for source in sources {
+            if let Some((current, current_interval, stop)) = running.get(&source.name) {
+                let unchanged = current.same_connection(source) && *current_interval == interval;
+                if unchanged {
+                    continue;
+                }
+                stop.cancel();
+                if !current.same_connection(source) {
+                    self.board.forget(&source.name);
+                }
+            }
+            self.metrics.declare(&source.name);
+            let stop = self.shutdown.child_token();
+            tokio::spawn(run(
+                source.name.clone(),
+                (self.readers)(source),
+                Arc::clone(&self.board),
+                self.metrics.clone(),
+                interval,
+                source.timeout,
+                stop.clone(),
+            ));
+            running.insert(source.name.clone(), (source.clone(), interval, stop));
+        }
     }
 }
 
