@@ -2,6 +2,8 @@
 //! helpers to scrape and read the exposition.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mariadb;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
