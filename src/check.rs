@@ -6,9 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use serde::Serialize;
+
 use crate::api::{ApiError, StatusData};
+use crate::config::{ExpositionOptions, SourceSettings};
 use crate::discovery::DiscoveredTask;
 use crate::runtime::Runtime;
+use crate::source::lag::source_lags;
+use crate::source::{ReaderFactory, SourceError, SourceSnapshot};
 use crate::state::TaskState;
 use crate::task::TaskSpec;
 use crate::task_view::{TaskList, Views};
@@ -49,26 +54,177 @@ pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<TaskSpec>) -> Vec<Check
     rows
 }
 
-/// The report as the JSON of `GET /api/v1/tasks`: the same task objects, worst first.
-pub fn json(rows: Vec<CheckRow>, poll_interval: std::time::Duration) -> String {
+/// One source, read once.
+pub struct SourceCheck {
+    /// The `[[sources]]` name.
+    pub name: String,
+    /// What the round read, or why it failed.
+    pub result: Result<Arc<SourceSnapshot>, SourceError>,
+}
+
+/// Reads every source once (each within its timeout), side by side.
+pub async fn read_sources(sources: &[SourceSettings], readers: &ReaderFactory) -> Vec<SourceCheck> {
+    let rounds = sources.iter().map(|source| {
+        let mut reader = readers(source);
+        let (name, timeout) = (source.name.clone(), source.timeout);
+        async move {
+            let result = match tokio::time::timeout(timeout, reader.read()).await {
+                Ok(Ok(reading)) => reading
+                    .parse()
+                    .map(|parsed| Arc::new(SourceSnapshot::of(parsed, unix_now()))),
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(SourceError {
+                    reason: "timeout",
+                    message: format!("no answer within {}", humantime::format_duration(timeout)),
+                    fix: "check the source's load and the network path",
+                }),
+            };
+            SourceCheck { name, result }
+        }
+    });
+    futures_util::future::join_all(rounds).await
+}
+
+/// The task states of the rows, and their views with the lag behind the sources read.
+fn views(rows: Vec<CheckRow>, sources: &[SourceCheck], options: &ExpositionOptions) -> Views {
     let now = unix_now();
     let states: Vec<Arc<TaskState>> = rows
         .into_iter()
         .map(|row| Arc::new(TaskState::new(row.task).after_poll(row.result, now)))
         .collect();
-    let views = Views::build(&states, &Vec::new(), now);
-    let list = TaskList {
-        generated_at: now,
-        poll_interval_seconds: poll_interval.as_secs_f64(),
-        tasks: views.tasks.iter().collect(),
-    };
-    serde_json::to_string_pretty(&list).unwrap_or_default()
+    let snapshots = sources
+        .iter()
+        .filter_map(|source| {
+            Some((
+                source.name.clone(),
+                Arc::clone(source.result.as_ref().ok()?),
+            ))
+        })
+        .collect();
+    let lags = source_lags(&states, options, &snapshots, now);
+    Views::build(&states, &lags, now)
 }
 
-/// The report as an aligned text table.
-pub fn table(rows: &[CheckRow]) -> String {
+/// A source in the JSON report.
+#[derive(Serialize)]
+struct SourceJson<'a> {
+    name: &'a str,
+    up: bool,
+    head_file_index: Option<u64>,
+    head_position: Option<u64>,
+    oldest_file_index: Option<u64>,
+    retained_bytes: Option<u64>,
+    error: Option<String>,
+}
+
+/// The JSON report: `GET /api/v1/tasks`'s task objects (worst first, with `source_lag`), and
+/// each source's reading.
+#[derive(Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    list: TaskList<'a>,
+    sources: Vec<SourceJson<'a>>,
+}
+
+/// The report as the JSON of `GET /api/v1/tasks` plus `sources`.
+pub fn json(rows: Vec<CheckRow>, sources: &[SourceCheck], options: &ExpositionOptions) -> String {
+    let views = views(rows, sources, options);
+    let report = Report {
+        list: TaskList {
+            generated_at: unix_now(),
+            poll_interval_seconds: options.poll_interval.as_secs_f64(),
+            tasks: views.tasks.iter().collect(),
+        },
+        sources: sources
+            .iter()
+            .map(|source| {
+                let reading = source.result.as_ref().ok().and_then(|s| s.reading.clone());
+                SourceJson {
+                    name: &source.name,
+                    up: source.result.is_ok(),
+                    head_file_index: reading.as_ref().map(|r| r.head_index),
+                    head_position: reading.as_ref().map(|r| r.head_position),
+                    oldest_file_index: reading.as_ref().and_then(|r| r.files.first().map(|f| f.0)),
+                    retained_bytes: reading.as_ref().map(|r| r.files.iter().map(|f| f.1).sum()),
+                    error: source
+                        .result
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("{} ({}): {}", e.message, e.reason, e.fix)),
+                }
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_default()
+}
+
+/// The sources as an aligned text table.
+pub fn sources_table(sources: &[SourceCheck]) -> String {
+    let header = [
+        "SOURCE",
+        "STATUS",
+        "HEAD",
+        "OLDEST FILE",
+        "RETAINED",
+        "ERROR",
+    ];
+    let body = sources.iter().map(|source| match &source.result {
+        Ok(snapshot) => {
+            let reading = snapshot.reading.as_deref();
+            vec![
+                source.name.clone(),
+                "up".into(),
+                reading.map_or("-".into(), |r| {
+                    format!("{}.{:06}:{}", r.base, r.head_index, r.head_position)
+                }),
+                reading
+                    .and_then(|r| r.files.first())
+                    .map_or("-".into(), |(index, _)| index.to_string()),
+                reading.map_or("-".into(), |r| {
+                    format!("{} bytes", r.files.iter().map(|f| f.1).sum::<u64>())
+                }),
+                String::new(),
+            ]
+        }
+        Err(error) => vec![
+            source.name.clone(),
+            "down".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            format!("{} ({}). Fix: {}", error.message, error.reason, error.fix),
+        ],
+    });
+    aligned(&header, body)
+}
+
+/// Each task's lag behind its source, in words, by task id (tasks without a source left out).
+pub fn lag_summaries(
+    rows: &[CheckRow],
+    sources: &[SourceCheck],
+    options: &ExpositionOptions,
+) -> std::collections::HashMap<String, String> {
+    let rows = rows
+        .iter()
+        .map(|row| CheckRow {
+            task: row.task.clone(),
+            result: row.result.clone(),
+        })
+        .collect();
+    views(rows, sources, options)
+        .tasks
+        .into_iter()
+        .filter_map(|task| Some((task.id, task.source_lag?.summary)))
+        .collect()
+}
+
+/// The report as an aligned text table; `lags` (from [`lag_summaries`]) adds a LAG column.
+pub fn table(rows: &[CheckRow], lags: &std::collections::HashMap<String, String>) -> String {
     let with_account = rows.iter().any(|row| row.task.account.is_some());
     let mut header = vec!["TASK", "KIND", "STATUS", "PROGRESS", "ERROR"];
+    if !lags.is_empty() {
+        header.insert(4, "LAG");
+    }
     if with_account {
         header.insert(0, "ACCOUNT");
     }
@@ -99,6 +255,14 @@ pub fn table(rows: &[CheckRow]) -> String {
             progress,
             error,
         ];
+        if !lags.is_empty() {
+            cells.insert(
+                4,
+                lags.get(&row.task.id)
+                    .cloned()
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
         if with_account {
             cells.insert(0, row.task.account.clone().unwrap_or_default());
         }

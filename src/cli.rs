@@ -307,27 +307,43 @@ pub fn demo_config(endpoint: &str) -> Config {
 
 async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     let settings = load_config(cli)?.resolve()?;
-    let interval = settings.interval;
+    let options = settings.exposition.clone();
+    let source_settings = settings.sources.clone();
     let runtime = Arc::new(Runtime::new(settings, Arc::new(ExporterMetrics::new()))?);
     let tasks = runtime.settings.static_tasks.clone();
-    let rows = crate::check::poll_once(runtime, tasks).await;
+    let readers = crate::source::mysql_readers();
+    let (rows, sources) = tokio::join!(
+        crate::check::poll_once(runtime, tasks),
+        crate::check::read_sources(&source_settings, &readers),
+    );
     let failed = rows.iter().filter(|row| row.result.is_err()).count();
+    let sources_down = sources.iter().filter(|s| s.result.is_err()).count();
+    let code = if failed == 0 && sources_down == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
     if output == CheckOutput::Json {
-        println!("{}", crate::check::json(rows, interval));
-        return Ok(if failed == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
+        println!("{}", crate::check::json(rows, &sources, &options));
+        return Ok(code);
     }
-    print!("{}", crate::check::table(&rows));
+    let lags = crate::check::lag_summaries(&rows, &sources, &options);
+    print!("{}", crate::check::table(&rows, &lags));
+    if !sources.is_empty() {
+        print!("\n{}", crate::check::sources_table(&sources));
+    }
     if failed == 0 {
         println!("\nall {} tasks readable", rows.len());
-        Ok(ExitCode::SUCCESS)
     } else {
         println!("\n{failed} of {} tasks could not be read", rows.len());
-        Ok(ExitCode::from(1))
     }
+    if sources_down > 0 {
+        println!(
+            "{sources_down} of {} sources could not be read",
+            sources.len()
+        );
+    }
+    Ok(code)
 }
 
 async fn discover(cli: &Cli) -> anyhow::Result<ExitCode> {

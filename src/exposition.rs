@@ -388,7 +388,7 @@ pub fn write_task_families(
         tasks,
         lags,
         |name: &str| options.filter.allows(name),
-        &fresh,
+        fresh,
         out,
     );
 }

@@ -478,7 +478,7 @@ mod tests {
 
     #[test]
     fn absent_values_are_null_not_zero() {
-        let view = view(&TaskState::new(TaskSpec::new("udts-new")), 0.0);
+        let view = view(&TaskState::new(TaskSpec::new("udts-new")), None, 0.0);
         let json = serde_json::to_value(&view).unwrap();
         for key in [
             "name",
@@ -523,7 +523,7 @@ mod tests {
         let state = TaskState::new(TaskSpec::new("udts-a"))
             .after_poll(Ok(data), 1000.0)
             .after_poll(Err(ApiError::Timeout), 1030.0);
-        let json = serde_json::to_value(view(&state, 1030.0)).unwrap();
+        let json = serde_json::to_value(view(&state, None, 1030.0)).unwrap();
         assert_eq!(json["progress"]["ratio"], 0.42);
         assert!(json["progress"]["rows"].is_null());
         assert_eq!(json["sync"]["binlog_file"], "mysql-bin.000042");
@@ -553,7 +553,7 @@ mod tests {
         .into_iter()
         .map(Arc::new)
         .collect();
-        let views = Views::build(&states, 1000.0 + STALLED_AFTER_SECONDS + 1.0);
+        let views = Views::build(&states, &Vec::new(), 1000.0 + STALLED_AFTER_SECONDS + 1.0);
         let order: Vec<&str> = views.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
             order,

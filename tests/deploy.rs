@@ -267,10 +267,24 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_queries_use_only_metrics_the_exporter_exposes() {
-    let harness = start(vec![
+    let tasks = vec![
         SimTask::new("udts-ok", Behaviour::Fixed(json!({"Status": "Syncing"}))),
         SimTask::new("udts-bad", Behaviour::RetCode(150, "busy".into())),
-    ])
+    ];
+    // A source (unreachable here) so the lag families are declared.
+    let harness = start_with(tasks, PRIVATE_KEY, |config| {
+        config.sources = vec![udts_exporter::config::SourceConfig {
+            name: "orders-primary".into(),
+            url: "mysql://udts_monitor@127.0.0.1:9".into(),
+            password_file: None,
+            password_env: None,
+            tls: udts_exporter::config::TlsMode::Disabled,
+            ca_file: None,
+            tasks: vec!["udts-ok".into()],
+            task_name_regex: None,
+            timeout: None,
+        }];
+    })
     .await;
     let text = scrape(harness.exporter).await;
     let mut exposed: BTreeSet<String> = text

@@ -180,3 +180,58 @@ proptest! {
         prop_assert!(settings.is_ok(), "{}: {:?}", extra, settings.err());
     }
 }
+
+/// A GTID set text for `numbers` of server `uuid`, written as runs (`1-3:5`), in any order.
+fn gtid_text(uuid: &str, numbers: &std::collections::BTreeSet<u64>, reversed: bool) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &n in numbers {
+        match runs.last_mut() {
+            Some(run) if run.1 + 1 == n => run.1 = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    if reversed {
+        runs.reverse();
+    }
+    if runs.is_empty() {
+        return String::new();
+    }
+    let intervals: Vec<String> = runs
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    format!("{uuid}:{}", intervals.join(":"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn mysql_gtid_difference_counts_exactly_what_the_task_lacks(
+        source_a in prop::collection::btree_set(1u64..60, 0..40),
+        source_b in prop::collection::btree_set(1u64..60, 0..40),
+        task_a in prop::collection::btree_set(1u64..60, 0..40),
+        reversed in any::<bool>(),
+    ) {
+        use udts_exporter::source::gtid::Gtids;
+        const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        const B: &str = "8A94F357-AAB4-11DF-86AB-C80AA9429562";
+        let join = |parts: Vec<String>| parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(",\n");
+        let source = join(vec![gtid_text(A, &source_a, reversed), gtid_text(B, &source_b, false)]);
+        let task = join(vec![gtid_text(&A.to_uppercase(), &task_a, !reversed)]);
+        let expected = source_a.difference(&task_a).count() as u64 + source_b.len() as u64;
+        let missing = Gtids::parse(&source).unwrap().missing_from(&Gtids::parse(&task).unwrap());
+        prop_assert_eq!(missing, Some(expected));
+    }
+
+    #[test]
+    fn gtid_parser_never_panics(text in "[0-9a-fA-F:,\\- \\n]{0,80}") {
+        let _ = udts_exporter::source::gtid::Gtids::parse(&text);
+    }
+}

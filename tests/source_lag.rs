@@ -289,3 +289,76 @@ async fn a_source_with_the_binlog_off_says_so() {
     let (log, _) = refused(&db, "udts_monitor", MONITOR_PASSWORD, "binlog_disabled").await;
     assert!(log.contains("log_bin"), "the fix is named: {log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_shows_each_source_and_each_tasks_lag() {
+    if !mariadb::available() {
+        return;
+    }
+    let db = MariaDb::start(true);
+    let (file, position) = db.head();
+    let gtid = db.gtid();
+    db.write(4);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(
+        vec![SimTask::new("udts-a", syncing(&file, position, &gtid))],
+        &shutdown,
+    )
+    .await;
+    let password_file = db.password_file(MONITOR_PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\n\
+             [[tasks]]\nid = \"udts-a\"\n\
+             [[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n\
+             [[sources]]\nname = \"gone\"\nurl = \"mysql://udts_monitor@127.0.0.1:9\"\n",
+            db.url("udts_monitor"),
+            password_file.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["check"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "a source is down: {stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("udts-a")).unwrap();
+    assert!(
+        row.contains("4 transactions") && row.contains("behind orders-primary"),
+        "{stdout}"
+    );
+    let source = stdout
+        .lines()
+        .find(|l| l.starts_with("orders-primary"))
+        .unwrap();
+    assert!(source.contains(" up "), "{stdout}");
+    let gone = stdout.lines().find(|l| l.starts_with("gone")).unwrap();
+    assert!(
+        gone.contains("down") && gone.contains("unreachable"),
+        "{stdout}"
+    );
+
+    let output = run(&["check", "--output", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let lag = &report["tasks"][0]["source_lag"];
+    assert_eq!(lag["source"], "orders-primary");
+    assert_eq!(lag["transactions"], 4);
+    assert_eq!(lag["binlog_retained"], true);
+    let (head_file, head_pos) = db.head();
+    let logs = db.binary_logs();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(lag["bytes"], head_pos - position);
+    assert_eq!(report["sources"][0]["head_file_index"], index(&head_file));
+    assert_eq!(report["sources"][1]["up"], false);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(MONITOR_PASSWORD));
+    shutdown.cancel();
+}

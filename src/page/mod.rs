@@ -251,7 +251,10 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
         health.as_str(),
         escape(status)
     );
-    if health == Health::Unreadable || health == Health::Stalled {
+    if matches!(
+        health,
+        Health::Unreadable | Health::Stalled | Health::Behind
+    ) {
         let _ = write!(
             html,
             " <span class=\"badge h-{0}\">{0}</span>",
@@ -315,6 +318,18 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             }
         }
         (None, None) => html.push_str("<span class=\"muted\">-</span>"),
+    }
+    if let Some(lag) = &task.source_lag {
+        let class = if task.health == Health::Behind {
+            "lag behind"
+        } else {
+            "lag muted"
+        };
+        let _ = write!(
+            html,
+            "<br><span class=\"{class}\">{}</span>",
+            escape(&lag.summary)
+        );
     }
     let retries = |v: Option<f64>| v.map_or("-".to_string(), number);
     let _ = write!(

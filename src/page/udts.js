@@ -47,7 +47,7 @@
     });
   }
 
-  var HEALTH = ["unrecoverable", "failed", "unreadable", "stalled", "other", "active", "done"];
+  var HEALTH = ["unrecoverable", "failed", "unreadable", "stalled", "behind", "other", "active", "done"];
   var SORTS = {
     id: function (t) { return t.id; },
     kind: function (t) { return t.kind + " " + (t.mode || ""); },
@@ -100,7 +100,7 @@
 
     cell = el("td");
     cell.appendChild(el("span", "badge h-" + task.health, task.status || "unknown"));
-    if (task.health === "unreadable" || task.health === "stalled") {
+    if (task.health === "unreadable" || task.health === "stalled" || task.health === "behind") {
       cell.appendChild(document.createTextNode(" "));
       cell.appendChild(el("span", "badge h-" + task.health, task.health));
     }
@@ -143,6 +143,10 @@
       if (task.sync.gtid) { cell.appendChild(el("br")); cell.appendChild(el("code", "gtid", task.sync.gtid)); }
     } else {
       cell.appendChild(el("span", "muted", "-"));
+    }
+    if (task.source_lag) {
+      cell.appendChild(el("br"));
+      cell.appendChild(el("span", task.health === "behind" ? "lag behind" : "lag muted", task.source_lag.summary));
     }
     tr.appendChild(cell);
 
@@ -194,7 +198,7 @@
 
     var counts = {};
     state.tasks.forEach(function (t) {
-      var word = (t.health === "unreadable" || t.health === "stalled") ? t.health : (t.status || "unknown");
+      var word = (t.health === "unreadable" || t.health === "stalled" || t.health === "behind") ? t.health : (t.status || "unknown");
       var c = counts[word] || (counts[word] = { health: t.health, n: 0 });
       if (HEALTH.indexOf(t.health) < HEALTH.indexOf(c.health)) c.health = t.health;
       c.n += 1;

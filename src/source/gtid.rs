@@ -86,15 +86,19 @@ fn parse_mysql(text: &str) -> Result<MySqlSet, MalformedGtid> {
         }
         let mut tag = String::new();
         let mut intervals = Vec::new();
+        // A tag waiting for its intervals, and whether any interval was seen.
+        let (mut pending_tag, mut any) = (false, false);
         for field in fields {
             if field.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
                 // MySQL 8.3+ tagged GTIDs: `uuid:tag:1-5` (a tag applies to what follows it).
-                if !intervals.is_empty() {
-                    sets.entry((uuid.clone(), tag.clone()))
-                        .or_default()
-                        .append(&mut intervals);
+                if pending_tag {
+                    return Err(malformed(part));
                 }
+                sets.entry((uuid.clone(), tag.clone()))
+                    .or_default()
+                    .append(&mut intervals);
                 tag = field.to_ascii_lowercase();
+                pending_tag = true;
                 continue;
             }
             let (start, end) = match field.split_once('-') {
@@ -105,6 +109,10 @@ fn parse_mysql(text: &str) -> Result<MySqlSet, MalformedGtid> {
                 (Ok(start), Ok(end)) if start >= 1 && start <= end => intervals.push((start, end)),
                 _ => return Err(malformed(part)),
             }
+            (pending_tag, any) = (false, true);
+        }
+        if pending_tag || !any {
+            return Err(malformed(part));
         }
         sets.entry((uuid, tag)).or_default().append(&mut intervals);
     }

@@ -162,3 +162,80 @@ pub fn source_lags<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::BinlogReading;
+
+    /// What MySQL 8.4 answers (`SHOW BINARY LOG STATUS`, `SHOW BINARY LOGS`,
+    /// `@@global.gtid_executed` with its newline after the comma), recorded.
+    fn mysql84() -> SourceSnapshot {
+        let reading = BinlogReading {
+            head_file: "binlog.000042".into(),
+            head_position: 1_500,
+            files: vec![
+                ("binlog.000040".into(), 10_000),
+                ("binlog.000041".into(), 20_000),
+                ("binlog.000042".into(), 1_500),
+            ],
+            gtid_text: Some(
+                "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-1000,\n8a94f357-aab4-11df-86ab-c80aa9429562:1-12"
+                    .into(),
+            ),
+        };
+        SourceSnapshot::of(reading.parse().unwrap(), 100.0)
+    }
+
+    fn sync(file: &str, position: f64, gtid: &str) -> SyncData {
+        SyncData {
+            binlog_name: Some(file.into()),
+            binlog_pos: Some(position),
+            binlog_gtid: Some(gtid.into()),
+        }
+    }
+
+    #[test]
+    fn a_task_two_files_back_lags_the_rest_of_its_file_and_everything_after() {
+        let lag = task_lag(
+            &mysql84(),
+            &sync(
+                "binlog.000040",
+                4_000.0,
+                "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-900,8a94f357-aab4-11df-86ab-c80aa9429562:1-12",
+            ),
+            100.0,
+        )
+        .unwrap();
+        assert_eq!(lag.bytes, Some(6_000 + 20_000 + 1_500));
+        assert_eq!(lag.files, 2);
+        assert_eq!(lag.transactions, Some(100));
+        assert!(lag.retained && lag.at_oldest_file);
+        // One sample only: the head passed the task before the exporter watched.
+        assert_eq!(lag.seconds, None);
+    }
+
+    #[test]
+    fn at_the_head_is_zero_and_a_purged_file_has_no_bytes() {
+        let at_head = task_lag(&mysql84(), &sync("binlog.000042", 1_500.0, ""), 500.0).unwrap();
+        assert_eq!(
+            (at_head.bytes, at_head.files, at_head.seconds),
+            (Some(0), 0, Some(0.0))
+        );
+        assert_eq!(at_head.transactions, None, "no GTID on the task's side");
+        let purged = task_lag(&mysql84(), &sync("binlog.000039", 100.0, ""), 100.0).unwrap();
+        assert_eq!(
+            (purged.bytes, purged.files, purged.retained),
+            (None, 3, false)
+        );
+        assert_eq!(
+            task_lag(&mysql84(), &sync("mysql-bin.000042", 4.0, ""), 100.0),
+            Err(LagProblem::ForeignFile)
+        );
+        let no_position = SyncData::default();
+        assert_eq!(
+            task_lag(&mysql84(), &no_position, 100.0),
+            Err(LagProblem::NoPosition)
+        );
+    }
+}

@@ -202,6 +202,12 @@ pub struct SourceSnapshot {
 }
 
 impl SourceSnapshot {
+    /// The snapshot of a single reading at `now` (`check`: no history, so no lag in seconds
+    /// unless the task is at the head).
+    pub fn of(reading: ParsedReading, now: f64) -> Self {
+        Self::default().after(reading, now)
+    }
+
     /// The snapshot after a good reading at `now`.
     fn after(&self, reading: ParsedReading, now: f64) -> Self {
         let mut next = self.clone();
