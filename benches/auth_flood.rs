@@ -36,7 +36,6 @@ async fn measure(client: &reqwest::Client, url: &str) -> Phase {
         let text = client
             .get(url)
             .basic_auth("prometheus", Some("scrape-secret"))
-            .header("accept-encoding", "gzip")
             .send()
             .await
             .unwrap()
