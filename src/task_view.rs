@@ -89,6 +89,8 @@ pub struct SourceLagView {
     pub binlog_retained: Option<bool>,
     /// A task that is not running holds the oldest binlog file the source keeps.
     pub purge_risk: bool,
+    /// More than five minutes behind, its binlog purged, or at purge risk: worth a look.
+    pub behind: bool,
     /// Why there are no numbers, when there are none.
     pub problem: Option<&'static str>,
     /// The numbers in words: "12.4 MiB, 3 files, 120 transactions, about 40 s behind orders".
@@ -109,11 +111,15 @@ impl SourceLagView {
                 seconds: None,
                 binlog_retained: None,
                 purge_risk: false,
+                behind: false,
                 problem: Some(problem.explanation()),
                 summary: format!("no lag behind {source}: {}", problem.explanation()),
             },
             Ok(lag) => {
                 let purge_risk = !running && lag.retained && lag.at_oldest_file;
+                let behind = purge_risk
+                    || !lag.retained
+                    || lag.seconds.is_some_and(|s| s > BEHIND_AFTER_SECONDS);
                 Self {
                     source: source.to_string(),
                     bytes: lag.bytes,
@@ -122,18 +128,12 @@ impl SourceLagView {
                     seconds: lag.seconds,
                     binlog_retained: Some(lag.retained),
                     purge_risk,
+                    behind,
                     problem: None,
                     summary: summary(source, lag, purge_risk),
                 }
             }
         }
-    }
-
-    /// Whether the page should put the task with the worse ones.
-    fn behind(&self) -> bool {
-        self.purge_risk
-            || self.binlog_retained == Some(false)
-            || self.seconds.is_some_and(|s| s > BEHIND_AFTER_SECONDS)
     }
 }
 
@@ -389,9 +389,7 @@ pub fn view(
 impl TaskView {
     /// A task behind its source sorts with the worse ones, unless it is already worse.
     fn with_lag_health(mut self) -> Self {
-        if self.health > Health::Behind
-            && self.source_lag.as_ref().is_some_and(SourceLagView::behind)
-        {
+        if self.health > Health::Behind && self.source_lag.as_ref().is_some_and(|lag| lag.behind) {
             self.health = Health::Behind;
         }
         self
@@ -474,6 +472,50 @@ mod tests {
             }),
             1000.0,
         )
+    }
+
+    fn lag(bytes: u64, files: u64, seconds: f64, retained: bool, at_oldest: bool) -> TaskLag {
+        TaskLag {
+            bytes: retained.then_some(bytes),
+            files,
+            transactions: Some(120),
+            seconds: Some(seconds),
+            retained,
+            at_oldest_file: at_oldest,
+        }
+    }
+
+    #[test]
+    fn lag_is_said_in_words_and_tasks_behind_come_before_healthy_ones() {
+        let running = state("udts-far", "Syncing");
+        let far = lag(13_002_342, 3, 420.0, true, false);
+        let view_far = view(&running, Some(&("orders-primary", Ok(far))), 1000.0);
+        let summary = &view_far.source_lag.as_ref().unwrap().summary;
+        assert_eq!(
+            summary,
+            "12.4 MiB, 3 files, 120 transactions, about 7 min behind orders-primary"
+        );
+        assert_eq!(view_far.health, Health::Behind);
+
+        let near = lag(40_960, 0, 40.0, true, false);
+        let view_near = view(&running, Some(&("orders-primary", Ok(near))), 1000.0);
+        assert_eq!(
+            view_near.source_lag.as_ref().unwrap().summary,
+            "40.0 KiB, 0 files, 120 transactions, about 40 s behind orders-primary"
+        );
+        assert_eq!(view_near.health, Health::Active);
+
+        // Stopped in the oldest file: purge risk; a running task there is not at risk.
+        let stopped = state("udts-stopped", "Stopped");
+        let oldest = lag(100, 5, 30.0, true, true);
+        let at_risk = view(&stopped, Some(&("orders-primary", Ok(oldest.clone()))), 1000.0);
+        assert!(at_risk.source_lag.as_ref().unwrap().purge_risk);
+        assert_eq!(at_risk.health, Health::Behind);
+        assert!(!view(&running, Some(&("o", Ok(oldest))), 1000.0).source_lag.unwrap().purge_risk);
+
+        let purged = view(&running, Some(&("orders-primary", Ok(lag(0, 9, 0.0, false, false)))), 1000.0);
+        assert!(purged.source_lag.unwrap().summary.starts_with("binlog purged on orders-primary"));
+        assert!(Health::Behind < Health::Active && Health::Stalled < Health::Behind);
     }
 
     #[test]

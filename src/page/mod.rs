@@ -320,7 +320,7 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
         (None, None) => html.push_str("<span class=\"muted\">-</span>"),
     }
     if let Some(lag) = &task.source_lag {
-        let class = if task.health == Health::Behind {
+        let class = if lag.behind {
             "lag behind"
         } else {
             "lag muted"

@@ -146,7 +146,7 @@
     }
     if (task.source_lag) {
       cell.appendChild(el("br"));
-      cell.appendChild(el("span", task.health === "behind" ? "lag behind" : "lag muted", task.source_lag.summary));
+      cell.appendChild(el("span", task.source_lag.behind ? "lag behind" : "lag muted", task.source_lag.summary));
     }
     tr.appendChild(cell);
 
