@@ -508,13 +508,30 @@ mod tests {
         // Stopped in the oldest file: purge risk; a running task there is not at risk.
         let stopped = state("udts-stopped", "Stopped");
         let oldest = lag(100, 5, 30.0, true, true);
-        let at_risk = view(&stopped, Some(&("orders-primary", Ok(oldest.clone()))), 1000.0);
+        let at_risk = view(
+            &stopped,
+            Some(&("orders-primary", Ok(oldest.clone()))),
+            1000.0,
+        );
         assert!(at_risk.source_lag.as_ref().unwrap().purge_risk);
         assert_eq!(at_risk.health, Health::Behind);
-        assert!(!view(&running, Some(&("o", Ok(oldest))), 1000.0).source_lag.unwrap().purge_risk);
+        assert!(
+            !view(&running, Some(&("o", Ok(oldest))), 1000.0)
+                .source_lag
+                .unwrap()
+                .purge_risk
+        );
 
-        let purged = view(&running, Some(&("orders-primary", Ok(lag(0, 9, 0.0, false, false)))), 1000.0);
-        assert!(purged.source_lag.unwrap().summary.starts_with("binlog purged on orders-primary"));
+        let purged = view(
+            &running,
+            Some(&("orders-primary", Ok(lag(0, 9, 0.0, false, false)))),
+            1000.0,
+        );
+        assert!(purged
+            .source_lag
+            .unwrap()
+            .summary
+            .starts_with("binlog purged on orders-primary"));
         assert!(Health::Behind < Health::Active && Health::Stalled < Health::Behind);
     }
 

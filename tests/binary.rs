@@ -23,9 +23,9 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     let addr = exporter.addr;
     wait_ready(addr).await;
     let text = scrape(addr).await;
-    assert_eq!(family(&text, "udts_task_info").len(), 20);
+    assert_eq!(family(&text, "udts_task_info").len(), 22);
     let up = family(&text, "udts_task_up");
-    assert_eq!(up.len(), 20);
+    assert_eq!(up.len(), 22);
     assert!(up.values().all(|v| *v == 1.0), "{up:?}");
     let kinds = family(&text, "udts_task_info");
     assert!(kinds
@@ -36,6 +36,13 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     assert!(!family(&text, "udts_task_redis_delay_seconds").is_empty());
     assert!(!family(&text, "udts_task_mongo_delay_seconds").is_empty());
     assert!(!family(&text, "udts_task_progress_ratio").is_empty());
+    // The demo's simulated source, read in-process: three tasks on it, each with lag.
+    let text = scrape_until(addr, "the demo source read", |text| {
+        value(text, "udts_source_up", "{source=\"demo-orders-db\"}") == Some(1.0)
+            && family(text, "udts_task_source_lag_bytes").len() == 3
+    })
+    .await;
+    assert_eq!(family(&text, "udts_task_source_binlog_retained").len(), 3);
 
     let started = Instant::now();
     exporter.signal("TERM");

@@ -356,7 +356,8 @@ fn systemd_unit_is_hardened_and_passes_the_key_as_a_credential() {
         .filter(|l| !l.starts_with('#') && l.contains('='))
         .collect();
     for required in [
-        "DynamicUser=yes",
+        "User=udts-exporter",
+        "Group=udts-exporter",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=yes",
@@ -369,7 +370,7 @@ fn systemd_unit_is_hardened_and_passes_the_key_as_a_credential() {
     }
     assert!(settings
         .iter()
-        .any(|l| l.starts_with("ExecStart=/usr/local/bin/udts-exporter --config ")));
+        .any(|l| l.starts_with("ExecStart=/usr/bin/udts-exporter --config ")));
 }
 
 /// The Alertmanager example is valid and routes by the team the alerts carry.

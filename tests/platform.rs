@@ -209,13 +209,13 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/udts-exporter.service"),
     )
     .unwrap();
-    assert!(unit.contains("ExecStart=/usr/local/bin/udts-exporter "));
+    assert!(unit.contains("ExecStart=/usr/bin/udts-exporter "));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("udts-exporter.service");
     std::fs::write(
         &path,
         unit.replace(
-            "/usr/local/bin/udts-exporter",
+            "/usr/bin/udts-exporter",
             env!("CARGO_BIN_EXE_udts-exporter"),
         ),
     )

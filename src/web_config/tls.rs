@@ -623,7 +623,10 @@ impl Refusal {
         match tls {
             Error::NoCertificatesPresented => Self::NoClientCertificate,
             Error::InvalidCertificate(certificate) => match certificate {
-                CertificateError::UnknownIssuer => Self::UnknownIssuer,
+                // A CA of the same name but another key signed it: not client_ca_file's either.
+                CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                    Self::UnknownIssuer
+                }
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                     Self::Expired
                 }
@@ -936,6 +939,10 @@ mod tests {
         );
         assert_eq!(
             error(CertificateError::UnknownIssuer.into()),
+            Refusal::UnknownIssuer
+        );
+        assert_eq!(
+            error(CertificateError::BadSignature.into()),
             Refusal::UnknownIssuer
         );
         assert_eq!(Refusal::of(&std::io::Error::other("reset")), Refusal::Other);
