@@ -33,23 +33,136 @@ pub const MAX_LABEL_CHARS: usize = 200;
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// One encoded exposition, and the task views of the same snapshot.
+/// One encoded exposition, and what the page and the JSON API are built from on first request.
+///
+/// Only the gzip form of the text is kept: Prometheus always accepts gzip, and the plain text of
+/// 10,000 tasks is fifteen times larger. A client that does not accept gzip gets it inflated per
+/// request ([`Exposition::text`]). The task views and their JSON are prepared when first asked
+/// for after a change ([`Exposition::prepared`]), not on every change: most exporters' pages are
+/// never opened.
 #[derive(Debug, Default)]
 pub struct Exposition {
-    /// The text format.
-    pub text: Bytes,
-    /// The same, gzip-compressed, for scrapers that accept it.
+    /// The text format, gzip-compressed.
     pub gzip: Bytes,
     /// When it was rendered, unix seconds.
     pub rendered_at: f64,
     /// `poll.interval`, seconds.
     pub poll_interval_seconds: f64,
+    /// The snapshot the views are built from: the store's own task states (shared, not
+    /// copied), the sources as they were, and the options in force.
+    snapshot: Snapshot,
+    /// The views and their JSON, once asked for.
+    prepared: std::sync::OnceLock<Arc<Prepared>>,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    tasks: Vec<Arc<TaskState>>,
+    sources: Arc<std::collections::HashMap<String, Arc<crate::source::SourceSnapshot>>>,
+    options: Arc<ExpositionOptions>,
+}
+
+/// The task views of one exposition and `GET /api/v1/tasks` made of them.
+#[derive(Debug, Default)]
+pub struct Prepared {
     /// The tasks as the page shows them, worst first.
     pub views: Views,
     /// `GET /api/v1/tasks`, JSON.
     pub tasks_json: Bytes,
     /// The same, gzip-compressed.
     pub tasks_json_gzip: Bytes,
+}
+
+impl Exposition {
+    /// The text format, inflated from the kept gzip form (for the rare client that does not
+    /// accept gzip).
+    pub fn text(&self) -> Bytes {
+        let mut text = Vec::with_capacity(self.gzip.len() * 16);
+        let mut decoder = flate2::read::GzDecoder::new(&self.gzip[..]);
+        match std::io::Read::read_to_end(&mut decoder, &mut text) {
+            Ok(_) => Bytes::from(text),
+            Err(error) => {
+                tracing::error!(%error, "cannot inflate the exposition");
+                Bytes::new()
+            }
+        }
+    }
+
+    /// The views and their JSON, built on the first call after a render and then kept with
+    /// this exposition.
+    pub fn prepared(&self) -> Arc<Prepared> {
+        Arc::clone(self.prepared.get_or_init(|| {
+            let snapshot = &self.snapshot;
+            let lags = source_lags(
+                &snapshot.tasks,
+                &snapshot.options,
+                &snapshot.sources,
+                self.rendered_at,
+            );
+            let views = Views::build(&snapshot.tasks, &lags, self.rendered_at);
+            drop(lags);
+            let list = TaskList {
+                generated_at: self.rendered_at,
+                poll_interval_seconds: self.poll_interval_seconds,
+                tasks: views.tasks.iter().collect(),
+            };
+            let tasks_json = serde_json::to_vec(&list).unwrap_or_default();
+            drop(list);
+            Arc::new(Prepared {
+                tasks_json_gzip: Bytes::from(gzip(&tasks_json)),
+                tasks_json: Bytes::from(tasks_json),
+                views,
+            })
+        }))
+    }
+}
+
+/// A text sink that compresses as it goes, so the plain exposition never exists whole in
+/// memory: at 10,000 tasks that is 17 MB per render, and glibc keeps freed blocks that size.
+struct GzipText {
+    buffer: String,
+    encoder: GzEncoder<Vec<u8>>,
+}
+
+impl GzipText {
+    /// Text is compressed in chunks of about this size.
+    const CHUNK: usize = 64 * 1024;
+
+    fn new() -> Self {
+        Self {
+            buffer: String::with_capacity(Self::CHUNK + 4096),
+            encoder: GzEncoder::new(Vec::new(), Compression::fast()),
+        }
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        self.flush_buffer();
+        if let Err(error) = self.encoder.write_all(bytes) {
+            tracing::error!(%error, "cannot compress the exposition");
+        }
+    }
+
+    fn flush_buffer(&mut self) {
+        if let Err(error) = self.encoder.write_all(self.buffer.as_bytes()) {
+            tracing::error!(%error, "cannot compress the exposition");
+        }
+        self.buffer.clear();
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.flush_buffer();
+        self.encoder.finish().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for GzipText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.buffer.push_str(text);
+        if self.buffer.len() >= Self::CHUNK {
+            self.flush_buffer();
+        }
+        Ok(())
+    }
 }
 
 /// A per-task gauge whose value comes from one field.
@@ -195,7 +308,7 @@ fn write_lag_families(
     lags: &SourceLags<'_>,
     allowed: impl Fn(&str) -> bool,
     fresh: impl Fn(&TaskState) -> bool,
-    out: &mut String,
+    out: &mut impl std::fmt::Write,
 ) {
     if lags.is_empty() {
         return;
@@ -282,7 +395,7 @@ pub fn write_task_families(
     tasks: &[Arc<TaskState>],
     options: &ExpositionOptions,
     lags: &SourceLags<'_>,
-    out: &mut String,
+    out: &mut impl std::fmt::Write,
 ) {
     let allowed = |name| options.filter.allows(name);
     // Values of a task not read for `stale_after` are no longer current: leave them out rather
@@ -318,7 +431,7 @@ pub fn write_task_families(
             for (name, value) in &spec.labels {
                 let _ = write!(out, ",{name}=\"{}\"", Label(value));
             }
-            out.push_str("} 1\n");
+            let _ = out.write_str("} 1\n");
         }
     }
 
@@ -405,7 +518,7 @@ impl std::fmt::Display for TaskLabels<'_> {
     }
 }
 
-fn header(out: &mut String, name: &str, help: &str) {
+fn header(out: &mut impl std::fmt::Write, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
@@ -440,42 +553,35 @@ impl std::fmt::Display for Label<'_> {
     }
 }
 
-/// Renders the whole payload: task families, then the exporter's own metrics.
+/// Renders the whole payload: task families, then the exporter's own metrics, compressed as
+/// it is written.
 pub fn render(
     store: &Store,
     sources: &SourceBoard,
     metrics: &ExporterMetrics,
-    options: &ExpositionOptions,
+    options: &Arc<ExpositionOptions>,
 ) -> Exposition {
     let tasks = store.snapshot();
     let now = unix_now();
     let snapshots = sources.snapshots();
     let lags = source_lags(&tasks, options, &snapshots, now);
-    let mut text = String::with_capacity(4096 + tasks.len() * 2048);
-    write_task_families(&tasks, options, &lags, &mut text);
-    let views = Views::build(&tasks, &lags, now);
+    let mut out = GzipText::new();
+    write_task_families(&tasks, options, &lags, &mut out);
     drop(lags);
-    drop(tasks);
-    let mut text = text.into_bytes();
-    metrics.encode(|name| options.filter.allows(name), &mut text);
-    let gzip = gzip(&text);
-
-    let poll_interval_seconds = options.poll_interval.as_secs_f64();
-    let list = TaskList {
-        generated_at: now,
-        poll_interval_seconds,
-        tasks: views.tasks.iter().collect(),
-    };
-    let tasks_json = serde_json::to_vec(&list).unwrap_or_default();
-    drop(list);
+    let mut own = Vec::new();
+    metrics.encode(|name| options.filter.allows(name), &mut own);
+    out.write_bytes(&own);
+    drop(own);
     Exposition {
-        text: Bytes::from(text),
-        gzip: Bytes::from(gzip),
+        gzip: Bytes::from(out.finish()),
         rendered_at: now,
-        poll_interval_seconds,
-        views,
-        tasks_json_gzip: Bytes::from(self::gzip(&tasks_json)),
-        tasks_json: Bytes::from(tasks_json),
+        poll_interval_seconds: options.poll_interval.as_secs_f64(),
+        snapshot: Snapshot {
+            tasks,
+            sources: snapshots,
+            options: Arc::clone(options),
+        },
+        prepared: std::sync::OnceLock::new(),
     }
 }
 
@@ -533,13 +639,11 @@ impl Publisher {
             .rendering
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let options = self.options.load();
-        self.current.store(Arc::new(render(
-            &self.store,
-            &self.sources,
-            &self.metrics,
-            &options,
-        )));
+        let options = self.options.load_full();
+        let next = render(&self.store, &self.sources, &self.metrics, &options);
+        // The old exposition goes as soon as the new one is in: two full copies never
+        // outlive the swap.
+        drop(self.current.swap(Arc::new(next)));
     }
 
     /// Takes the options of a new configuration; they apply from the next render.

@@ -124,12 +124,12 @@ async fn index(State(state): State<AppState>, RawQuery(query): RawQuery) -> Resp
 
 /// Every task as JSON, prepared on the last change of state (gzip when accepted).
 async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let exposition = state.publisher.current();
+    let prepared_views = state.publisher.current().prepared();
     let mut response = prepared(
         &headers,
         JSON,
-        &exposition.tasks_json,
-        &exposition.tasks_json_gzip,
+        || prepared_views.tasks_json.clone(),
+        &prepared_views.tasks_json_gzip,
     );
     response
         .headers_mut()
@@ -137,19 +137,16 @@ async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     response
 }
 
-/// A prepared body, gzip-compressed when the client accepts it.
+/// A prepared body, gzip-compressed when the client accepts it; `plain` makes the body for one
+/// that does not.
 fn prepared(
     headers: &HeaderMap,
     content_type: &'static str,
-    plain: &Bytes,
+    plain: impl FnOnce() -> Bytes,
     gzip: &Bytes,
 ) -> Response {
     let use_gzip = accepts_gzip(headers) && !gzip.is_empty();
-    let body = if use_gzip {
-        gzip.clone()
-    } else {
-        plain.clone()
-    };
+    let body = if use_gzip { gzip.clone() } else { plain() };
     let mut response = (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -190,8 +187,8 @@ async fn task(
     let account = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
         .find(|(key, _)| key == "account")
         .map(|(_, value)| value.into_owned());
-    let exposition = state.publisher.current();
-    let Some((view, trend)) = exposition.views.find(&id, account.as_deref()) else {
+    let prepared_views = state.publisher.current().prepared();
+    let Some((view, trend)) = prepared_views.views.find(&id, account.as_deref()) else {
         let error = serde_json::json!({"error": format!("no task with id {id}")});
         return json_answer(StatusCode::NOT_FOUND, error.to_string().into_bytes());
     };
@@ -213,13 +210,13 @@ async fn trends(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
         .and_then(|(_, value)| value.parse::<usize>().ok())
         .filter(|limit| *limit > 0)
         .unwrap_or(usize::MAX);
-    let exposition = state.publisher.current();
+    let prepared_views = state.publisher.current().prepared();
     let mut out = serde_json::Map::new();
-    for (task, trend) in exposition
+    for (task, trend) in prepared_views
         .views
         .tasks
         .iter()
-        .zip(&exposition.views.trends)
+        .zip(&prepared_views.views.trends)
         .take(limit)
     {
         if trend.len() < 2 {
@@ -240,7 +237,7 @@ async fn trends(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.publisher.current();
-    prepared(&headers, CONTENT_TYPE, &exposition.text, &exposition.gzip)
+    prepared(&headers, CONTENT_TYPE, || exposition.text(), &exposition.gzip)
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {

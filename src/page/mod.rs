@@ -123,7 +123,8 @@ pub fn render(
     telemetry_path: &str,
     now: f64,
 ) -> String {
-    let views = &exposition.views;
+    let prepared = exposition.prepared();
+    let views = &prepared.views;
     let needle = query.filter.to_lowercase();
     let mut html = String::with_capacity(64 * 1024);
     let _ = write!(
