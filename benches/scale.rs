@@ -81,6 +81,18 @@ async fn bench(tasks: usize) {
     common::wait_ready_within(exporter.addr, Duration::from_secs(120)).await;
     let client = reqwest::Client::new();
     let first_cycle = started.elapsed();
+    // Idle after the first cycle: what a scraper of gzip (Prometheus) leaves it at.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let _ = client
+        .get(&url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let idle_rss = rss_kib(pid, "VmRSS:") / 1024;
 
     let (mut plain, size) = time_scrapes(&client, &url, false).await;
     let (mut gzip, gzip_size) = time_scrapes(&client, &url, true).await;
@@ -115,7 +127,7 @@ async fn bench(tasks: usize) {
     let per_second = count.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
 
     println!(
-        "| {tasks} | {:.2} s | {} KiB / {} KiB | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {per_second:.0} | {} MiB | {} MiB |",
+        "| {tasks} | {:.2} s | {} KiB / {} KiB | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {per_second:.0} | {idle_rss} MiB | {} MiB | {} MiB |",
         first_cycle.as_secs_f64(),
         size / 1024,
         gzip_size / 1024,
@@ -270,8 +282,8 @@ async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    println!("| tasks | first cycle (start to ready) | exposition plain / gzip | scrape p50 / p99 plain | scrape p50 / p99 gzip | scrapes/s, 8 concurrent (gzip) | RSS | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| tasks | first cycle (start to ready) | exposition plain / gzip | scrape p50 / p99 plain | scrape p50 / p99 gzip | scrapes/s, 8 concurrent (gzip) | idle RSS after the first cycle | RSS after the scrapes | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for tasks in [1_000, 10_000] {
         bench(tasks).await;
     }

@@ -74,18 +74,30 @@ pub struct Prepared {
 }
 
 impl Exposition {
-    /// The text format, inflated from the kept gzip form (for the rare client that does not
-    /// accept gzip).
-    pub fn text(&self) -> Bytes {
-        let mut text = Vec::with_capacity(self.gzip.len() * 16);
-        let mut decoder = flate2::read::GzDecoder::new(&self.gzip[..]);
-        match std::io::Read::read_to_end(&mut decoder, &mut text) {
-            Ok(_) => Bytes::from(text),
-            Err(error) => {
-                tracing::error!(%error, "cannot inflate the exposition");
-                Bytes::new()
+    /// The text format, inflated from the kept gzip form in 64 KiB chunks as the body is
+    /// sent (for the rare client that does not accept gzip): the plain text never exists whole.
+    pub fn text_chunks(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let mut decoder = flate2::read::GzDecoder::new(std::io::Cursor::new(self.gzip.clone()));
+        let mut done = false;
+        futures_util::stream::iter(std::iter::from_fn(move || {
+            if done {
+                return None;
             }
-        }
+            let mut chunk = vec![0; 64 * 1024];
+            match std::io::Read::read(&mut decoder, &mut chunk) {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some(Ok(Bytes::from(chunk)))
+                }
+                Err(error) => {
+                    done = true;
+                    Some(Err(error))
+                }
+            }
+        }))
     }
 
     /// The views and their JSON, built on the first call after a render and then kept with

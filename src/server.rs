@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
@@ -128,7 +128,7 @@ async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut response = prepared(
         &headers,
         JSON,
-        || prepared_views.tasks_json.clone(),
+        || Body::from(prepared_views.tasks_json.clone()),
         &prepared_views.tasks_json_gzip,
     );
     response
@@ -142,11 +142,15 @@ async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
 fn prepared(
     headers: &HeaderMap,
     content_type: &'static str,
-    plain: impl FnOnce() -> Bytes,
+    plain: impl FnOnce() -> Body,
     gzip: &Bytes,
 ) -> Response {
     let use_gzip = accepts_gzip(headers) && !gzip.is_empty();
-    let body = if use_gzip { gzip.clone() } else { plain() };
+    let body = if use_gzip {
+        Body::from(gzip.clone())
+    } else {
+        plain()
+    };
     let mut response = (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -237,7 +241,12 @@ async fn trends(State(state): State<AppState>, RawQuery(query): RawQuery) -> Res
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.publisher.current();
-    prepared(&headers, CONTENT_TYPE, || exposition.text(), &exposition.gzip)
+    prepared(
+        &headers,
+        CONTENT_TYPE,
+        || Body::from_stream(exposition.text_chunks()),
+        &exposition.gzip,
+    )
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
