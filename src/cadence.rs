@@ -25,6 +25,20 @@ pub enum StatusCallReason {
     Due,
 }
 
+/// Whether a list entry says all a status call would: a task finished well (its final status
+/// and progress), or a full load whose progress the list carries. Those need no status call on
+/// first sight, which keeps the first complete picture at well under one call per task. A task
+/// that ended in failure still gets one: its message is only in the status call.
+pub fn list_tells_everything(listed: &StatusData) -> bool {
+    let status = listed.status.as_deref().unwrap_or("");
+    (status::is_finished(status) && !status.ends_with("Unrecoverable"))
+        || (matches!(status, "Dumping" | "Loading")
+            && listed
+                .progress
+                .as_ref()
+                .is_some_and(|p| p.percentage.is_some()))
+}
+
 /// Decides for one task whose list entry this cycle is `listed`. Finished tasks (Done,
 /// Stopped, ...) were read in full on entering the state and then ride on the list until it
 /// shows them moving.
@@ -34,8 +48,15 @@ pub fn status_call_reason(
     now: f64,
     full_refresh_interval: Duration,
 ) -> Option<StatusCallReason> {
-    let (Some(last), Some(last_full_read)) = (state.data.as_ref(), state.last_full_read) else {
-        return Some(StatusCallReason::FirstSight);
+    let Some(last) = state.data.as_ref() else {
+        // First sight: a status call only where the list does not say it all.
+        return (!list_tells_everything(listed)).then_some(StatusCallReason::FirstSight);
+    };
+    let Some(last_full_read) = state.last_full_read else {
+        // Known from lists alone: it stays so while the list says it all and nothing changes.
+        let unchanged = listed.status == last.status;
+        return (!(unchanged && list_tells_everything(listed)))
+            .then_some(StatusCallReason::FirstSight);
     };
     let status = listed.status.as_deref().unwrap_or("");
     if listed.status != last.status {
@@ -87,13 +108,35 @@ mod tests {
     fn first_sight_and_a_changed_status_need_a_status_call() {
         let new = TaskState::new(TaskSpec::new("udts-a"));
         assert_eq!(
-            status_call_reason(&new, &data("Done"), 1000.0, TEN_MINUTES),
+            status_call_reason(&new, &data("Syncing"), 1000.0, TEN_MINUTES),
             Some(StatusCallReason::FirstSight)
         );
-        // Refreshed from the list only: still never read in full.
-        let listed_only = new.after_list(data("Loading"), 1000.0);
+        // The list says all of a finished task and of a full load with its progress.
+        assert_eq!(
+            status_call_reason(&new, &data("Done"), 1000.0, TEN_MINUTES),
+            None
+        );
+        let mut loading = data("Loading");
+        loading.progress = Some(Progress {
+            percentage: Some(40.0),
+            ..Default::default()
+        });
+        assert_eq!(
+            status_call_reason(&new, &loading, 1000.0, TEN_MINUTES),
+            None
+        );
+        let listed_only = new.after_list(loading.clone(), 1000.0);
+        assert_eq!(
+            status_call_reason(&listed_only, &loading, 1001.0, TEN_MINUTES),
+            None
+        );
+        // Known from lists only: a change, or a list that no longer says it all, needs a read.
         assert_eq!(
             status_call_reason(&listed_only, &data("Loading"), 1001.0, TEN_MINUTES),
+            Some(StatusCallReason::FirstSight)
+        );
+        assert_eq!(
+            status_call_reason(&listed_only, &data("Syncing"), 1001.0, TEN_MINUTES),
             Some(StatusCallReason::FirstSight)
         );
         assert_eq!(

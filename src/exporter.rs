@@ -206,6 +206,7 @@ pub async fn start_with_settings(
         inventory: Arc::clone(&inventory),
         metrics,
         first_cycle_done: Some(first_cycle_done),
+        history_attempts: Default::default(),
     };
     let app = WebSecurity::protect(
         Arc::clone(&web),

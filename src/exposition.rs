@@ -746,7 +746,10 @@ mod tests {
             }),
             failed_message: None,
         };
-        let state = TaskState::new(spec("udts-a")).after_poll(Ok(data), 1700000000.5);
+        // Its history said it entered Loading at the first read.
+        let state = TaskState::new(spec("udts-a"))
+            .after_poll(Ok(data), 1700000000.5)
+            .with_status_since(1700000000.5);
         let text = render_tasks(vec![state]);
         let mut expected = vec![
             "udts_task_info{task_id=\"udts-a\",task_type=\"transfer\",project_id=\"org-1\",name=\"orders \\\"eu\\\"\",mode=\"\"} 1".to_string(),
@@ -963,6 +966,7 @@ mod tests {
         let fresh = TaskState::new(spec("fresh")).after_poll(Ok(data.clone()), now - 10.0);
         let stale = TaskState::new(spec("stale"))
             .after_poll(Ok(data), now - 600.0)
+            .with_status_since(now - 600.0)
             .after_poll(Err(ApiError::Timeout), now - 5.0);
         let text = render_with(vec![fresh, stale], &options);
         let stale_lines: Vec<_> = samples(&text)

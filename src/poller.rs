@@ -4,8 +4,9 @@
 //! With list-first polling (discovery on, `poll.strategy = "auto"`) a cycle starts by listing
 //! every source; tasks whose list entry tells enough ([`cadence`]) are refreshed from it, and
 //! only the rest get a `GetUDTSTaskStatus` call. Those calls run with bounded concurrency,
-//! spread over the interval instead of bursting. A task's first full read, if it is not
-//! finished, also asks `GetUDTSTaskHistory` when it entered its status.
+//! spread over the interval instead of bursting. After the first picture is published, later
+//! cycles ask `GetUDTSTaskHistory` when unfinished tasks entered their status, a bounded share
+//! of each cycle's calls.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +48,8 @@ pub struct Poller {
     /// Told once the first cycle has completed, so that whoever serves the results can publish
     /// them and declare readiness.
     pub first_cycle_done: Option<oneshot::Sender<()>>,
+    /// History calls made per task, so one whose history never says is not asked forever.
+    pub history_attempts: std::sync::Mutex<std::collections::HashMap<crate::task::TaskKey, u8>>,
 }
 
 impl Poller {
@@ -85,6 +88,11 @@ impl Poller {
             let Some(latency) = self.cycle(&runtime, tasks, spread, &shutdown).await else {
                 break;
             };
+            // When unfinished tasks entered their status comes after the first picture is
+            // published, a bounded share of each later cycle's calls.
+            if !first && !self.ask_history(&runtime, task_count, &shutdown).await {
+                break;
+            }
             let took = started.elapsed();
             self.metrics.poll_cycle_duration.set(took.as_secs_f64());
             self.metrics
@@ -241,18 +249,13 @@ impl Poller {
             let timeout = runtime.settings.timeout;
             let poll = async move {
                 let request_started = Instant::now();
-                let first_sight = store.get(&task.key()).is_some_and(|s| s.data.is_none());
                 let result = poll_with_retries(&client, &task, deadline, timeout).await;
                 let micros = request_started.elapsed().as_micros() as u64;
                 latency_total.fetch_add(micros, Ordering::Relaxed);
-                let since = match &result {
-                    Ok(data) if first_sight => status_entered(&client, &task, data).await,
-                    _ => None,
-                };
                 if result.is_ok() {
                     metrics.refreshes.with_label_values(&["status"]).inc();
                 }
-                record_with_since(&store, &task, result, since);
+                record(&store, &task, result);
                 drop(permit);
             };
             if probe {
@@ -307,16 +310,86 @@ async fn poll_with_retries(
     }
 }
 
-/// When a task that is not finished entered its current status, by its history (one
-/// `GetUDTSTaskHistory` call); `None` when the history does not say (or the call fails: then
-/// the status counts from first sight, as it would without history).
-async fn status_entered(client: &Client, task: &TaskSpec, data: &StatusData) -> Option<f64> {
-    let status = data.status.as_deref()?;
-    if status::is_finished(status) {
-        return None;
+/// Share of a cycle's tasks that may get a `GetUDTSTaskHistory` call in that cycle.
+const HISTORY_SHARE: f64 = 0.1;
+/// History calls for one task at most, when they fail or do not say.
+const HISTORY_ATTEMPTS: u8 = 3;
+
+impl Poller {
+    /// Up to `budget` tasks whose status-since is still unknown, counted as asked.
+    fn history_due(&self, budget: usize, task_count: usize) -> Vec<Arc<TaskState>> {
+        let mut attempts = self
+            .history_attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if attempts.len() > 4 * task_count.max(1024) {
+            attempts.clear();
+        }
+        let due: Vec<Arc<TaskState>> = self
+            .store
+            .snapshot()
+            .into_iter()
+            .filter(|state| {
+                state.status_since.is_none()
+                    && state.up == Some(true)
+                    && state.status().is_some_and(|s| !status::is_finished(s))
+                    && attempts.get(&state.spec.key()).copied().unwrap_or(0) < HISTORY_ATTEMPTS
+            })
+            .take(budget)
+            .collect();
+        for state in &due {
+            *attempts.entry(state.spec.key()).or_insert(0) += 1;
+        }
+        due
     }
-    let history = client.task_history(task).await.ok()?;
-    entered_current_status(&history, status)
+
+    /// Asks `GetUDTSTaskHistory` when unfinished tasks seen for the first time entered their
+    /// status, for at most a tenth of the `task_count` tasks (at least one) per cycle, at most
+    /// `api.concurrency` at a time. Until it answers, the task has no status-since value (never
+    /// a guess). Returns false on shutdown.
+    async fn ask_history(
+        &self,
+        runtime: &Arc<Runtime>,
+        task_count: usize,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let budget = ((task_count as f64 * HISTORY_SHARE).ceil() as usize).max(1);
+        let due = self.history_due(budget, task_count);
+        let semaphore = Arc::new(Semaphore::new(runtime.settings.concurrency));
+        let mut asking = JoinSet::new();
+        for state in due {
+            let Some(client) = runtime.client(&state.spec.account) else {
+                continue;
+            };
+            let (store, semaphore) = (Arc::clone(&self.store), Arc::clone(&semaphore));
+            asking.spawn(async move {
+                let Ok(_permit) = semaphore.acquire_owned().await else {
+                    return;
+                };
+                let Some(status) = state.status() else {
+                    return;
+                };
+                let Ok(history) = client.task_history(&state.spec).await else {
+                    return;
+                };
+                if let Some(since) = entered_current_status(&history, status) {
+                    let status = status.to_string();
+                    // Only if the task is still in the status the history was asked about.
+                    store.update(&state.spec.key(), |current| {
+                        if current.status() == Some(status.as_str()) {
+                            current.with_status_since(since)
+                        } else {
+                            current.clone()
+                        }
+                    });
+                }
+            });
+        }
+        tokio::select! {
+            () = async { while asking.join_next().await.is_some() {} } => true,
+            () = shutdown.cancelled() => drain::<()>(asking).await.is_some(),
+        }
+    }
 }
 
 /// Lets in-flight polls finish for a moment after shutdown, then drops them.
@@ -332,24 +405,8 @@ async fn drain<T: 'static>(mut in_flight: JoinSet<()>) -> Option<T> {
 /// Records one poll and logs what changed: a new error (once, not every poll), a recovery, or
 /// a new status.
 pub fn record(store: &Store, task: &TaskSpec, result: Result<StatusData, ApiError>) {
-    record_with_since(store, task, result, None);
-}
-
-/// Like [`record`], with the current status entered at `since` (from the task's history).
-fn record_with_since(
-    store: &Store,
-    task: &TaskSpec,
-    result: Result<StatusData, ApiError>,
-    since: Option<f64>,
-) {
     let now = unix_now();
-    let update = store.update(&task.key(), |state| {
-        let after = state.after_poll(result, now);
-        match since {
-            Some(since) => after.with_status_since(since),
-            None => after,
-        }
-    });
+    let update = store.update(&task.key(), |state| state.after_poll(result, now));
     if let Some((before, after)) = update {
         log_change(&before, &after);
     }

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use crate::api::model::Progress;
 use crate::api::{ApiError, StatusData};
+use crate::status;
 use crate::task::{TaskKey, TaskSpec};
 
 /// One task's latest known state.
@@ -26,7 +27,8 @@ pub struct TaskState {
     pub up: Option<bool>,
     /// Unix time of the last successful poll.
     pub last_success: Option<f64>,
-    /// Unix time the current status was first seen.
+    /// Unix time the task entered its current status: when the exporter saw it change, or what
+    /// the task's history says; unknown (`None`) for a status seen on first sight until then.
     pub status_since: Option<f64>,
     /// Unix time rows, percentage, binlog position or Redis offset last moved: the stall signal.
     pub last_progress: Option<f64>,
@@ -153,8 +155,7 @@ impl TaskState {
         self.after_read(data, now)
     }
 
-    /// The same state with the current status entered at `since` (from the task's history),
-    /// when that is earlier than first sight.
+    /// The same state with the current status entered at `since` (from the task's history).
     pub fn with_status_since(&self, since: f64) -> Self {
         Self {
             status_since: Some(self.status_since.map_or(since, |seen| seen.min(since))),
@@ -173,10 +174,15 @@ impl TaskState {
             .is_none_or(|old| progress_marker(old) != progress_marker(&data));
         Self {
             spec: self.spec.clone(),
+            // A change the exporter saw happened now; a status seen for the first time started
+            // at an unknown time (the task's history tells, later) unless it is final.
             status_since: if same_status {
                 self.status_since
-            } else {
+            } else if self.data.is_some() || data.status.as_deref().is_some_and(status::is_finished)
+            {
                 Some(now)
+            } else {
+                None
             },
             last_progress: if moved { Some(now) } else { self.last_progress },
             up: Some(true),
@@ -346,7 +352,15 @@ mod tests {
         let state = TaskState::new(spec("a"))
             .after_poll(Ok(syncing_at(1.0)), 100.0)
             .after_poll(Ok(syncing_at(2.0)), 130.0);
-        assert_eq!(state.status_since, Some(100.0));
+        // Seen first at 100: when it entered Syncing is unknown until its history says.
+        assert_eq!(state.status_since, None);
+        let state = state.with_status_since(40.0);
+        assert_eq!(state.status_since, Some(40.0));
+        // A finished task seen for the first time counts from then (nothing more will tell).
+        let mut done = syncing_at(2.0);
+        done.status = Some("Done".into());
+        let finished = TaskState::new(spec("b")).after_poll(Ok(done), 100.0);
+        assert_eq!(finished.status_since, Some(100.0));
         let mut synced = syncing_at(2.0);
         synced.status = Some("Synced".into());
         let state = state.after_poll(Ok(synced), 160.0);

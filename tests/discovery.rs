@@ -436,7 +436,16 @@ async fn reload_adds_and_removes_tasks_keeps_state_and_rejects_a_broken_file() {
         .unwrap();
     let addr = running.local_addr;
     wait_ready(addr).await;
-    let text = scrape(addr).await;
+    // When udts-b entered its status comes from its history, after the first cycle.
+    let text = scrape_until(addr, "udts-b's history", |text| {
+        value(
+            text,
+            "udts_task_status_since_timestamp_seconds",
+            &task("udts-b"),
+        )
+        .is_some()
+    })
+    .await;
     assert_eq!(
         task_ids(&text),
         ["udts-a", "udts-b"].map(String::from).into()

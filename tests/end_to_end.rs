@@ -283,7 +283,17 @@ async fn status_since_and_last_progress_follow_changes() {
     )])
     .await;
     let a = task("udts-a");
+    // Seen first in Loading: when it entered it is unknown until its history answers, which
+    // comes after the first cycle (never a guess meanwhile).
     let first = scrape(harness.exporter).await;
+    assert_eq!(
+        value(&first, "udts_task_status_since_timestamp_seconds", &a),
+        None
+    );
+    let first = scrape_until(harness.exporter, "the task's history", |text| {
+        value(text, "udts_task_status_since_timestamp_seconds", &a).is_some()
+    })
+    .await;
     let since = value(&first, "udts_task_status_since_timestamp_seconds", &a).unwrap();
     let progressed = value(&first, "udts_task_last_progress_timestamp_seconds", &a).unwrap();
 
