@@ -12,33 +12,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use udts_exporter::simulator::{Behaviour, Gateway, SimTask};
+use udts_exporter::simulator::Gateway;
 
 const PUBLIC_KEY: &str = "bench-public";
 const PRIVATE_KEY: &str = "bench-private";
 const TASKS: usize = 10_000;
 const LATENCY: Duration = Duration::from_millis(50);
-
-/// Task `i` of the mix: 60% finished, 25% incremental, 10% loading, 5% failed or retrying.
-fn mixed(i: usize) -> SimTask {
-    let data = match i % 20 {
-        0..=11 => json!({"Status": (["Done", "Stopped", "Success"][i % 3]),
-                         "CurRetryCount": 0, "MaxRetryCount": 3,
-                         "Progress": {"TotalCount": 50_000, "CurCount": 50_000,
-                                      "Percentage": 100, "CurDuration": 600, "TotalDuration": 600}}),
-        12..=16 => json!({"Status": (["Syncing", "Synced"][i % 2]),
-                          "CurRetryCount": 0, "MaxRetryCount": 3,
-                          "Sync": {"BinlogName": "mysql-bin.000012", "BinlogPos": i * 100}}),
-        17 | 18 => json!({"Status": "Loading", "CurRetryCount": 0, "MaxRetryCount": 3,
-                          "Progress": {"TotalCount": 1_000_000, "CurCount": i * 10,
-                                       "Percentage": 12.5, "CurDuration": 100, "TotalDuration": 600}}),
-        _ => json!({"Status": (["Failed", "RetryPending"][i % 2]),
-                    "CurRetryCount": 1, "MaxRetryCount": 3, "FailedMessage": "Access denied"}),
-    };
-    SimTask::new(&format!("udts-bench-{i:06}"), Behaviour::Fixed(data))
-}
 
 fn rss_mib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -55,7 +35,7 @@ async fn run(label: &str, discovery: bool) {
     let shutdown = CancellationToken::new();
     let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
     for i in 0..TASKS {
-        gateway.add_task(mixed(i));
+        gateway.add_task(common::mixed_task(i));
     }
     gateway.set_latency(LATENCY);
     let endpoint = gateway.start_on_loopback(shutdown.clone()).await.unwrap();

@@ -21,25 +21,6 @@ const PRIVATE_KEY: &str = "bench-private";
 const TASKS: usize = 2_000;
 const CYCLES: usize = 20;
 
-/// Task `i` of the mix: 60% finished, 25% incremental, 10% loading, 5% failed or retrying.
-fn mixed(i: usize) -> SimTask {
-    let data = match i % 20 {
-        0..=11 => json!({"Status": (["Done", "Stopped", "Success"][i % 3]),
-                         "CurRetryCount": 0, "MaxRetryCount": 3,
-                         "Progress": {"TotalCount": 50_000, "CurCount": 50_000,
-                                      "Percentage": 100, "CurDuration": 600, "TotalDuration": 600}}),
-        12..=16 => json!({"Status": (["Syncing", "Synced"][i % 2]),
-                          "CurRetryCount": 0, "MaxRetryCount": 3,
-                          "Sync": {"BinlogName": "mysql-bin.000012", "BinlogPos": i * 100}}),
-        17 | 18 => json!({"Status": "Loading", "CurRetryCount": 0, "MaxRetryCount": 3,
-                          "Progress": {"TotalCount": 1_000_000, "CurCount": i * 10,
-                                       "Percentage": 12.5, "CurDuration": 100, "TotalDuration": 600}}),
-        _ => json!({"Status": (["Failed", "RetryPending"][i % 2]),
-                    "CurRetryCount": 1, "MaxRetryCount": 3, "FailedMessage": "Access denied"}),
-    };
-    SimTask::new(&format!("udts-bench-{i:06}"), Behaviour::Fixed(data))
-}
-
 fn finished(i: usize) -> SimTask {
     SimTask::new(
         &format!("udts-bench-{i:06}"),
@@ -126,13 +107,13 @@ async fn main() {
     }
     println!("| account ({TASKS} tasks) | poll.strategy | calls in cycle 1 | calls per cycle, steady | per task per cycle | cycle 1 | mean cycle after | peak RSS |");
     println!("|---|---|---|---|---|---|---|---|");
-    let before = run("mixed", "status", mixed).await;
-    let after = run("mixed", "auto", mixed).await;
+    let before = run("mixed", "status", common::mixed_task).await;
+    let after = run("mixed", "auto", common::mixed_task).await;
     let finished_only = run("all finished", "auto", finished).await;
     println!();
     println!("Calls per cycle, cycles 1 to {CYCLES}:");
     println!();
-    println!("| cycle | mixed, `status` | mixed, `auto` | all finished, `auto` |");
+    println!("| cycle | common::mixed_task, `status` | common::mixed_task, `auto` | all finished, `auto` |");
     println!("|---|---|---|---|");
     for cycle in 0..CYCLES {
         println!(

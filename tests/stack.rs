@@ -14,14 +14,6 @@ use common::*;
 use serde_yaml_ng::Value as Yaml;
 use tokio::process::{Child, Command};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(program: &str, args: &[String], log: &Path) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(program)

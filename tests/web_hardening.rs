@@ -324,15 +324,7 @@ async fn a_broken_rotated_certificate_is_counted() {
     )
     .unwrap();
     let web_file = dir.path().join("web.yml");
-    let harness = start_unready(
-        vec![SimTask::new(
-            "udts-a",
-            Behaviour::Fixed(json!({"Status": "Synced"})),
-        )],
-        PRIVATE_KEY,
-        |config| config.web.config_file = Some(web_file.clone()),
-    )
-    .await;
+    let harness = start_with_web(&web_file).await;
     let url = format!("https://localhost:{}/metrics", harness.exporter.port());
     // After a handshake, the process-wide counter as the registry reads it (the exposition
     // itself is re-rendered on its own schedule).
@@ -360,6 +352,21 @@ async fn a_broken_rotated_certificate_is_counted() {
     );
 }
 
+/// The exporter with one synced task and the web config at `web`, not waiting for readiness
+/// (auth may hide it).
+async fn start_with_web(web: &Path) -> Harness {
+    let web = web.to_path_buf();
+    start_unready(
+        vec![SimTask::new(
+            "udts-a",
+            Behaviour::Fixed(json!({"Status": "Synced"})),
+        )],
+        PRIVATE_KEY,
+        move |config| config.web.config_file = Some(web),
+    )
+    .await
+}
+
 /// Median of `samples`.
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -372,15 +379,7 @@ async fn an_unknown_user_costs_and_looks_the_same_as_a_wrong_password() {
     let web = dir.path().join("web.yml");
     let hash = bcrypt::hash("right-password", 8).unwrap();
     std::fs::write(&web, format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
-    let harness = start_unready(
-        vec![SimTask::new(
-            "udts-a",
-            Behaviour::Fixed(json!({"Status": "Synced"})),
-        )],
-        PRIVATE_KEY,
-        |config| config.web.config_file = Some(web.clone()),
-    )
-    .await;
+    let harness = start_with_web(&web).await;
     let url = format!("http://{}/metrics", harness.exporter);
     let client = reqwest::Client::new();
     let ask = |user: &'static str, password: String| {
@@ -433,15 +432,7 @@ async fn rate_limit_answers_429_beyond_the_burst_and_zero_turns_it_off() {
     let dir = tempfile::tempdir().unwrap();
     let web = dir.path().join("web.yml");
     std::fs::write(&web, "rate_limit:\n  interval: 1h\n  burst: 3\n").unwrap();
-    let harness = start_unready(
-        vec![SimTask::new(
-            "udts-a",
-            Behaviour::Fixed(json!({"Status": "Synced"})),
-        )],
-        PRIVATE_KEY,
-        |config| config.web.config_file = Some(web.clone()),
-    )
-    .await;
+    let harness = start_with_web(&web).await;
     let url = format!("http://{}/healthz", harness.exporter);
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -450,15 +441,7 @@ async fn rate_limit_answers_429_beyond_the_burst_and_zero_turns_it_off() {
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
 
     std::fs::write(&web, "rate_limit:\n  interval: 0\n  burst: 0\n").unwrap();
-    let harness = start_unready(
-        vec![SimTask::new(
-            "udts-a",
-            Behaviour::Fixed(json!({"Status": "Synced"})),
-        )],
-        PRIVATE_KEY,
-        |config| config.web.config_file = Some(web.clone()),
-    )
-    .await;
+    let harness = start_with_web(&web).await;
     let url = format!("http://{}/healthz", harness.exporter);
     for _ in 0..10 {
         assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);

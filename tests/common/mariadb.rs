@@ -23,14 +23,6 @@ pub fn available() -> bool {
     super::tool_available("mariadbd") && super::running_as_root("run mariadbd as root")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl MariaDb {
     /// Installs a data directory and starts the server, with the binlog on unless `log_bin`
     /// is false; creates `udts_monitor` (BINLOG MONITOR only), `udts_nobody` (no privilege)
@@ -60,7 +52,7 @@ impl MariaDb {
         let mut server = Self {
             child: None,
             dir,
-            port: free_port(),
+            port: super::free_port(),
         };
         server.launch(log_bin);
         server.sql(&format!(

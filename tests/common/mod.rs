@@ -399,3 +399,34 @@ pub async fn start_browser() -> Option<(Driver, fantoccini::Client)> {
     }
     panic!("chromedriver did not start a session");
 }
+
+/// Task `i` of a realistic account (the benchmarks' mix): 60% finished, 25% incremental, 10%
+/// loading, 5% failed or retrying.
+pub fn mixed_task(i: usize) -> SimTask {
+    use serde_json::json;
+    use udts_exporter::simulator::Behaviour;
+    let data = match i % 20 {
+        0..=11 => json!({"Status": (["Done", "Stopped", "Success"][i % 3]),
+                         "CurRetryCount": 0, "MaxRetryCount": 3,
+                         "Progress": {"TotalCount": 50_000, "CurCount": 50_000,
+                                      "Percentage": 100, "CurDuration": 600, "TotalDuration": 600}}),
+        12..=16 => json!({"Status": (["Syncing", "Synced"][i % 2]),
+                          "CurRetryCount": 0, "MaxRetryCount": 3,
+                          "Sync": {"BinlogName": "mysql-bin.000012", "BinlogPos": i * 100}}),
+        17 | 18 => json!({"Status": "Loading", "CurRetryCount": 0, "MaxRetryCount": 3,
+                          "Progress": {"TotalCount": 1_000_000, "CurCount": i * 10,
+                                       "Percentage": 12.5, "CurDuration": 100, "TotalDuration": 600}}),
+        _ => json!({"Status": (["Failed", "RetryPending"][i % 2]),
+                    "CurRetryCount": 1, "MaxRetryCount": 3, "FailedMessage": "Access denied"}),
+    };
+    SimTask::new(&format!("udts-bench-{i:06}"), Behaviour::Fixed(data))
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
