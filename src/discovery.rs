@@ -80,7 +80,12 @@ pub async fn list_all(
                     project_id: project.clone(),
                 };
                 let outcome = client
-                    .list_all_tasks(*kind, project.as_deref(), discovery.page_size)
+                    .list_all_tasks(
+                        *kind,
+                        project.as_deref(),
+                        discovery.page_size,
+                        runtime.settings.concurrency,
+                    )
                     .await
                     .map(|items| {
                         items

@@ -46,6 +46,10 @@ fn task_ids(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+fn calls_so_far(gateway: &udts_exporter::simulator::Gateway) -> usize {
+    gateway.requests("ListUDTSTask") as usize
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_pages_until_a_short_page_at_every_boundary() {
     const PAGE: usize = 10;
@@ -63,19 +67,39 @@ async fn listing_pages_until_a_short_page_at_every_boundary() {
             None,
         )
         .unwrap();
-        let listed = client
-            .list_all_tasks(TaskKind::Transfer, None, PAGE)
+        let expected: BTreeSet<_> = (0..count).map(|i| format!("udts-t-{i:04}")).collect();
+        let pages = count / PAGE + 1;
+        let check = |listed: Vec<udts_exporter::api::model::ListItem>, calls: usize| {
+            let ids: BTreeSet<_> = listed.iter().filter_map(|i| i.task_id.clone()).collect();
+            assert_eq!(ids, expected, "{count} tasks");
+            assert_eq!(listed.len(), count, "no duplicates at {count}");
+            assert_eq!(calls_so_far(&gateway), calls, "pages for {count} tasks");
+        };
+        // One page at a time: exactly the pages, up to the first short one.
+        let one_by_one = Client::new(
+            client_settings(&settings, &settings.accounts[0]),
+            Arc::new(ExporterMetrics::new()),
+            None,
+        )
+        .unwrap();
+        let listed = one_by_one
+            .list_all_tasks(TaskKind::Transfer, None, PAGE, 1)
             .await
             .unwrap();
-        let ids: BTreeSet<_> = listed.iter().filter_map(|i| i.task_id.clone()).collect();
-        let expected: BTreeSet<_> = (0..count).map(|i| format!("udts-t-{i:04}")).collect();
-        assert_eq!(ids, expected, "{count} tasks");
-        assert_eq!(listed.len(), count, "no duplicates at {count}");
-        assert_eq!(
-            gateway.requests("ListUDTSTask") as usize,
-            count / PAGE + 1,
-            "pages for {count} tasks"
-        );
+        check(listed, pages);
+        // Four at once: waves of 1, 2, 4 pages until the wave with the short page; the next
+        // listing asks for as many pages as this one took, in one wave.
+        let waves = [1, 3, 7, 11, 15].into_iter().find(|w| *w >= pages).unwrap();
+        let listed = client
+            .list_all_tasks(TaskKind::Transfer, None, PAGE, 4)
+            .await
+            .unwrap();
+        check(listed, pages + waves);
+        let listed = client
+            .list_all_tasks(TaskKind::Transfer, None, PAGE, 4)
+            .await
+            .unwrap();
+        check(listed, pages + waves + pages);
         shutdown.cancel();
     }
 }

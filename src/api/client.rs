@@ -109,6 +109,8 @@ pub struct Client {
     private_key: SecretString,
     max_response_bytes: usize,
     observer: Arc<dyn CallObserver>,
+    /// Pages each (kind, project) listing took last time: how many to ask for at once next.
+    list_pages: std::sync::Mutex<std::collections::HashMap<(TaskKind, Option<String>), usize>>,
 }
 
 impl Client {
@@ -152,6 +154,7 @@ impl Client {
             private_key: settings.private_key,
             max_response_bytes: settings.max_response_bytes,
             observer,
+            list_pages: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -225,26 +228,50 @@ impl Client {
         }
     }
 
-    /// Every task of one kind and project, paging with `page_size` until a short page.
+    /// Every task of one kind and project, paging with `page_size` until a short page, up to
+    /// `parallel` pages at once. The API gives no total, so pages are asked for in waves: as
+    /// many as this listing took last time, or on the first listing one, then twice as many
+    /// per wave up to `parallel`. Paging ends with the wave that holds the first short page
+    /// (what later pages of that wave return is dropped); a listing the size of the last one
+    /// costs exactly its pages.
     pub async fn list_all_tasks(
         &self,
         kind: TaskKind,
         project_id: Option<&str>,
         page_size: usize,
+        parallel: usize,
     ) -> Result<Vec<ListItem>, ApiError> {
         let page_size = page_size.clamp(1, LIST_PAGE_LIMIT);
+        let parallel = parallel.max(1);
+        let key = (kind, project_id.map(str::to_string));
+        let remembered = self
+            .list_pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        let mut wave = remembered.unwrap_or(1).clamp(1, parallel);
         let mut all = Vec::new();
         let mut offset = 0;
         loop {
-            let page = self
-                .list_tasks_page(kind, project_id, offset, page_size)
-                .await?;
-            let short = page.len() < page_size;
-            offset += page_size;
-            all.extend(page);
-            if short {
-                return Ok(all);
+            let pages = futures_util::future::join_all((0..wave).map(|i| {
+                self.list_tasks_page(kind, project_id, offset + i * page_size, page_size)
+            }))
+            .await;
+            for page in pages {
+                let page = page?;
+                let short = page.len() < page_size;
+                all.extend(page);
+                if short {
+                    self.list_pages
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(key, all.len() / page_size + 1);
+                    return Ok(all);
+                }
             }
+            offset += wave * page_size;
+            wave = (wave * 2).min(parallel);
         }
     }
 
