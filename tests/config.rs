@@ -474,3 +474,59 @@ fn typos_name_the_key_and_the_nearest_valid_one() {
         Ok(())
     });
 }
+
+#[test]
+fn sources_are_checked_naming_the_key_and_never_echo_a_password() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[sources]]\nname = \"orders\"\nurl = \"mysql://monitor:hunter2-pw@10.0.0.5:3306\"\n",
+            "sources[0].url",
+        ),
+        (
+            "[[sources]]\nname = \"orders\"\nurl = \"postgres://monitor@10.0.0.5\"\n",
+            "mysql://",
+        ),
+        (
+            "[[sources]]\nname = \"a\"\nurl = \"mysql://m@h\"\ntasks = [\"udts-a\"]\n\
+             [[sources]]\nname = \"b\"\nurl = \"mysql://m@h\"\ntasks = [\"udts-a\"]\n",
+            "task `udts-a` is listed under both source `a` and source `b`",
+        ),
+        (
+            "[[sources]]\nname = \"a\"\nurl = \"mysql://m@h\"\ntls = \"sometimes\"\n",
+            "sources",
+        ),
+        (
+            "[[sources]]\nname = \"a\"\nurl = \"mysql://m@h\"\npassword_env = \"UDTS_TEST_NO_SUCH_VARIABLE\"\n",
+            "sources[0].password_env",
+        ),
+        (
+            "[[sources]]\nname = \"a\"\nurl = \"mysql://m@h\"\ntask_name_regex = \"(\"\n",
+            "sources[0].task_name_regex",
+        ),
+    ];
+    for (extra, expected) in cases {
+        Jail::expect_with(|jail| {
+            jail.create_file("config.toml", &format!("{MINIMAL}{extra}"))?;
+            let message = load_err(jail);
+            assert!(message.contains(expected), "{extra}: {message}");
+            assert!(!message.contains("hunter2"), "{message}");
+            Ok(())
+        });
+    }
+    // A password file others can read is refused like the key file.
+    Jail::expect_with(|jail| {
+        jail.create_file("pw", "secret")?;
+        std::fs::set_permissions(
+            jail.directory().join("pw"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        jail.create_file(
+            "config.toml",
+            &format!("{MINIMAL}[[sources]]\nname = \"a\"\nurl = \"mysql://m@h\"\npassword_file = \"pw\"\n"),
+        )?;
+        let message = load_err(jail);
+        assert!(message.contains("sources[0].password_file"), "{message}");
+        Ok(())
+    });
+}

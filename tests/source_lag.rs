@@ -213,6 +213,17 @@ async fn lag_matches_what_the_server_answers_as_it_writes_rotates_and_purges() {
 /// Starts the real binary against `db` with `user`/`password`; returns its log once the source
 /// is down with `reason`.
 async fn refused(db: &MariaDb, user: &str, password: &str, reason: &str) -> (String, String) {
+    refused_with(db, user, password, reason, "").await
+}
+
+/// [`refused`], with `extra` keys in the `[[sources]]` entry.
+async fn refused_with(
+    db: &MariaDb,
+    user: &str,
+    password: &str,
+    reason: &str,
+    extra: &str,
+) -> (String, String) {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (_gateway, endpoint) = gateway_with(
         vec![SimTask::new("udts-a", syncing("mysql-bin.000001", 4, ""))],
@@ -223,7 +234,7 @@ async fn refused(db: &MariaDb, user: &str, password: &str, reason: &str) -> (Str
     let config = format!(
         "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"1s\"\n\
          [poll]\ninterval = \"1s\"\n[[tasks]]\nid = \"udts-a\"\n\
-         [[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n",
+         [[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n{extra}",
         db.url(user),
         password_file.display()
     );
@@ -278,6 +289,76 @@ async fn a_wrong_password_or_a_missing_privilege_is_named_and_never_leaks() {
         "the privilege is named: {log}"
     );
     assert!(!log.contains(MONITOR_PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_required_against_a_server_without_tls_is_refused_by_name() {
+    if !mariadb::available() {
+        return;
+    }
+    // Debian's MariaDB 10.11 has no certificate until one is configured: "required" must not
+    // fall back to plain text, "preferred" (the other tests) does.
+    let db = MariaDb::start(true);
+    let (log, _) = refused_with(
+        &db,
+        "udts_monitor",
+        MONITOR_PASSWORD,
+        "tls",
+        "tls = \"required\"\n",
+    )
+    .await;
+    assert!(log.contains("TLS"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_sources() {
+    if !mariadb::available() {
+        return;
+    }
+    let db = MariaDb::start(true);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(
+        vec![SimTask::new("udts-a", syncing("mysql-bin.000001", 4, ""))],
+        &shutdown,
+    )
+    .await;
+    let password_file = db.password_file(MONITOR_PASSWORD);
+    let base = format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"1s\"\n\
+         [poll]\ninterval = \"1s\"\n[[tasks]]\nid = \"udts-a\"\n"
+    );
+    let with_source = format!(
+        "{base}[[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n",
+        db.url("udts_monitor"),
+        password_file.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, &base).unwrap();
+    let exporter = spawn_exporter(
+        [std::ffi::OsStr::new("--config"), path.as_os_str()],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let up = |text: &str| value(text, "udts_source_up", "{source=\"orders-primary\"}");
+    let text = scrape(exporter.addr).await;
+    assert_eq!(up(&text), None);
+
+    std::fs::write(&path, &with_source).unwrap();
+    exporter.signal("HUP");
+    let text = scrape_until(exporter.addr, "the source added", |text| {
+        up(text) == Some(1.0)
+    })
+    .await;
+    assert!(text.contains("source=\"orders-primary\""));
+
+    std::fs::write(&path, &base).unwrap();
+    exporter.signal("HUP");
+    scrape_until(exporter.addr, "the source removed", |text| {
+        up(text).is_none() && family(text, "udts_task_source_lag_bytes").is_empty()
+    })
+    .await;
+    shutdown.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

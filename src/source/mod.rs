@@ -406,7 +406,11 @@ pub async fn run(
     let mut last_reason: Option<&'static str> = None;
     loop {
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, reader.read()).await {
+        let round = tokio::time::timeout(timeout, reader.read());
+        let result = match tokio::select! {
+            round = round => round,
+            () = shutdown.cancelled() => return,
+        } {
             Ok(result) => result,
             Err(_) => Err(SourceError {
                 reason: "timeout",
@@ -414,6 +418,11 @@ pub async fn run(
                 fix: "check the source's load and the network path; the round is skipped",
             }),
         };
+        // Stopped meanwhile (a reload removed or changed the source): record nothing, or the
+        // removed series would come back.
+        if shutdown.is_cancelled() {
+            return;
+        }
         metrics.round(&name, started.elapsed());
         let now = unix_now();
         match result.and_then(|reading| reading.parse()) {
