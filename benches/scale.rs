@@ -61,6 +61,55 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Serves `gzip` (the exporter's own gzip exposition) with nginx, as a static file with the same
+/// headers, and times 50 sequential scrapes of it like the exporter's: the bar a prepared
+/// scrape is held to. `None` without nginx.
+async fn nginx_gzip_scrapes(client: &reqwest::Client, gzip: &[u8]) -> Option<Vec<Duration>> {
+    if std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        println!("(nginx not found: no comparison)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    std::fs::write(dir.path().join("metrics.gz"), gzip).unwrap();
+    let prefix = dir.path().display();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            "master_process off; daemon off; worker_processes 1; pid {prefix}/nginx.pid; \
+             error_log {prefix}/error.log; events {{}} http {{ access_log off; \
+             client_body_temp_path {prefix}; proxy_temp_path {prefix}; fastcgi_temp_path {prefix}; \
+             uwsgi_temp_path {prefix}; scgi_temp_path {prefix}; \
+             server {{ listen 127.0.0.1:{port}; location = /metrics {{ \
+             default_type \"text/plain; version=0.0.4; charset=utf-8\"; \
+             add_header Content-Encoding gzip; alias {prefix}/metrics.gz; }} }} }}"
+        ),
+    )
+    .unwrap();
+    let mut nginx = tokio::process::Command::new("nginx")
+        .args(["-p", &prefix.to_string(), "-c"])
+        .arg(dir.path().join("nginx.conf"))
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    for _ in 0..100 {
+        if client.get(&url).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut times, size) = time_scrapes(client, &url, true).await;
+    assert_eq!(size, gzip.len(), "nginx serves the same bytes");
+    times.sort();
+    let _ = nginx.kill().await;
+    Some(times)
+}
+
 async fn bench(tasks: usize) {
     let shutdown = CancellationToken::new();
     let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
@@ -98,6 +147,26 @@ async fn bench(tasks: usize) {
     let (mut gzip, gzip_size) = time_scrapes(&client, &url, true).await;
     plain.sort();
     gzip.sort();
+    let gzip_body = client
+        .get(&url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    if let Some(nginx) = nginx_gzip_scrapes(&client, &gzip_body).await {
+        NGINX_ROWS.lock().unwrap().push(format!(
+            "| {tasks} | {} KiB | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2}x |",
+            gzip_body.len() / 1024,
+            percentile(&gzip, 0.5).as_secs_f64() * 1e3,
+            percentile(&gzip, 0.99).as_secs_f64() * 1e3,
+            percentile(&nginx, 0.5).as_secs_f64() * 1e3,
+            percentile(&nginx, 0.99).as_secs_f64() * 1e3,
+            percentile(&gzip, 0.5).as_secs_f64() / percentile(&nginx, 0.5).as_secs_f64(),
+        ));
+    }
 
     let count = Arc::new(AtomicU64::new(0));
     let window = Duration::from_secs(5);
@@ -216,6 +285,7 @@ async fn page_bench(tasks: usize, client: &reqwest::Client, addr: std::net::Sock
 }
 
 static PAGE_ROWS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static NGINX_ROWS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// The first contentful paint of `/` in headless Chromium, or "-" without chromedriver.
 async fn first_contentful_paint(base: &str) -> String {
@@ -291,6 +361,12 @@ async fn main() {
     println!("| tasks | page (worst 500) | page, all rows | /api/v1/tasks plain / gzip | GET / p50 | first contentful paint | /metrics p50 / p99 gzip, 5 pages open | RSS |");
     println!("|---|---|---|---|---|---|---|---|");
     for row in PAGE_ROWS.lock().unwrap().iter() {
+        println!("{row}");
+    }
+    println!();
+    println!("| tasks | gzip exposition | exporter gzip scrape p50 / p99 | nginx, same bytes, p50 / p99 | exporter / nginx (p50) |");
+    println!("|---|---|---|---|---|");
+    for row in NGINX_ROWS.lock().unwrap().iter() {
         println!("{row}");
     }
     println!();
