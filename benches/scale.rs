@@ -57,6 +57,19 @@ async fn time_scrapes(client: &reqwest::Client, url: &str, gzip: bool) -> (Vec<D
     (times, size)
 }
 
+/// One scrape asking for gzip; the compressed body (this client does not inflate).
+async fn gzip_scrape(client: &reqwest::Client, url: &str) -> bytes::Bytes {
+    client
+        .get(url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -132,30 +145,13 @@ async fn bench(tasks: usize) {
     let first_cycle = started.elapsed();
     // Idle after the first cycle: what a scraper of gzip (Prometheus) leaves it at.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let _ = client
-        .get(&url)
-        .header("Accept-Encoding", "gzip")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let gzip_body = gzip_scrape(&client, &url).await;
     let idle_rss = rss_kib(pid, "VmRSS:") / 1024;
 
     let (mut plain, size) = time_scrapes(&client, &url, false).await;
     let (mut gzip, gzip_size) = time_scrapes(&client, &url, true).await;
     plain.sort();
     gzip.sort();
-    let gzip_body = client
-        .get(&url)
-        .header("Accept-Encoding", "gzip")
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
     if let Some(nginx) = nginx_gzip_scrapes(&client, &gzip_body).await {
         NGINX_ROWS.lock().unwrap().push(format!(
             "| {tasks} | {} KiB | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2}x |",
