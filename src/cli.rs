@@ -274,7 +274,7 @@ pub fn demo_config(endpoint: &str) -> Config {
     config.api.public_key = simulator::DEMO_PUBLIC_KEY.into();
     config.api.private_key = Some(simulator::DEMO_PRIVATE_KEY.into());
     config.api.timeout = Some(Duration::from_secs(2));
-    config.poll.interval = Duration::from_secs(5);
+    config.poll.interval = Some(Duration::from_secs(5));
     config.discovery.enabled = true;
     config.discovery.refresh_interval = Duration::from_secs(30);
     // Team labels, as an operator would route alerts by them.

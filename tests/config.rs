@@ -40,7 +40,7 @@ fn shipped_example_loads_once_its_key_file_exists() {
         assert_eq!(config.api.endpoint, "https://api.an-link.com");
         assert_eq!(config.api.timeout, None);
         assert_eq!(config.api.concurrency, 4);
-        assert_eq!(config.poll.interval, Duration::from_secs(30));
+        assert_eq!(config.poll.interval, Some(Duration::from_secs(30)));
         assert_eq!(config.web.listen_address, "0.0.0.0:9741");
         assert_eq!(config.tasks.len(), 1);
         assert_eq!(config.tasks[0].kind, TaskKind::Transfer);
@@ -62,7 +62,7 @@ fn environment_overrides_the_file_and_other_udts_variables_are_ignored() {
         jail.set_env("UDTS_API__PROJECT_ID", "org-env");
         jail.set_env("UDTS_REQUIRE_TOOLS", "1");
         let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
-        assert_eq!(config.poll.interval, Duration::from_secs(120));
+        assert_eq!(config.poll.interval, Some(Duration::from_secs(120)));
         let key = config.api.private_key.as_ref().unwrap();
         assert_eq!(key.expose_secret(), "env-key");
         assert_eq!(
@@ -96,7 +96,7 @@ fn bad_values_are_refused_naming_the_key() {
     let cases: &[(&str, &str, &str)] = &[
         ("[poll]\ninterval = \"soon\"\n", "", "poll.interval"),
         ("[poll]\ninterval = \"100ms\"\n", "", "poll.interval"),
-        ("[api]\ntimeout = \"2m\"\n", "", "api.timeout"),
+        ("[api]\ntimeout = \"0s\"\n", "", "api.timeout"),
         ("[api]\nconcurrency = 0\n", "", "api.concurrency"),
         (
             "[api]\nendpoint = \"http://gateway.example.com\"\n",
@@ -381,7 +381,7 @@ fn every_suggested_value_passes() {
         ("poll", "interval", "\"100ms\"", ""),
         ("poll", "interval", "\"30\"", ""),
         ("poll", "interval", "45", ""),
-        ("api", "timeout", "\"2m\"", ""),
+        ("api", "timeout", "\"0s\"", ""),
         (
             "poll",
             "full_refresh_interval",
@@ -408,6 +408,27 @@ fn every_suggested_value_passes() {
             Ok(())
         });
     }
+}
+
+#[test]
+fn a_long_timeout_alone_carries_the_interval_default_with_it() {
+    Jail::expect_with(|jail| {
+        let path = jail.directory().join("config.toml");
+        jail.create_file("config.toml", &merge(MINIMAL, "[api]\ntimeout = \"1m\"\n"))?;
+        let settings = Config::load(Some(&path)).unwrap().resolve().unwrap();
+        assert_eq!(settings.interval, Duration::from_secs(60));
+        assert_eq!(settings.timeout, Duration::from_secs(60));
+        // An interval written by the user does not yield: the timeout must fit in it.
+        jail.create_file(
+            "config.toml",
+            &merge(
+                &merge(MINIMAL, "[api]\ntimeout = \"1m\"\n"),
+                "[poll]\ninterval = \"30s\"\n",
+            ),
+        )?;
+        assert!(load_err(jail).contains("api.timeout"));
+        Ok(())
+    });
 }
 
 #[test]

@@ -329,7 +329,7 @@ async fn several_accounts_are_polled_with_their_own_keys_and_labelled() {
     let staging_endpoint = staging.start_on_loopback(shutdown.clone()).await.unwrap();
 
     let mut config = Config::default();
-    config.poll.interval = Duration::from_secs(1);
+    config.poll.interval = Some(Duration::from_secs(1));
     config.api.timeout = Some(Duration::from_millis(500));
     config.web.listen_address = "127.0.0.1:0".into();
     config.accounts = vec![

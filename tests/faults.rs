@@ -253,7 +253,7 @@ async fn transient_failures_are_retried_within_the_interval_and_others_are_not()
             vec![SimTask::new("udts-a", behaviour)],
             PRIVATE_KEY,
             |config| {
-                config.poll.interval = Duration::from_secs(5);
+                config.poll.interval = Some(Duration::from_secs(5));
             },
         )
         .await;

@@ -138,8 +138,9 @@ fn written_duration(seconds: u64) -> String {
     }
 }
 
-/// One key, set alone to a value its documentation allows (durations that depend on
-/// `poll.interval` are checked against its 30s default).
+/// One key, set alone to a value its documentation allows (the durations that must cover
+/// `poll.interval` are checked against its 30s default; `poll.interval` follows a longer
+/// `api.timeout`).
 fn single_key() -> impl Strategy<Value = String> {
     let poll = |key: &'static str, range: std::ops::RangeInclusive<u64>| {
         range.prop_map(move |s| format!("[poll]\n{key} = \"{}\"", written_duration(s)))
@@ -148,7 +149,7 @@ fn single_key() -> impl Strategy<Value = String> {
         poll("interval", 1..=86_400),
         poll("stale_after", 30..=604_800),
         poll("full_refresh_interval", 30..=86_400),
-        (1u64..=30).prop_map(|s| format!("[api]\ntimeout = \"{}\"", written_duration(s))),
+        (1u64..=3600).prop_map(|s| format!("[api]\ntimeout = \"{}\"", written_duration(s))),
         (1usize..=256).prop_map(|n| format!("[api]\nconcurrency = {n}")),
         (1024usize..=1 << 30).prop_map(|n| format!("[api]\nmax_response_bytes = {n}")),
         (0.01f64..10_000.0).prop_map(|r| format!("[poll]\nrequests_per_second = {r}")),

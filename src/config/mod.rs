@@ -161,9 +161,10 @@ pub struct AccountConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PollConfig {
-    /// Time between the starts of two poll cycles.
+    /// Time between the starts of two poll cycles; default 30s, or `api.timeout` when that is
+    /// set longer (a timeout must fit in an interval).
     #[serde(with = "humantime_serde")]
-    pub interval: Duration,
+    pub interval: Option<Duration>,
     /// Requests per second at most, over all accounts and actions; none when unset.
     pub requests_per_second: Option<f64>,
     /// A task not read successfully for this long shows only `up`, `info` and timestamps;
@@ -182,7 +183,7 @@ pub struct PollConfig {
 impl Default for PollConfig {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(30),
+            interval: None,
             requests_per_second: None,
             stale_after: None,
             strategy: PollStrategy::Auto,

@@ -21,6 +21,8 @@ use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
 use crate::web_config::WebSecurity;
 
+/// `poll.interval` when it is not set, unless `api.timeout` is set longer.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// `api.timeout` when it is not set and the interval is longer.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A source round's timeout when not set, unless `api.timeout` is shorter.
@@ -266,16 +268,20 @@ impl Config {
             ));
         }
 
-        if self.poll.interval < Duration::from_secs(1) {
+        let interval = self
+            .poll
+            .interval
+            .unwrap_or_else(|| DEFAULT_INTERVAL.max(self.api.timeout.unwrap_or_default()));
+        if interval < Duration::from_secs(1) {
             return Err(invalid(
                 "poll.interval",
                 "it is shorter than 1s",
                 "use a duration of at least 1s, e.g. \"30s\" or \"2m\"",
             ));
         }
-        let default_timeout = DEFAULT_TIMEOUT.min(self.poll.interval);
+        let default_timeout = DEFAULT_TIMEOUT.min(interval);
         let timeout = self.api.timeout.unwrap_or(default_timeout);
-        if timeout.is_zero() || timeout > self.poll.interval {
+        if timeout.is_zero() || timeout > interval {
             return Err(invalid(
                 "api.timeout",
                 format!(
@@ -286,7 +292,7 @@ impl Config {
                     } else {
                         "longer than"
                     },
-                    humantime::format_duration(self.poll.interval)
+                    humantime::format_duration(interval)
                 ),
                 format!(
                     "use a duration above 0 and at most poll.interval, e.g. \"{}\", or leave \
@@ -332,30 +338,30 @@ impl Config {
         let full_refresh_interval = self
             .poll
             .full_refresh_interval
-            .unwrap_or(DEFAULT_FULL_REFRESH.max(self.poll.interval));
-        if full_refresh_interval < self.poll.interval {
+            .unwrap_or(DEFAULT_FULL_REFRESH.max(interval));
+        if full_refresh_interval < interval {
             return Err(invalid(
                 "poll.full_refresh_interval",
                 format!(
                     "{} is shorter than poll.interval ({})",
                     humantime::format_duration(full_refresh_interval),
-                    humantime::format_duration(self.poll.interval)
+                    humantime::format_duration(interval)
                 ),
                 format!(
                     "use a duration of at least poll.interval, e.g. \"{}\", or leave it out \
                      for max(10m, poll.interval)",
-                    humantime::format_duration(DEFAULT_FULL_REFRESH.max(self.poll.interval))
+                    humantime::format_duration(DEFAULT_FULL_REFRESH.max(interval))
                 ),
             ));
         }
-        let stale_after = self.poll.stale_after.unwrap_or(self.poll.interval * 3);
-        if stale_after < self.poll.interval {
+        let stale_after = self.poll.stale_after.unwrap_or(interval * 3);
+        if stale_after < interval {
             return Err(invalid(
                 "poll.stale_after",
                 "it is shorter than poll.interval, so every task would look stale between polls",
                 format!(
                     "use at least poll.interval, e.g. \"{}\", or leave it out for 3 x poll.interval",
-                    humantime::format_duration(self.poll.interval * 3)
+                    humantime::format_duration(interval * 3)
                 ),
             ));
         }
@@ -414,7 +420,7 @@ impl Config {
             timeout,
             concurrency: self.api.concurrency,
             max_response_bytes: self.api.max_response_bytes,
-            interval: self.poll.interval,
+            interval,
             requests_per_second: self.poll.requests_per_second,
             list_first: discovery.is_some() && self.poll.strategy == PollStrategy::Auto,
             full_refresh_interval,
@@ -426,7 +432,7 @@ impl Config {
                 total: sharding.total_shards,
             },
             exposition: ExpositionOptions {
-                poll_interval: self.poll.interval,
+                poll_interval: interval,
                 stale_after: Some(stale_after),
                 status_series: self.metrics.status_series,
                 filter: MetricFilter {

@@ -43,7 +43,7 @@ pub async fn gateway_with(tasks: Vec<SimTask>, shutdown: &CancellationToken) -> 
 /// A config polling every task of `gateway` at `endpoint`, fast.
 pub fn config_for(gateway: &Gateway, endpoint: &str, private_key: &str) -> Config {
     let mut config = Config::default();
-    config.poll.interval = Duration::from_secs(1);
+    config.poll.interval = Some(Duration::from_secs(1));
     config.tasks = gateway
         .task_specs()
         .into_iter()
