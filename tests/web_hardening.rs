@@ -9,48 +9,11 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::ca::Ca;
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+use rcgen::SanType;
 use serde_json::json;
 use udts_exporter::simulator::{Behaviour, SimTask};
-
-/// A private CA that signs leaf certificates.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        // Each CA its own name, as real ones have.
-        let name = format!("test CA {:x}", rand_suffix());
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        Self {
-            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap(),
-        }
-    }
-
-    /// A leaf as `edit` shapes it: certificate and key, PEM, concatenated.
-    fn leaf(&self, names: &[&str], edit: impl FnOnce(&mut CertificateParams)) -> String {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        edit(&mut params);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        format!("{}{}", cert.pem(), key.serialize_pem())
-    }
-}
-
-/// A number that differs between calls, for distinct CA names.
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(0);
-    hasher.finish()
-}
 
 fn run(program: &str, args: &[&str], dir: &Path) {
     let output = std::process::Command::new(program)
@@ -166,7 +129,7 @@ async fn refused_handshakes_are_explained_once_per_peer_and_counted() {
     let (server_ca, client_ca) = (Ca::new(), Ca::new());
     std::fs::write(
         dir.path().join("tls.pem"),
-        server_ca.leaf(&["localhost"], |_| {}),
+        server_ca.identity(&["localhost"], |_| {}),
     )
     .unwrap();
     let v1 = openssl_v1_client(dir.path());
@@ -203,9 +166,9 @@ async fn refused_handshakes_are_explained_once_per_peer_and_counted() {
     };
 
     // Allowed: a certificate from client_ca_file with an allowed SAN (DNS, or IP).
-    let allowed = client_ca.leaf(&["prometheus.monitoring.svc"], |_| {});
+    let allowed = client_ca.identity(&["prometheus.monitoring.svc"], |_| {});
     assert_eq!(attempt(Some(allowed.clone())).await.unwrap(), 200);
-    let by_ip = client_ca.leaf(&[], |p| {
+    let by_ip = client_ca.identity(&[], |p| {
         p.subject_alt_names = vec![SanType::IpAddress("10.0.0.7".parse().unwrap())]
     });
     assert_eq!(attempt(Some(by_ip)).await.unwrap(), 200);
@@ -237,14 +200,14 @@ async fn refused_handshakes_are_explained_once_per_peer_and_counted() {
         assert!(!text.contains("HTTP/1.1 200"), "{text}");
     }
     assert!(attempt(None).await.is_err());
-    let stranger = server_ca.leaf(&["prometheus.monitoring.svc"], |_| {});
+    let stranger = server_ca.identity(&["prometheus.monitoring.svc"], |_| {});
     assert!(attempt(Some(stranger)).await.is_err());
-    let expired = client_ca.leaf(&["prometheus.monitoring.svc"], |p| {
+    let expired = client_ca.identity(&["prometheus.monitoring.svc"], |p| {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
     });
     assert!(attempt(Some(expired)).await.is_err());
-    let other_san = client_ca.leaf(&["grafana.example.com"], |_| {});
+    let other_san = client_ca.identity(&["grafana.example.com"], |_| {});
     assert!(attempt(Some(other_san)).await.is_err());
     // A scrape job left on scheme: http gets Go's answer instead of an empty reply.
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
@@ -317,7 +280,7 @@ async fn refused_handshakes_are_explained_once_per_peer_and_counted() {
 async fn a_broken_rotated_certificate_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    std::fs::write(dir.path().join("tls.pem"), ca.leaf(&["localhost"], |_| {})).unwrap();
+    std::fs::write(dir.path().join("tls.pem"), ca.identity(&["localhost"], |_| {})).unwrap();
     std::fs::write(
         dir.path().join("web.yml"),
         "tls_server_config:\n  cert_file: tls.pem\n  key_file: tls.pem\n",
@@ -452,7 +415,7 @@ async fn rate_limit_answers_429_beyond_the_burst_and_zero_turns_it_off() {
 fn every_exporter_toolkit_key_is_understood_and_others_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    let leaf = ca.leaf(&["localhost"], |_| {});
+    let leaf = ca.identity(&["localhost"], |_| {});
     let (cert, key) = leaf.split_at(leaf.find("-----BEGIN PRIVATE KEY").unwrap());
     let indent = |pem: &str| {
         pem.lines()

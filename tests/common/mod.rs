@@ -2,6 +2,7 @@
 //! helpers to scrape and read the exposition.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ca;
 pub mod mariadb;
 
 use std::collections::BTreeMap;
