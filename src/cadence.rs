@@ -31,7 +31,7 @@ pub enum StatusCallReason {
 /// that ended in failure still gets one: its message is only in the status call.
 pub fn list_tells_everything(listed: &StatusData) -> bool {
     let status = listed.status.as_deref().unwrap_or("");
-    (status::is_finished(status) && !status.ends_with("Unrecoverable"))
+    (status::is_finished(status) && !status::UNRECOVERABLE.contains(&status))
         || (matches!(status, "Dumping" | "Loading")
             && listed
                 .progress

@@ -86,11 +86,11 @@ pub async fn read_sources(sources: &[SourceSettings], readers: &ReaderFactory) -
 }
 
 /// The task states of the rows, and their views with the lag behind the sources read.
-fn views(rows: Vec<CheckRow>, sources: &[SourceCheck], options: &ExpositionOptions) -> Views {
+fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions) -> Views {
     let now = unix_now();
     let states: Vec<Arc<TaskState>> = rows
-        .into_iter()
-        .map(|row| Arc::new(TaskState::new(row.task).after_poll(row.result, now)))
+        .iter()
+        .map(|row| Arc::new(TaskState::new(row.task.clone()).after_poll(row.result.clone(), now)))
         .collect();
     let snapshots = sources
         .iter()
@@ -127,7 +127,7 @@ struct Report<'a> {
 }
 
 /// The report as the JSON of `GET /api/v1/tasks` plus `sources`.
-pub fn json(rows: Vec<CheckRow>, sources: &[SourceCheck], options: &ExpositionOptions) -> String {
+pub fn json(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions) -> String {
     let views = views(rows, sources, options);
     let report = Report {
         list: TaskList {
@@ -204,13 +204,6 @@ pub fn lag_summaries(
     sources: &[SourceCheck],
     options: &ExpositionOptions,
 ) -> std::collections::HashMap<String, String> {
-    let rows = rows
-        .iter()
-        .map(|row| CheckRow {
-            task: row.task.clone(),
-            result: row.result.clone(),
-        })
-        .collect();
     views(rows, sources, options)
         .tasks
         .into_iter()

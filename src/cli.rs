@@ -324,7 +324,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     };
     if output == CheckOutput::Json {
-        println!("{}", crate::check::json(rows, &sources, &options));
+        println!("{}", crate::check::json(&rows, &sources, &options));
         return Ok(code);
     }
     let lags = crate::check::lag_summaries(&rows, &sources, &options);

@@ -43,6 +43,10 @@ pub const INCREMENTAL: [&str; 2] = ["Syncing", "Synced"];
 /// Statuses in which the retry count is the news.
 pub const RETRYING: [&str; 2] = ["Failed", "RetryPending"];
 
+/// The finished statuses reached by giving up: their reason is only in the status call's
+/// failure message.
+pub const UNRECOVERABLE: [&str; 2] = ["FailedUnrecoverable", "StoppedUnrecoverable"];
+
 /// Whether `status` is one of [`FINISHED`].
 pub fn is_finished(status: &str) -> bool {
     FINISHED.contains(&status)

@@ -301,7 +301,7 @@ impl Health {
 pub fn health(state: &TaskState, now: f64) -> Health {
     let status = state.status().unwrap_or("");
     match status {
-        "FailedUnrecoverable" | "StoppedUnrecoverable" => return Health::Unrecoverable,
+        s if status::UNRECOVERABLE.contains(&s) => return Health::Unrecoverable,
         "Failed" | "RetryPending" => return Health::Failed,
         _ => {}
     }

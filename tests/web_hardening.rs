@@ -280,7 +280,11 @@ async fn refused_handshakes_are_explained_once_per_peer_and_counted() {
 async fn a_broken_rotated_certificate_is_counted() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    std::fs::write(dir.path().join("tls.pem"), ca.identity(&["localhost"], |_| {})).unwrap();
+    std::fs::write(
+        dir.path().join("tls.pem"),
+        ca.identity(&["localhost"], |_| {}),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("web.yml"),
         "tls_server_config:\n  cert_file: tls.pem\n  key_file: tls.pem\n",
