@@ -20,17 +20,6 @@ const PRIVATE_KEY: &str = "bench-private";
 const TASKS: usize = 10_000;
 const LATENCY: Duration = Duration::from_millis(50);
 
-fn rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        / 1024
-}
-
 async fn run(label: &str, discovery: bool) {
     let shutdown = CancellationToken::new();
     let gateway = Gateway::new(PUBLIC_KEY, PRIVATE_KEY);
@@ -55,7 +44,7 @@ async fn run(label: &str, discovery: bool) {
     let took = started.elapsed();
     let calls = gateway.calls().len();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let rss = rss_mib(exporter.child.id().unwrap());
+    let rss = common::proc_status_kib(exporter.child.id().unwrap(), "VmRSS:") / 1024;
     println!(
         "| {label} | {:.1} s | {calls} | {:.2} | {rss} MiB |",
         took.as_secs_f64(),

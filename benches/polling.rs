@@ -28,17 +28,6 @@ fn finished(i: usize) -> SimTask {
     )
 }
 
-fn peak_rss_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        / 1024
-}
-
 fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -85,7 +74,7 @@ async fn run(label: &str, strategy: &str, task: fn(usize) -> SimTask) -> Vec<f64
         calls[0],
         steady_mean / TASKS as f64,
         durations[0],
-        peak_rss_mib(pid),
+        common::proc_status_kib(pid, "VmHWM:") / 1024,
     );
     let total: f64 = calls.iter().sum();
     let at_gateway = ["GetUDTSTaskStatus", "GetUDTSTaskHistory", "ListUDTSTask"]

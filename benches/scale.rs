@@ -31,16 +31,6 @@ fn task(i: usize) -> SimTask {
     SimTask::new(&format!("udts-bench-{i:06}"), Behaviour::Fixed(data))
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// 50 sequential scrapes, plain or gzip: their durations and the body size.
 async fn time_scrapes(client: &reqwest::Client, url: &str, gzip: bool) -> (Vec<Duration>, usize) {
     let mut times = Vec::new();
@@ -146,7 +136,7 @@ async fn bench(tasks: usize) {
     // Idle after the first cycle: what a scraper of gzip (Prometheus) leaves it at.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let gzip_body = gzip_scrape(&client, &url).await;
-    let idle_rss = rss_kib(pid, "VmRSS:") / 1024;
+    let idle_rss = common::proc_status_kib(pid, "VmRSS:") / 1024;
 
     let (mut plain, size) = time_scrapes(&client, &url, false).await;
     let (mut gzip, gzip_size) = time_scrapes(&client, &url, true).await;
@@ -200,8 +190,8 @@ async fn bench(tasks: usize) {
         percentile(&plain, 0.99).as_secs_f64() * 1e3,
         percentile(&gzip, 0.5).as_secs_f64() * 1e3,
         percentile(&gzip, 0.99).as_secs_f64() * 1e3,
-        rss_kib(pid, "VmRSS:") / 1024,
-        rss_kib(pid, "VmHWM:") / 1024,
+        common::proc_status_kib(pid, "VmRSS:") / 1024,
+        common::proc_status_kib(pid, "VmHWM:") / 1024,
     );
     page_bench(tasks, &client, exporter.addr, pid).await;
     exporter.child.kill().await.unwrap();
@@ -276,7 +266,7 @@ async fn page_bench(tasks: usize, client: &reqwest::Client, addr: std::net::Sock
         percentile(&page_times, 0.5).as_secs_f64() * 1e3,
         percentile(&gzip, 0.5).as_secs_f64() * 1e3,
         percentile(&gzip, 0.99).as_secs_f64() * 1e3,
-        rss_kib(pid, "VmRSS:") / 1024,
+        common::proc_status_kib(pid, "VmRSS:") / 1024,
     ));
 }
 
@@ -336,7 +326,7 @@ async fn cycle_bench(tasks: usize, latency: Duration, concurrency: usize) {
         "| {tasks} | {} ms | {concurrency} | {calls} | {cycle:.2} s | {ideal:.2} s | {:.0}% | {} MiB |",
         latency.as_millis(),
         100.0 * ideal / cycle,
-        rss_kib(pid, "VmHWM:") / 1024,
+        common::proc_status_kib(pid, "VmHWM:") / 1024,
     );
     exporter.child.kill().await.unwrap();
     shutdown.cancel();
