@@ -210,6 +210,23 @@ async fn lag_matches_what_the_server_answers_as_it_writes_rotates_and_purges() {
     assert_eq!(value(&text, "udts_task_up", &behind), Some(1.0));
 }
 
+/// The config of one task `udts-a` on the gateway at `endpoint`, polled every second.
+fn one_task_config(endpoint: &str) -> String {
+    format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"1s\"\n\
+         [poll]\ninterval = \"1s\"\n[[tasks]]\nid = \"udts-a\"\n"
+    )
+}
+
+/// `[[sources]]` for `orders-primary` on `db` as `user`, with `udts-a` on it.
+fn orders_source(db: &MariaDb, user: &str, password_file: &std::path::Path) -> String {
+    format!(
+        "[[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n",
+        db.url(user),
+        password_file.display()
+    )
+}
+
 /// Starts the real binary against `db` with `user`/`password`; returns its log once the source
 /// is down with `reason`.
 async fn refused(db: &MariaDb, user: &str, password: &str, reason: &str) -> (String, String) {
@@ -232,11 +249,9 @@ async fn refused_with(
     .await;
     let password_file = db.password_file(password);
     let config = format!(
-        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"1s\"\n\
-         [poll]\ninterval = \"1s\"\n[[tasks]]\nid = \"udts-a\"\n\
-         [[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n{extra}",
-        db.url(user),
-        password_file.display()
+        "{}{}{extra}",
+        one_task_config(&endpoint),
+        orders_source(db, user, &password_file)
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
@@ -323,14 +338,10 @@ async fn a_reload_adds_and_removes_sources() {
     )
     .await;
     let password_file = db.password_file(MONITOR_PASSWORD);
-    let base = format!(
-        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key = \"{PRIVATE_KEY}\"\ntimeout = \"1s\"\n\
-         [poll]\ninterval = \"1s\"\n[[tasks]]\nid = \"udts-a\"\n"
-    );
+    let base = one_task_config(&endpoint);
     let with_source = format!(
-        "{base}[[sources]]\nname = \"orders-primary\"\nurl = \"{}\"\npassword_file = \"{}\"\ntasks = [\"udts-a\"]\n",
-        db.url("udts_monitor"),
-        password_file.display()
+        "{base}{}",
+        orders_source(&db, "udts_monitor", &password_file)
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
