@@ -159,6 +159,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 
 /// Serves until SIGTERM or SIGINT, then shuts down within the deadline; SIGHUP reloads.
 async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<()> {
+    // Handlers go in before anything is announced: a SIGHUP that arrives between the printed
+    // URL and a spawned task's first poll would otherwise meet the default action and kill us.
+    let signals = Signals::install();
     let settings = loader()?.resolve()?;
     let listener = TcpListener::bind(settings.listen_address)
         .await
@@ -182,13 +185,8 @@ async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<(
         exporter.local_addr, settings.telemetry_path
     );
     info!(%url, "serving metrics");
+    tokio::spawn(signals.run(Arc::clone(&exporter.reloader), shutdown.clone()));
     println!("udts-exporter: metrics at {url}");
-
-    tokio::spawn(signal_shutdown(shutdown.clone()));
-    tokio::spawn(reload_on_sighup(
-        Arc::clone(&exporter.reloader),
-        shutdown.clone(),
-    ));
     shutdown.cancelled().await;
     info!("shutting down");
     match tokio::time::timeout(SHUTDOWN_DEADLINE, exporter.wait()).await {
@@ -200,52 +198,72 @@ async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<(
     }
 }
 
-async fn reload_on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+/// The process's signal handlers, registered as soon as they are created.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = hangup.recv() => {
-                    info!("SIGHUP: reloading the configuration");
-                    // The outcome is logged and exported by the reloader.
-                    let _ = reloader.reload();
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                hangup: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// SIGTERM or SIGINT (Ctrl-C) cancels `shutdown`; SIGHUP reloads (the outcome is logged and exported
+    /// by the reloader).
+    async fn run(self, reloader: Arc<Reloader>, shutdown: CancellationToken) {
+        #[cfg(unix)]
+        {
+            let Self {
+                mut terminate,
+                mut interrupt,
+                mut hangup,
+            } = self;
+            loop {
+                tokio::select! {
+                    Some(()) = recv(&mut terminate) => break,
+                    Some(()) = recv(&mut interrupt) => break,
+                    Some(()) = recv(&mut hangup) => {
+                        info!("SIGHUP: reloading the configuration");
+                        let _ = reloader.reload();
+                    }
+                    () = shutdown.cancelled() => return,
                 }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (self, reloader);
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
                 () = shutdown.cancelled() => return,
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (reloader, shutdown);
+        shutdown.cancel();
     }
 }
 
-async fn signal_shutdown(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                    () = shutdown.cancelled() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+/// The next delivery of a signal, or never when its handler could not be registered.
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    shutdown.cancel();
 }
 
 async fn demo(cli: &Cli) -> anyhow::Result<ExitCode> {

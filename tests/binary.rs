@@ -311,6 +311,28 @@ async fn sighup_reloads_the_config_file() {
     shutdown.cancel();
 }
 
+/// A supervisor may signal as soon as the URL is printed: SIGHUP then reloads and never meets
+/// the default action (which ends the process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_right_after_start_reloads_instead_of_killing() {
+    for _ in 0..5 {
+        let mut exporter = spawn_exporter(["demo"], Stdio::null()).await;
+        exporter.signal("HUP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            exporter.child.try_wait().unwrap().is_none(),
+            "the exporter died of a SIGHUP sent right after its URL"
+        );
+        wait_ready(exporter.addr).await;
+        exporter.signal("TERM");
+        let status = tokio::time::timeout(Duration::from_secs(5), exporter.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
 /// As in Prometheus, `POST /-/reload` answers only with `--web.enable-lifecycle`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_endpoint_needs_the_lifecycle_flag() {
