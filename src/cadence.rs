@@ -12,7 +12,8 @@ use crate::status;
 /// Why a listed task still gets a status call this cycle; `None` when the list suffices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusCallReason {
-    /// Never read in full: first sight, or no status call has succeeded yet.
+    /// Never read in full: first sight, or no status call has succeeded yet (including a
+    /// failed task whose message the first picture left for the next cycle).
     FirstSight,
     /// The list shows another status than the last read.
     StatusChanged,
@@ -23,6 +24,16 @@ pub enum StatusCallReason {
     RetriesChanged,
     /// Not finished, and the last full read is older than `poll.full_refresh_interval`.
     Due,
+}
+
+/// Which cycle asks. The first picture is what operators wait for after a restart, so it takes
+/// what the list says wherever that is enough to alert on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cycle {
+    /// The cycle whose end publishes the first complete picture and turns `/readyz` 200.
+    FirstPicture,
+    /// Every cycle after it.
+    Later,
 }
 
 /// Whether a list entry says all a status call would: a task finished well (its final status
@@ -39,6 +50,13 @@ pub fn list_tells_everything(listed: &StatusData) -> bool {
                 .is_some_and(|p| p.percentage.is_some()))
 }
 
+/// Whether the list shows a task that failed (retrying or given up): its status and retries,
+/// all an alert needs, are in the entry; only the failure message is not.
+fn list_shows_a_failure(listed: &StatusData) -> bool {
+    let status = listed.status.as_deref().unwrap_or("");
+    status::RETRYING.contains(&status) || status::UNRECOVERABLE.contains(&status)
+}
+
 /// Decides for one task whose list entry this cycle is `listed`. Finished tasks (Done,
 /// Stopped, ...) were read in full on entering the state and then ride on the list until it
 /// shows them moving.
@@ -47,10 +65,15 @@ pub fn status_call_reason(
     listed: &StatusData,
     now: f64,
     full_refresh_interval: Duration,
+    cycle: Cycle,
 ) -> Option<StatusCallReason> {
     let Some(last) = state.data.as_ref() else {
-        // First sight: a status call only where the list does not say it all.
-        return (!list_tells_everything(listed)).then_some(StatusCallReason::FirstSight);
+        // First sight: a status call only where the list does not say it all. In the first
+        // picture a failed task is published from the list at once (its status alert fires)
+        // and its message comes with the next cycle's call.
+        let deferred = cycle == Cycle::FirstPicture && list_shows_a_failure(listed);
+        return (!list_tells_everything(listed) && !deferred)
+            .then_some(StatusCallReason::FirstSight);
     };
     let Some(last_full_read) = state.last_full_read else {
         // Known from lists alone: it stays so while the list says it all and nothing changes.
@@ -108,12 +131,12 @@ mod tests {
     fn first_sight_and_a_changed_status_need_a_status_call() {
         let new = TaskState::new(TaskSpec::new("udts-a"));
         assert_eq!(
-            status_call_reason(&new, &data("Syncing"), 1000.0, TEN_MINUTES),
+            status_call_reason(&new, &data("Syncing"), 1000.0, TEN_MINUTES, Cycle::Later),
             Some(StatusCallReason::FirstSight)
         );
         // The list says all of a finished task and of a full load with its progress.
         assert_eq!(
-            status_call_reason(&new, &data("Done"), 1000.0, TEN_MINUTES),
+            status_call_reason(&new, &data("Done"), 1000.0, TEN_MINUTES, Cycle::Later),
             None
         );
         let mut loading = data("Loading");
@@ -122,26 +145,86 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            status_call_reason(&new, &loading, 1000.0, TEN_MINUTES),
+            status_call_reason(&new, &loading, 1000.0, TEN_MINUTES, Cycle::Later),
             None
         );
         let listed_only = new.after_list(loading.clone(), 1000.0);
         assert_eq!(
-            status_call_reason(&listed_only, &loading, 1001.0, TEN_MINUTES),
+            status_call_reason(&listed_only, &loading, 1001.0, TEN_MINUTES, Cycle::Later),
             None
         );
         // Known from lists only: a change, or a list that no longer says it all, needs a read.
         assert_eq!(
-            status_call_reason(&listed_only, &data("Loading"), 1001.0, TEN_MINUTES),
+            status_call_reason(
+                &listed_only,
+                &data("Loading"),
+                1001.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             Some(StatusCallReason::FirstSight)
         );
         assert_eq!(
-            status_call_reason(&listed_only, &data("Syncing"), 1001.0, TEN_MINUTES),
+            status_call_reason(
+                &listed_only,
+                &data("Syncing"),
+                1001.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             Some(StatusCallReason::FirstSight)
         );
         assert_eq!(
-            status_call_reason(&read(data("Done")), &data("Starting"), 1030.0, TEN_MINUTES),
+            status_call_reason(
+                &read(data("Done")),
+                &data("Starting"),
+                1030.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             Some(StatusCallReason::StatusChanged)
+        );
+    }
+
+    #[test]
+    fn the_first_picture_takes_a_failure_from_the_list_and_the_next_cycle_reads_its_message() {
+        let new = TaskState::new(TaskSpec::new("udts-a"));
+        for failure in [
+            "Failed",
+            "RetryPending",
+            "FailedUnrecoverable",
+            "StoppedUnrecoverable",
+        ] {
+            let listed = data(failure);
+            assert_eq!(
+                status_call_reason(&new, &listed, 1000.0, TEN_MINUTES, Cycle::FirstPicture),
+                None,
+                "{failure}"
+            );
+            // Seen first after the picture: read at once.
+            assert_eq!(
+                status_call_reason(&new, &listed, 1000.0, TEN_MINUTES, Cycle::Later),
+                Some(StatusCallReason::FirstSight),
+                "{failure}"
+            );
+            // The cycle after the picture reads the message.
+            let from_list = new.after_list(listed.clone(), 1000.0);
+            assert_eq!(
+                status_call_reason(&from_list, &listed, 1030.0, TEN_MINUTES, Cycle::Later),
+                Some(StatusCallReason::FirstSight),
+                "{failure}"
+            );
+        }
+        // Not deferred: what only the status call can tell beyond a message.
+        assert_eq!(
+            status_call_reason(
+                &new,
+                &data("Syncing"),
+                1000.0,
+                TEN_MINUTES,
+                Cycle::FirstPicture
+            ),
+            Some(StatusCallReason::FirstSight)
         );
     }
 
@@ -151,7 +234,13 @@ mod tests {
             let mut last = data(finished);
             last.sync = Some(SyncData::default());
             assert_eq!(
-                status_call_reason(&read(last), &data(finished), 1_000_000.0, TEN_MINUTES),
+                status_call_reason(
+                    &read(last),
+                    &data(finished),
+                    1_000_000.0,
+                    TEN_MINUTES,
+                    Cycle::Later
+                ),
                 None,
                 "{finished}"
             );
@@ -162,7 +251,13 @@ mod tests {
     fn incremental_phases_always_need_the_status_call() {
         for phase in status::INCREMENTAL {
             assert_eq!(
-                status_call_reason(&read(data(phase)), &data(phase), 1030.0, TEN_MINUTES),
+                status_call_reason(
+                    &read(data(phase)),
+                    &data(phase),
+                    1030.0,
+                    TEN_MINUTES,
+                    Cycle::Later
+                ),
                 Some(StatusCallReason::Incremental)
             );
         }
@@ -172,7 +267,13 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            status_call_reason(&read(redis), &data("Loading"), 1030.0, TEN_MINUTES),
+            status_call_reason(
+                &read(redis),
+                &data("Loading"),
+                1030.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             Some(StatusCallReason::Incremental)
         );
     }
@@ -182,11 +283,23 @@ mod tests {
         let mut retried = data("Failed");
         retried.cur_retry_count = Some(1.0);
         assert_eq!(
-            status_call_reason(&read(data("Failed")), &retried, 1030.0, TEN_MINUTES),
+            status_call_reason(
+                &read(data("Failed")),
+                &retried,
+                1030.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             Some(StatusCallReason::RetriesChanged)
         );
         assert_eq!(
-            status_call_reason(&read(data("Failed")), &data("Failed"), 1030.0, TEN_MINUTES),
+            status_call_reason(
+                &read(data("Failed")),
+                &data("Failed"),
+                1030.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             None
         );
     }
@@ -195,11 +308,23 @@ mod tests {
     fn a_loading_task_is_read_in_full_every_full_refresh_interval() {
         let loading = read(data("Loading"));
         assert_eq!(
-            status_call_reason(&loading, &data("Loading"), 1599.0, TEN_MINUTES),
+            status_call_reason(
+                &loading,
+                &data("Loading"),
+                1599.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             None
         );
         assert_eq!(
-            status_call_reason(&loading, &data("Loading"), 1600.0, TEN_MINUTES),
+            status_call_reason(
+                &loading,
+                &data("Loading"),
+                1600.0,
+                TEN_MINUTES,
+                Cycle::Later
+            ),
             Some(StatusCallReason::Due)
         );
     }

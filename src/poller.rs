@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::model::entered_current_status;
 use crate::api::{ApiError, Client, StatusData};
-use crate::cadence::status_call_reason;
+use crate::cadence::{status_call_reason, Cycle};
 use crate::discovery::{Inventory, ListedStates};
 use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
@@ -76,7 +76,12 @@ impl Poller {
             let mut tasks = self.store.specs();
             let task_count = tasks.len();
             if let Some(listed) = &listed {
-                tasks = self.refresh_from_list(&runtime, tasks, listed);
+                let cycle = if first {
+                    Cycle::FirstPicture
+                } else {
+                    Cycle::Later
+                };
+                tasks = self.refresh_from_list(&runtime, tasks, listed, cycle);
             }
             let spread = if first {
                 Duration::ZERO
@@ -155,6 +160,7 @@ impl Poller {
         runtime: &Runtime,
         tasks: Vec<TaskSpec>,
         listed: &ListedStates,
+        cycle: Cycle,
     ) -> Vec<TaskSpec> {
         let now = unix_now();
         let full_refresh = runtime.settings.full_refresh_interval;
@@ -165,7 +171,7 @@ impl Poller {
                 need_status.push(task);
                 continue;
             };
-            if let Some(reason) = status_call_reason(&state, entry, now, full_refresh) {
+            if let Some(reason) = status_call_reason(&state, entry, now, full_refresh, cycle) {
                 debug!(task_id = %task.id, ?reason, "status call");
                 need_status.push(task);
                 continue;

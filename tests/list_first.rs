@@ -142,18 +142,45 @@ async fn a_mixed_account_calls_status_only_where_the_list_cannot_tell() {
     ];
     let harness = start_with(tasks, PRIVATE_KEY, discovered).await;
     let gateway = &harness.gateway;
-    // Ready: the first picture is published, and no history call was made for it.
+    // Ready: the first picture is published, and no history call was made for it. The failed
+    // task is in it from the list (status and retries, what its alert needs); its message is
+    // not yet.
     let at_ready = gateway.calls();
     assert!(per_task(&at_ready, HISTORY).is_empty(), "{at_ready:?}");
+    let first_picture = scrape(harness.exporter).await;
+    assert_eq!(
+        value(
+            &first_picture,
+            "udts_task_status",
+            r#"{task_id="udts-fail",status="Failed"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&first_picture, "udts_task_retries", &task("udts-fail")),
+        Some(1.0)
+    );
     wait_for_lists(gateway, 0, 6).await;
     let steady = cycles(&gateway.calls());
-    // First sight: a status call only where the list cannot tell (the incremental tasks, the
-    // failed one's message); the finished tasks and the load come from the list.
+    // First sight: a status call only where the list cannot tell (the incremental tasks); the
+    // finished tasks, the load and the failure come from the list.
     assert_eq!(
         per_task(&steady[0], STATUS),
-        counts(&[("udts-fail", 1), ("udts-sync-a", 1), ("udts-sync-b", 1)])
+        counts(&[("udts-sync-a", 1), ("udts-sync-b", 1)])
     );
     assert!(per_task(&steady[0], HISTORY).is_empty());
+    // The next cycle reads the failed task's message.
+    assert_eq!(
+        per_task(&steady[1], STATUS),
+        counts(&[("udts-fail", 1), ("udts-sync-a", 1), ("udts-sync-b", 1)])
+    );
+    let text = scrape(harness.exporter).await;
+    assert!(
+        family(&text, "udts_task_failure_info")
+            .keys()
+            .any(|labels| labels.contains("udts-fail") && labels.contains("first failure")),
+        "{text}"
+    );
     // History for the four unfinished tasks comes in the following cycles, at most a tenth
     // of the tasks (here one) per cycle.
     let history: Vec<Call> = steady[1..].iter().flatten().cloned().collect();
@@ -170,7 +197,7 @@ async fn a_mixed_account_calls_status_only_where_the_list_cannot_tell() {
         .iter()
         .all(|cycle| per_task(cycle, HISTORY).len() <= 1));
     // Then the incremental phase alone needs status calls.
-    for cycle in &steady[1..] {
+    for cycle in &steady[2..] {
         assert_eq!(
             per_task(cycle, STATUS),
             counts(&[("udts-sync-a", 1), ("udts-sync-b", 1)]),
