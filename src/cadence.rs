@@ -122,6 +122,11 @@ mod tests {
         }
     }
 
+    /// The decision in any cycle after the first picture, at the default full refresh.
+    fn later(state: &TaskState, listed: &StatusData, now: f64) -> Option<StatusCallReason> {
+        status_call_reason(state, listed, now, TEN_MINUTES, Cycle::Later)
+    }
+
     /// A task last read in full at t=1000 with `last`.
     fn read(last: StatusData) -> TaskState {
         TaskState::new(TaskSpec::new("udts-a")).after_poll(Ok(last), 1000.0)
@@ -131,57 +136,30 @@ mod tests {
     fn first_sight_and_a_changed_status_need_a_status_call() {
         let new = TaskState::new(TaskSpec::new("udts-a"));
         assert_eq!(
-            status_call_reason(&new, &data("Syncing"), 1000.0, TEN_MINUTES, Cycle::Later),
+            later(&new, &data("Syncing"), 1000.0),
             Some(StatusCallReason::FirstSight)
         );
         // The list says all of a finished task and of a full load with its progress.
-        assert_eq!(
-            status_call_reason(&new, &data("Done"), 1000.0, TEN_MINUTES, Cycle::Later),
-            None
-        );
+        assert_eq!(later(&new, &data("Done"), 1000.0), None);
         let mut loading = data("Loading");
         loading.progress = Some(Progress {
             percentage: Some(40.0),
             ..Default::default()
         });
-        assert_eq!(
-            status_call_reason(&new, &loading, 1000.0, TEN_MINUTES, Cycle::Later),
-            None
-        );
+        assert_eq!(later(&new, &loading, 1000.0), None);
         let listed_only = new.after_list(loading.clone(), 1000.0);
-        assert_eq!(
-            status_call_reason(&listed_only, &loading, 1001.0, TEN_MINUTES, Cycle::Later),
-            None
-        );
+        assert_eq!(later(&listed_only, &loading, 1001.0), None);
         // Known from lists only: a change, or a list that no longer says it all, needs a read.
         assert_eq!(
-            status_call_reason(
-                &listed_only,
-                &data("Loading"),
-                1001.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
+            later(&listed_only, &data("Loading"), 1001.0),
             Some(StatusCallReason::FirstSight)
         );
         assert_eq!(
-            status_call_reason(
-                &listed_only,
-                &data("Syncing"),
-                1001.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
+            later(&listed_only, &data("Syncing"), 1001.0),
             Some(StatusCallReason::FirstSight)
         );
         assert_eq!(
-            status_call_reason(
-                &read(data("Done")),
-                &data("Starting"),
-                1030.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
+            later(&read(data("Done")), &data("Starting"), 1030.0),
             Some(StatusCallReason::StatusChanged)
         );
     }
@@ -203,14 +181,14 @@ mod tests {
             );
             // Seen first after the picture: read at once.
             assert_eq!(
-                status_call_reason(&new, &listed, 1000.0, TEN_MINUTES, Cycle::Later),
+                later(&new, &listed, 1000.0),
                 Some(StatusCallReason::FirstSight),
                 "{failure}"
             );
             // The cycle after the picture reads the message.
             let from_list = new.after_list(listed.clone(), 1000.0);
             assert_eq!(
-                status_call_reason(&from_list, &listed, 1030.0, TEN_MINUTES, Cycle::Later),
+                later(&from_list, &listed, 1030.0),
                 Some(StatusCallReason::FirstSight),
                 "{failure}"
             );
@@ -234,13 +212,7 @@ mod tests {
             let mut last = data(finished);
             last.sync = Some(SyncData::default());
             assert_eq!(
-                status_call_reason(
-                    &read(last),
-                    &data(finished),
-                    1_000_000.0,
-                    TEN_MINUTES,
-                    Cycle::Later
-                ),
+                later(&read(last), &data(finished), 1_000_000.0),
                 None,
                 "{finished}"
             );
@@ -251,13 +223,7 @@ mod tests {
     fn incremental_phases_always_need_the_status_call() {
         for phase in status::INCREMENTAL {
             assert_eq!(
-                status_call_reason(
-                    &read(data(phase)),
-                    &data(phase),
-                    1030.0,
-                    TEN_MINUTES,
-                    Cycle::Later
-                ),
+                later(&read(data(phase)), &data(phase), 1030.0),
                 Some(StatusCallReason::Incremental)
             );
         }
@@ -267,13 +233,7 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            status_call_reason(
-                &read(redis),
-                &data("Loading"),
-                1030.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
+            later(&read(redis), &data("Loading"), 1030.0),
             Some(StatusCallReason::Incremental)
         );
     }
@@ -283,48 +243,18 @@ mod tests {
         let mut retried = data("Failed");
         retried.cur_retry_count = Some(1.0);
         assert_eq!(
-            status_call_reason(
-                &read(data("Failed")),
-                &retried,
-                1030.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
+            later(&read(data("Failed")), &retried, 1030.0),
             Some(StatusCallReason::RetriesChanged)
         );
-        assert_eq!(
-            status_call_reason(
-                &read(data("Failed")),
-                &data("Failed"),
-                1030.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
-            None
-        );
+        assert_eq!(later(&read(data("Failed")), &data("Failed"), 1030.0), None);
     }
 
     #[test]
     fn a_loading_task_is_read_in_full_every_full_refresh_interval() {
         let loading = read(data("Loading"));
+        assert_eq!(later(&loading, &data("Loading"), 1599.0), None);
         assert_eq!(
-            status_call_reason(
-                &loading,
-                &data("Loading"),
-                1599.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
-            None
-        );
-        assert_eq!(
-            status_call_reason(
-                &loading,
-                &data("Loading"),
-                1600.0,
-                TEN_MINUTES,
-                Cycle::Later
-            ),
+            later(&loading, &data("Loading"), 1600.0),
             Some(StatusCallReason::Due)
         );
     }
