@@ -58,16 +58,6 @@ fn fault(rng: &mut Rng) -> Behaviour {
     }
 }
 
-fn proc_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
@@ -139,7 +129,7 @@ async fn main() {
             println!(
                 "| {:.1} | {} MiB | {} | {exported} | ~{:.0} |",
                 started.elapsed().as_secs_f64() / 60.0,
-                proc_status(pid, "VmRSS:") / 1024,
+                common::proc_status_kib(pid, "VmRSS:") / 1024,
                 open_fds(pid),
                 polls / TASKS as f64,
             );
@@ -163,7 +153,7 @@ async fn main() {
             println!(
                 "\nall tasks up again {:.1} s after the faults stopped; peak RSS {} MiB; exporter still running: {}",
                 recovery.elapsed().as_secs_f64(),
-                proc_status(pid, "VmHWM:") / 1024,
+                common::proc_status_kib(pid, "VmHWM:") / 1024,
                 exporter.child.try_wait().unwrap().is_none(),
             );
             break;
