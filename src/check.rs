@@ -39,7 +39,10 @@ pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<TaskSpec>) -> Vec<Check
                 let _permit = semaphore.acquire_owned().await;
                 let result = match runtime.client(&task.account) {
                     Some(client) => client.task_status(&task).await,
-                    None => Err(ApiError::Network("no client for the task's account".into())),
+                    None => Err(ApiError::Network {
+                        endpoint: String::new(),
+                        cause: "no client for the task's account".into(),
+                    }),
                 };
                 CheckRow { task, result }
             })

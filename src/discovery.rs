@@ -478,7 +478,10 @@ mod tests {
 
         // The transfer list fails: its tasks stay. The integration list drops c.
         let (failures, _) = inventory.apply(BTreeMap::from([
-            (source(TaskKind::Transfer), Err(ApiError::Timeout)),
+            (
+                source(TaskKind::Transfer),
+                Err(ApiError::Timeout(String::new())),
+            ),
             (source(TaskKind::Integration), Ok(vec![])),
         ]));
         assert_eq!(failures.len(), 1);

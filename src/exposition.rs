@@ -874,7 +874,7 @@ mod tests {
         };
         let state = TaskState::new(spec("t"))
             .after_poll(Ok(data), 1.0)
-            .after_poll(Err(ApiError::Timeout), 2.0);
+            .after_poll(Err(ApiError::Timeout(String::new())), 2.0);
         let text = render_tasks(vec![state]);
         assert!(text.contains("udts_task_up{task_id=\"t\"} 0\n"));
         assert!(text.contains("udts_task_status{task_id=\"t\",status=\"Syncing\"} 1\n"));
@@ -967,7 +967,7 @@ mod tests {
         let stale = TaskState::new(spec("stale"))
             .after_poll(Ok(data), now - 600.0)
             .with_status_since(now - 600.0)
-            .after_poll(Err(ApiError::Timeout), now - 5.0);
+            .after_poll(Err(ApiError::Timeout(String::new())), now - 5.0);
         let text = render_with(vec![fresh, stale], &options);
         let stale_lines: Vec<_> = samples(&text)
             .into_iter()

@@ -400,6 +400,10 @@ impl CallObserver for ExporterMetrics {
     fn client_built(&self, account: &str) {
         for action in ACTIONS {
             self.api_requests.with_label_values(&[account, action]);
+            for reason in crate::api::ERROR_REASONS {
+                self.api_errors
+                    .with_label_values(&[account, action, reason]);
+            }
         }
         self.credentials_valid(account, true);
     }

@@ -423,7 +423,9 @@ fn log_change(before: &TaskState, after: &TaskState) {
     let account = after.spec.account.as_deref();
     match (&before.last_error, &after.last_error) {
         (old, Some(error)) if old.as_ref().map(ApiError::dedup_key) != Some(error.dedup_key()) => {
-            let (request_uuid, message) = match error {
+            // `gateway_message`, not `message`: JSON log lines already have a `message` (the
+            // event), and a second one makes the line invalid for strict parsers.
+            let (request_uuid, gateway_message) = match error {
                 ApiError::RetCode {
                     request_uuid,
                     message,
@@ -439,7 +441,7 @@ fn log_change(before: &TaskState, after: &TaskState) {
                 task_type = %after.spec.kind,
                 reason = error.reason(),
                 ret_code = error.ret_code(),
-                message,
+                gateway_message,
                 request_uuid,
                 error = %error,
                 hint = error.hint(),

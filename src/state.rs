@@ -392,11 +392,11 @@ mod tests {
     #[test]
     fn a_failed_poll_keeps_the_last_known_values() {
         let ok = TaskState::new(spec("a")).after_poll(Ok(syncing_at(7.0)), 100.0);
-        let failed = ok.after_poll(Err(ApiError::Timeout), 130.0);
+        let failed = ok.after_poll(Err(ApiError::Timeout(String::new())), 130.0);
         assert_eq!(failed.up, Some(false));
         assert_eq!(failed.data, ok.data);
         assert_eq!(failed.last_success, Some(100.0));
-        assert_eq!(failed.last_error, Some(ApiError::Timeout));
+        assert_eq!(failed.last_error, Some(ApiError::Timeout(String::new())));
         let recovered = failed.after_poll(Ok(syncing_at(7.0)), 160.0);
         assert_eq!(recovered.up, Some(true));
         assert_eq!(recovered.last_error, None);

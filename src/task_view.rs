@@ -57,9 +57,9 @@ pub struct TaskView {
     /// Redis or MongoDB replication delay.
     pub delay_seconds: Option<f64>,
     /// Retries used.
-    pub retries: Option<f64>,
+    pub retries: Option<u64>,
     /// Retries allowed.
-    pub max_retries: Option<f64>,
+    pub max_retries: Option<u64>,
     /// Why the last read failed, while it fails.
     pub error: Option<ErrorView>,
     /// Why the task failed (`FailedMessage`).
@@ -117,9 +117,18 @@ impl SourceLagView {
             },
             Ok(lag) => {
                 let purge_risk = !running && lag.retained && lag.at_oldest_file;
+                let lags = lag.bytes.is_some_and(|b| b > 0)
+                    || lag.files > 0
+                    || lag.transactions.is_some_and(|t| t > 0);
+                // A task that is not running does not catch up: any lag is worth a look. A
+                // running one is behind past five minutes, or when its age is unknown (the head
+                // passed it before the exporter's first sample) and it lags at all.
                 let behind = purge_risk
                     || !lag.retained
-                    || lag.seconds.is_some_and(|s| s > BEHIND_AFTER_SECONDS);
+                    || match lag.seconds {
+                        Some(seconds) => seconds > BEHIND_AFTER_SECONDS || (!running && lags),
+                        None => lags,
+                    };
                 Self {
                     source: source.to_string(),
                     bytes: lag.bytes,
@@ -199,13 +208,13 @@ pub struct ProgressView {
     /// 0 to 1.
     pub ratio: Option<f64>,
     /// Rows migrated.
-    pub rows: Option<f64>,
+    pub rows: Option<u64>,
     /// Rows to migrate.
-    pub target_rows: Option<f64>,
-    /// Time the full load has run.
-    pub elapsed_seconds: Option<f64>,
-    /// Its estimated total duration.
-    pub estimated_duration_seconds: Option<f64>,
+    pub target_rows: Option<u64>,
+    /// Time the full load has run, whole seconds.
+    pub elapsed_seconds: Option<u64>,
+    /// Its estimated total duration, whole seconds.
+    pub estimated_duration_seconds: Option<u64>,
 }
 
 /// `sync` of a [`TaskView`].
@@ -214,7 +223,7 @@ pub struct SyncView {
     /// `mysql-bin.000042`.
     pub binlog_file: Option<String>,
     /// Offset in that file.
-    pub binlog_position: Option<f64>,
+    pub binlog_position: Option<u64>,
     /// The executed GTID set.
     pub gtid: Option<String>,
 }
@@ -231,20 +240,34 @@ pub struct ErrorView {
 /// One point of `history` in `GET /api/v1/tasks/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SampleView {
-    /// Unix seconds.
-    pub at: f64,
+    /// Unix seconds (whole: samples are taken a minute apart).
+    pub at: u64,
     /// `progress` (0 to 1), `delay_seconds`, or `binlog` (file index x 2^32 + position).
     pub kind: SampleKind,
-    /// The value.
-    pub value: f64,
+    /// The value: an integer for `binlog`, a number otherwise.
+    pub value: SampleValue,
+}
+
+/// A sample's value: binlog positions are integers, ratios and delays are numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SampleValue {
+    /// `binlog`: file index x 2^32 + position.
+    Position(u64),
+    /// `progress` and `delay_seconds`.
+    Number(f64),
 }
 
 impl From<&Sample> for SampleView {
     fn from(sample: &Sample) -> Self {
+        let value = match (sample.kind, whole(Some(sample.value))) {
+            (SampleKind::Binlog, Some(position)) => SampleValue::Position(position),
+            _ => SampleValue::Number(sample.value),
+        };
         Self {
-            at: f64::from(sample.at),
+            at: u64::from(sample.at),
             kind: sample.kind,
-            value: sample.value,
+            value,
         }
     }
 }
@@ -334,20 +357,20 @@ pub fn view(
     let full_load = progress.and_then(|p| {
         let view = ProgressView {
             ratio: p.percentage.map(|p| p / 100.0),
-            rows: p.cur_count,
-            target_rows: p.total_count,
-            elapsed_seconds: p.cur_duration,
-            estimated_duration_seconds: p.total_duration,
+            rows: whole(p.cur_count),
+            target_rows: whole(p.total_count),
+            elapsed_seconds: whole(p.cur_duration),
+            estimated_duration_seconds: whole(p.total_duration),
         };
-        let any = [
-            view.ratio,
-            view.rows,
-            view.target_rows,
-            view.elapsed_seconds,
-            view.estimated_duration_seconds,
-        ]
-        .iter()
-        .any(Option::is_some);
+        let any = view.ratio.is_some()
+            || [
+                view.rows,
+                view.target_rows,
+                view.elapsed_seconds,
+                view.estimated_duration_seconds,
+            ]
+            .iter()
+            .any(Option::is_some);
         any.then_some(view)
     });
     TaskView {
@@ -364,12 +387,12 @@ pub fn view(
         progress: full_load,
         sync: data.and_then(|d| d.sync.as_ref()).map(|s| SyncView {
             binlog_file: s.binlog_name.clone().filter(|n| !n.is_empty()),
-            binlog_position: s.binlog_pos,
+            binlog_position: whole(s.binlog_pos),
             gtid: s.binlog_gtid.clone().filter(|g| !g.is_empty()),
         }),
         delay_seconds: progress.and_then(|p| p.redis_delay_time.or(p.mongo_delay_time)),
-        retries: data.and_then(|d| d.cur_retry_count),
-        max_retries: data.and_then(|d| d.max_retry_count),
+        retries: whole(data.and_then(|d| d.cur_retry_count)),
+        max_retries: whole(data.and_then(|d| d.max_retry_count)),
         error: state.last_error.as_ref().map(|e| ErrorView {
             reason: e.reason(),
             message: first_line(&e.to_string()),
@@ -394,6 +417,16 @@ impl TaskView {
         }
         self
     }
+}
+
+/// A count, position or whole number of seconds as a JSON integer: the gateway sends them as
+/// floats or strings, and typed clients (Go `int`, serde `u64`) refuse `1.0`. A value that is
+/// not a measurement (negative, NaN, beyond 2^53) is absent, as it has no series either.
+fn whole(value: Option<f64>) -> Option<u64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below it is a float
+    value
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v <= EXACT)
+        .map(|v| v.round() as u64)
 }
 
 fn first_line(text: &str) -> String {
@@ -581,7 +614,7 @@ mod tests {
         };
         let state = TaskState::new(TaskSpec::new("udts-a"))
             .after_poll(Ok(data), 1000.0)
-            .after_poll(Err(ApiError::Timeout), 1030.0);
+            .after_poll(Err(ApiError::Timeout(String::new())), 1030.0);
         let json = serde_json::to_value(view(&state, None, 1030.0)).unwrap();
         assert_eq!(json["progress"]["ratio"], 0.42);
         assert!(json["progress"]["rows"].is_null());
@@ -600,7 +633,8 @@ mod tests {
     fn the_worst_come_first_and_are_counted_by_status() {
         let mut stalled = state("udts-stalled", "Loading");
         stalled.last_progress = Some(0.0);
-        let unreadable = state("udts-down", "Syncing").after_poll(Err(ApiError::Timeout), 1001.0);
+        let unreadable =
+            state("udts-down", "Syncing").after_poll(Err(ApiError::Timeout(String::new())), 1001.0);
         let states: Vec<Arc<TaskState>> = [
             state("udts-done", "Done"),
             state("udts-sync", "Synced"),

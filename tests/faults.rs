@@ -316,3 +316,101 @@ async fn rejected_keys_are_probed_until_they_work_again() {
     })
     .await;
 }
+
+/// A client for `endpoint` that trusts `ca_pem` besides the built-in roots.
+fn client_for(endpoint: &str, ca_pem: Option<&str>) -> udts_exporter::api::Client {
+    let settings = udts_exporter::api::ClientSettings {
+        endpoint: endpoint.parse().unwrap(),
+        public_key: PUBLIC_KEY.into(),
+        private_key: PRIVATE_KEY.to_string().into(),
+        timeout: Duration::from_secs(2),
+        max_response_bytes: 1 << 20,
+        account: None,
+        extra_root_certificate: ca_pem.map(|pem| pem.as_bytes().to_vec()),
+    };
+    let metrics = std::sync::Arc::new(udts_exporter::metrics::ExporterMetrics::new());
+    udts_exporter::api::Client::new(settings, metrics, None).unwrap()
+}
+
+/// A TLS server on loopback presenting `identity` (certificate and key PEM), completing
+/// handshakes and nothing more: enough to make the client judge the certificate.
+async fn tls_server(identity: &str) -> u16 {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(identity.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(identity.as_bytes()).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move { drop(acceptor.accept(stream).await) });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_and_tls_failures_name_the_endpoint_and_the_fix() {
+    let task = udts_exporter::task::TaskSpec::new("udts-a");
+    let failure = |error: udts_exporter::api::ApiError| {
+        format!("{error} / {}", error.hint().unwrap_or("(no hint)"))
+    };
+
+    // Refused: nothing listens on the port.
+    let closed = free_port();
+    let error = client_for(&format!("http://127.0.0.1:{closed}/"), None)
+        .task_status(&task)
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "connect");
+    let text = failure(error);
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{closed}")),
+        "{text}"
+    );
+    assert!(text.contains("firewall"), "{text}");
+
+    // A certificate from a CA the exporter does not trust.
+    let ca = common::ca::Ca::new();
+    let port = tls_server(&ca.identity(&["localhost"], |_| {})).await;
+    let error = client_for(&format!("https://localhost:{port}"), None)
+        .task_status(&task)
+        .await
+        .unwrap_err();
+    let text = failure(error);
+    assert!(
+        text.contains(&format!("https://localhost:{port}")),
+        "{text}"
+    );
+    assert!(text.contains("api.ca_file"), "{text}");
+
+    // Trusted, but issued for another name.
+    let port = tls_server(&ca.identity(&["gateway.example"], |_| {})).await;
+    let error = client_for(&format!("https://localhost:{port}"), Some(&ca.pem()))
+        .task_status(&task)
+        .await
+        .unwrap_err();
+    let text = failure(error);
+    assert!(text.contains("does not name this host"), "{text}");
+
+    // A name that does not resolve (`.invalid` never does, RFC 2606).
+    let error = client_for("https://gateway.udts.invalid", None)
+        .task_status(&task)
+        .await
+        .unwrap_err();
+    let text = failure(error);
+    assert!(text.contains("https://gateway.udts.invalid:443"), "{text}");
+    assert!(text.contains("does not resolve"), "{text}");
+}

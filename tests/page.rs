@@ -108,7 +108,7 @@ async fn the_json_api_follows_its_schema() {
     let by_id = |id: &str| tasks.iter().find(|t| t["id"] == id).unwrap();
     let broken = by_id("udts-broken");
     assert_eq!(broken["up"], true);
-    assert_eq!(broken["retries"], 1.0);
+    assert_eq!(broken["retries"].as_u64(), Some(1), "{broken}");
     assert_eq!(
         broken["failure_message"],
         "Access denied for user 'udts'\nsecond line"
@@ -118,12 +118,19 @@ async fn the_json_api_follows_its_schema() {
     assert!(broken["account"].is_null());
     let loading = by_id("udts-loading");
     assert_eq!(loading["progress"]["ratio"], 0.25);
-    assert_eq!(loading["progress"]["rows"], 500.0);
-    assert_eq!(loading["progress"]["estimated_duration_seconds"], 400.0);
+    // Counts and whole seconds are JSON integers: typed clients (Go `int`, serde `u64`) refuse
+    // `500.0`.
+    assert_eq!(loading["progress"]["rows"].as_u64(), Some(500));
+    assert_eq!(loading["progress"]["target_rows"].as_u64(), Some(2000));
+    assert_eq!(
+        loading["progress"]["estimated_duration_seconds"].as_u64(),
+        Some(400)
+    );
     assert!(loading["sync"].is_null());
     let sync = by_id("udts-sync-a");
     assert_eq!(sync["sync"]["binlog_file"], "mysql-bin.000042");
     assert_eq!(sync["sync"]["gtid"], "uuid:1-5");
+    assert!(sync["sync"]["binlog_position"].is_u64(), "{sync}");
     assert_eq!(by_id("udts-sync-b")["delay_seconds"], 4.0);
     assert_eq!(by_id("udts-markup")["name"], MARKUP_NAME);
     for task in tasks {

@@ -129,8 +129,8 @@ impl Client {
         );
         let mut builder = reqwest::Client::builder();
         if let Some(pem) = &settings.extra_root_certificate {
-            let certificate =
-                reqwest::Certificate::from_pem(pem).map_err(ApiError::from_reqwest)?;
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| ApiError::from_reqwest(e, &settings.endpoint))?;
             builder = builder.add_root_certificate(certificate);
         }
         let http = builder
@@ -140,7 +140,7 @@ impl Client {
             .connect_timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(ApiError::from_reqwest)?;
+            .map_err(|e| ApiError::from_reqwest(e, &settings.endpoint))?;
         Ok(Self {
             http,
             limiter,
@@ -337,8 +337,7 @@ impl Client {
                     endpoint = %self.endpoint,
                     error = %error,
                     hint = error.hint(),
-                    "the gateway rejects the API credentials; polling this account only once per \
-                     interval until they work again"
+                    "the gateway rejects the API credentials"
                 );
             }
         } else if !was && valid {
@@ -363,7 +362,7 @@ impl Client {
             .form(&params)
             .send()
             .await
-            .map_err(ApiError::from_reqwest)?;
+            .map_err(|e| ApiError::from_reqwest(e, &self.endpoint))?;
 
         let request_uuid = response
             .headers()
@@ -386,7 +385,11 @@ impl Client {
             return Err(ApiError::BodyTooLarge { limit });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(ApiError::from_reqwest)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ApiError::from_reqwest(e, &self.endpoint))?
+        {
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::BodyTooLarge { limit });
             }

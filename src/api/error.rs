@@ -50,15 +50,26 @@ impl RetCodeClass {
 /// A failed API call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
-    /// No answer within the configured timeout.
-    #[error("request timed out")]
-    Timeout,
-    /// The connection could not be established.
-    #[error("cannot connect to the gateway: {0}")]
-    Connect(String),
+    /// No answer within the configured timeout, from the endpoint given (scheme, host and
+    /// port; empty where unknown).
+    #[error("no answer{} within api.timeout", at_endpoint(.0))]
+    Timeout(String),
+    /// The connection could not be established: the endpoint, then the cause.
+    #[error("cannot connect to the gateway at {endpoint}: {cause}")]
+    Connect {
+        /// `https://host:port` (never the path or query).
+        endpoint: String,
+        /// What the network or TLS stack said.
+        cause: String,
+    },
     /// The connection broke while sending or receiving.
-    #[error("network error: {0}")]
-    Network(String),
+    #[error("network error{}: {cause}", at_endpoint(.endpoint))]
+    Network {
+        /// `https://host:port`, or empty.
+        endpoint: String,
+        /// What the network stack said.
+        cause: String,
+    },
     /// The gateway answered with an HTTP status other than 2xx.
     #[error("HTTP status {status}{}", uuid_suffix(.request_uuid))]
     HttpStatus {
@@ -93,6 +104,14 @@ pub enum ApiError {
     },
 }
 
+fn at_endpoint(endpoint: &str) -> String {
+    if endpoint.is_empty() {
+        String::new()
+    } else {
+        format!(" from {endpoint}")
+    }
+}
+
 fn uuid_suffix(uuid: &Option<String>) -> String {
     match uuid {
         Some(uuid) => format!(" (request {uuid})"),
@@ -100,13 +119,30 @@ fn uuid_suffix(uuid: &Option<String>) -> String {
     }
 }
 
+/// Every value [`ApiError::reason`] gives, so each error series can exist at 0 from the start:
+/// `rate()` over a counter that appears with its first error misses that error.
+pub const ERROR_REASONS: [&str; 12] = [
+    "timeout",
+    "connect",
+    "network",
+    "http_status",
+    "body_too_large",
+    "decode",
+    "transient",
+    "throttled",
+    "configuration",
+    "credentials",
+    "permission",
+    "api_error",
+];
+
 impl ApiError {
-    /// The stable `reason` label value for this failure.
+    /// The stable `reason` label value for this failure (one of [`ERROR_REASONS`]).
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Timeout => "timeout",
-            Self::Connect(_) => "connect",
-            Self::Network(_) => "network",
+            Self::Timeout(_) => "timeout",
+            Self::Connect { .. } => "connect",
+            Self::Network { .. } => "network",
             Self::HttpStatus { .. } => "http_status",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Decode { .. } => "decode",
@@ -120,7 +156,7 @@ impl ApiError {
     /// down, not by asking again.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Timeout | Self::Connect(_) | Self::Network(_) => true,
+            Self::Timeout(_) | Self::Connect { .. } | Self::Network { .. } => true,
             Self::HttpStatus { status, .. } => *status >= 500,
             Self::RetCode { code, .. } => RetCodeClass::of(*code) == RetCodeClass::Transient,
             Self::BodyTooLarge { .. } | Self::Decode { .. } => false,
@@ -143,9 +179,16 @@ impl ApiError {
 
     /// What an operator should do about this failure, when it is clear.
     pub fn hint(&self) -> Option<&'static str> {
-        let Self::RetCode { code, .. } = self else {
-            return None;
-        };
+        let code =
+            match self {
+                Self::Timeout(_) => return Some(
+                    "check api.endpoint's address and port, a firewall or a proxy (HTTPS_PROXY) \
+                     on the way; on a slow gateway raise api.timeout",
+                ),
+                Self::Connect { cause, .. } => return Some(connect_hint(cause)),
+                Self::RetCode { code, .. } => code,
+                _ => return None,
+            };
         Some(match code {
             160 | 161 => "the endpoint does not know this action: check api.endpoint",
             170 | 171 => "the signature was rejected: check the private key and that it belongs to this endpoint",
@@ -179,17 +222,54 @@ impl ApiError {
         }
     }
 
-    /// Classifies a reqwest error. The URL is dropped: ours carries no secret (we POST the
-    /// signed parameters in the body), but an error message is no place for one anyway.
-    pub fn from_reqwest(error: reqwest::Error) -> Self {
+    /// Classifies a reqwest error of a call to `endpoint`. The URL is dropped: ours carries no
+    /// secret (we POST the signed parameters in the body), but an error message is no place for
+    /// one anyway; only the scheme, host and port are kept, to say where the call went.
+    pub fn from_reqwest(error: reqwest::Error, endpoint: &url::Url) -> Self {
         let error = error.without_url();
+        let endpoint = origin(endpoint);
         if error.is_timeout() {
-            Self::Timeout
+            Self::Timeout(endpoint)
         } else if error.is_connect() {
-            Self::Connect(error_chain(&error))
+            Self::Connect {
+                endpoint,
+                cause: error_chain(&error),
+            }
         } else {
-            Self::Network(error_chain(&error))
+            Self::Network {
+                endpoint,
+                cause: error_chain(&error),
+            }
         }
+    }
+}
+
+/// `scheme://host:port` of a URL, the port spelled out even where it is the default: the
+/// firewall rule an operator looks for names it.
+pub fn origin(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// The likely fix for a connection that could not be made, by what the network or TLS stack
+/// said (rustls and hyper's words, as `error_chain` joins them).
+fn connect_hint(cause: &str) -> &'static str {
+    let cause = cause.to_ascii_lowercase();
+    if cause.contains("dns error") || cause.contains("failed to lookup address") {
+        "the host name does not resolve: check the host in api.endpoint and the DNS resolver"
+    } else if cause.contains("notvalidforname") || cause.contains("not valid for name") {
+        "the gateway's certificate does not name this host: check the host in api.endpoint \
+         (use the name the certificate is issued for)"
+    } else if cause.contains("certificate") || cause.contains("unknownissuer") {
+        "the gateway's certificate is not trusted: set api.ca_file to the CA that signed it"
+    } else if cause.contains("refused") {
+        "nothing accepts connections there: check api.endpoint's address and port, and a \
+         firewall or proxy (HTTPS_PROXY) on the way"
+    } else {
+        "check api.endpoint's address and port, and a firewall or proxy (HTTPS_PROXY) on the way"
     }
 }
 
@@ -232,6 +312,43 @@ mod tests {
         assert_eq!(reason(174), "credentials");
         assert_eq!(reason(294), "permission");
         assert_eq!(reason(8001), "api_error");
+    }
+
+    #[test]
+    fn every_reason_is_listed_for_the_zero_series() {
+        let retcode = |code| ApiError::RetCode {
+            code,
+            message: String::new(),
+            request_uuid: None,
+        };
+        let errors = [
+            ApiError::Timeout(String::new()),
+            ApiError::Connect {
+                endpoint: String::new(),
+                cause: String::new(),
+            },
+            ApiError::Network {
+                endpoint: String::new(),
+                cause: String::new(),
+            },
+            ApiError::HttpStatus {
+                status: 502,
+                request_uuid: None,
+            },
+            ApiError::BodyTooLarge { limit: 1 },
+            ApiError::Decode {
+                detail: String::new(),
+                request_uuid: None,
+            },
+            retcode(110),
+            retcode(153),
+            retcode(160),
+            retcode(170),
+            retcode(293),
+            retcode(8001),
+        ];
+        let reasons: Vec<&str> = errors.iter().map(ApiError::reason).collect();
+        assert_eq!(reasons, ERROR_REASONS);
     }
 
     #[test]

@@ -7,5 +7,5 @@ pub mod model;
 pub mod signer;
 
 pub use client::{CallObserver, Client, ClientSettings};
-pub use error::ApiError;
+pub use error::{ApiError, ERROR_REASONS};
 pub use model::{HistoryItem, ListItem, StatusData};

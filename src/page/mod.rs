@@ -100,18 +100,15 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-fn number(value: f64) -> String {
-    let rounded = value.round() as i64;
-    let digits = rounded.unsigned_abs().to_string();
+/// A count with thousands separators, for reading (never for positions, which are pasted).
+fn count(value: u64) -> String {
+    let digits = value.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
             out.push(',');
         }
         out.push(c);
-    }
-    if rounded < 0 {
-        out.insert(0, '-');
     }
     out
 }
@@ -283,8 +280,8 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             let _ = write!(
                 html,
                 "<br><span class=\"muted\">{} / {} rows</span>",
-                number(rows),
-                number(target)
+                count(rows),
+                count(target)
             );
         }
         if let (Some(elapsed), Some(total)) = (
@@ -295,7 +292,7 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
                 let _ = write!(
                     html,
                     "<br><span class=\"muted\">{} left</span>",
-                    duration(total - elapsed)
+                    duration((total - elapsed) as f64)
                 );
             }
         }
@@ -312,7 +309,8 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
                 html,
                 "<code>{}:{}</code>",
                 escape(sync.binlog_file.as_deref().unwrap_or("?")),
-                sync.binlog_position.map_or("?".into(), number)
+                // As `mysqlbinlog --start-position` takes it: no thousands separators.
+                sync.binlog_position.map_or("?".into(), |p| p.to_string())
             );
             if let Some(gtid) = &sync.gtid {
                 let _ = write!(html, "<br><code class=\"gtid\">{}</code>", escape(gtid));
@@ -332,7 +330,7 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             escape(&lag.summary)
         );
     }
-    let retries = |v: Option<f64>| v.map_or("-".to_string(), number);
+    let retries = |v: Option<u64>| v.map_or("-".to_string(), count);
     let _ = write!(
         html,
         "</td><td>{} / {}</td><td>{}</td><td class=\"trend\">",
@@ -404,8 +402,8 @@ mod tests {
         assert_eq!(duration(125.0), "2m 5s");
         assert_eq!(duration(3.0 * 3600.0 + 12.0 * 60.0 + 5.0), "3h 12m");
         assert_eq!(duration(2.0 * 86_400.0 + 4.0 * 3600.0), "2d 4h");
-        assert_eq!(number(2_400_000.0), "2,400,000");
-        assert_eq!(number(999.0), "999");
+        assert_eq!(count(2_400_000), "2,400,000");
+        assert_eq!(count(999), "999");
     }
 
     #[test]

@@ -139,7 +139,7 @@
       cell.textContent = "delay " + duration(task.delay_seconds);
     } else if (task.sync) {
       cell.appendChild(el("code", null, (task.sync.binlog_file || "?") + ":" +
-        (task.sync.binlog_position === null ? "?" : number(task.sync.binlog_position))));
+        (task.sync.binlog_position === null ? "?" : String(task.sync.binlog_position))));
       if (task.sync.gtid) { cell.appendChild(el("br")); cell.appendChild(el("code", "gtid", task.sync.gtid)); }
     } else {
       cell.appendChild(el("span", "muted", "-"));
