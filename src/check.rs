@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use crate::api::{ApiError, StatusData};
 use crate::config::{ExpositionOptions, SourceSettings};
-use crate::discovery::DiscoveredTask;
+use crate::discovery::{list_all, DiscoveredTask, Inventory, ListSource};
+use crate::metrics::ExporterMetrics;
 use crate::runtime::Runtime;
 use crate::source::lag::source_lags;
 use crate::source::{ReaderFactory, SourceError, SourceSnapshot};
-use crate::state::TaskState;
+use crate::state::{Store, TaskState};
 use crate::task::TaskSpec;
 use crate::task_view::{TaskList, Views};
 use crate::time::unix_now;
@@ -26,6 +27,71 @@ pub struct CheckRow {
     /// What the poll returned.
     pub result: Result<StatusData, ApiError>,
 }
+
+/// What a one-shot command would poll, as the running exporter would: the `[[tasks]]` and,
+/// with discovery on, every listed task, merged and sharded; and each listing that failed.
+pub struct PollSet {
+    /// Every task to poll, merged and sharded.
+    pub tasks: Vec<TaskSpec>,
+    /// The listed tasks of this shard, in listing order (for `discover`'s table).
+    pub listed: Vec<DiscoveredTask>,
+    /// The listings that failed, and why.
+    pub failures: Vec<(ListSource, ApiError)>,
+}
+
+impl PollSet {
+    /// Lists every source of `runtime` once (when its discovery is on) and merges the result
+    /// with its static tasks through the same [`Inventory`] the exporter runs.
+    pub async fn of(runtime: &Runtime) -> Self {
+        let settings = &runtime.settings;
+        let store = Arc::new(Store::new());
+        let inventory = Inventory::new(Arc::clone(&store), ExporterMetrics::new());
+        inventory.configure(
+            settings.static_tasks.clone(),
+            settings.shard,
+            settings.discovery.is_some(),
+        );
+        let mut listed = Vec::new();
+        let mut failures = Vec::new();
+        if let Some(discovery) = &settings.discovery {
+            let outcomes = list_all(runtime, discovery).await;
+            listed = outcomes
+                .values()
+                .filter_map(|outcome| outcome.as_ref().ok())
+                .flatten()
+                .filter(|task| settings.shard.owns(&task.spec.id))
+                .cloned()
+                .collect();
+            failures = inventory.apply(outcomes).0;
+        }
+        Self {
+            tasks: store.specs(),
+            listed,
+            failures,
+        }
+    }
+
+    /// Prints each failed listing to stderr as the exporter logs it: where, why, and the fix.
+    /// Returns whether any failed.
+    pub fn report_failures(&self) -> bool {
+        for (source, error) in &self.failures {
+            eprintln!("udts-exporter: cannot list {source}: {}", explained(error));
+        }
+        !self.failures.is_empty()
+    }
+}
+
+/// An error with its reason and, when there is one, the fix.
+pub fn explained(error: &ApiError) -> String {
+    match error.hint() {
+        Some(hint) => format!("{error} ({}: {hint})", error.reason()),
+        None => format!("{error} ({})", error.reason()),
+    }
+}
+
+/// What a one-shot command says when there is nothing to poll.
+pub const NOTHING_TO_POLL: &str = "nothing to poll: no [[tasks]] are configured and discovery \
+     found none; add [[tasks]], or turn on [discovery] and check its kinds, projects and filters";
 
 /// Polls every task once, at most `api.concurrency` at a time; rows come back in task order.
 pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<TaskSpec>) -> Vec<CheckRow> {
@@ -235,14 +301,7 @@ pub fn table(rows: &[CheckRow], lags: &std::collections::HashMap<String, String>
                     .unwrap_or("")
                     .to_string(),
             ),
-            Err(error) => (
-                "-".into(),
-                "-".into(),
-                match error.hint() {
-                    Some(hint) => format!("{error} ({}: {hint})", error.reason()),
-                    None => format!("{error} ({})", error.reason()),
-                },
-            ),
+            Err(error) => ("-".into(), "-".into(), explained(error)),
         };
         let mut cells = vec![
             row.task.id.clone(),

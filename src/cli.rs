@@ -328,7 +328,13 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     let options = settings.exposition.clone();
     let source_settings = settings.sources.clone();
     let runtime = Arc::new(Runtime::new(settings, Arc::new(ExporterMetrics::new()))?);
-    let tasks = runtime.settings.static_tasks.clone();
+    let poll_set = crate::check::PollSet::of(&runtime).await;
+    let listing_failed = poll_set.report_failures();
+    let tasks = poll_set.tasks;
+    if tasks.is_empty() {
+        eprintln!("udts-exporter: {}", crate::check::NOTHING_TO_POLL);
+        return Ok(ExitCode::from(1));
+    }
     let readers = crate::source::mysql_readers();
     let (rows, sources) = tokio::join!(
         crate::check::poll_once(runtime, tasks),
@@ -336,7 +342,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     );
     let failed = rows.iter().filter(|row| row.result.is_err()).count();
     let sources_down = sources.iter().filter(|s| s.result.is_err()).count();
-    let code = if failed == 0 && sources_down == 0 {
+    let code = if failed == 0 && sources_down == 0 && !listing_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -349,6 +355,12 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     print!("{}", crate::check::table(&rows, &lags));
     if !sources.is_empty() {
         print!("\n{}", crate::check::sources_table(&sources));
+    }
+    if listing_failed {
+        println!(
+            "\n{} of the listings failed: tasks they hold are missing above",
+            poll_set.failures.len()
+        );
     }
     if failed == 0 {
         println!("\nall {} tasks readable", rows.len());
@@ -371,30 +383,26 @@ async fn discover(cli: &Cli) -> anyhow::Result<ExitCode> {
     config.discovery.enabled = true;
     let settings = config.resolve()?;
     let runtime = Runtime::new(settings, Arc::new(ExporterMetrics::new()))?;
-    let Some(discovery) = runtime.settings.discovery.clone() else {
-        return Ok(ExitCode::from(2));
-    };
-    let outcomes = crate::discovery::list_all(&runtime, &discovery).await;
-    let shard = runtime.settings.shard;
-    let mut rows = Vec::new();
-    let mut failed = 0;
-    for (source, outcome) in &outcomes {
-        match outcome {
-            Ok(tasks) => rows.extend(tasks.iter().filter(|t| shard.owns(&t.spec.id))),
-            Err(error) => {
-                failed += 1;
-                eprintln!(
-                    "udts-exporter: cannot list {source}: {error} ({})",
-                    error.reason()
-                );
-            }
-        }
-    }
+    let poll_set = crate::check::PollSet::of(&runtime).await;
+    let failed = poll_set.report_failures();
+    let rows: Vec<_> = poll_set.listed.iter().collect();
     print!("{}", crate::check::discovered_table(&rows));
-    println!("\n{} tasks would be polled", rows.len());
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
+    let total = poll_set.tasks.len();
+    let configured = poll_set
+        .tasks
+        .iter()
+        .filter(|task| task.source == crate::task::TaskSource::Static)
+        .count();
+    println!(
+        "\n{total} tasks would be polled: {} discovered, {configured} from [[tasks]]",
+        total - configured
+    );
+    if total == 0 {
+        eprintln!("udts-exporter: {}", crate::check::NOTHING_TO_POLL);
+    }
+    Ok(if failed || total == 0 {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
