@@ -36,19 +36,60 @@ fn shipped_example_loads_once_its_key_file_exists() {
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let text = example.replace("/run/secrets/udts_private_key", key_path.to_str().unwrap());
         jail.create_file("config.toml", &text)?;
-        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+        let config = Config::read(Some(&jail.directory().join("config.toml"))).unwrap();
         assert_eq!(config.api.endpoint, "https://api.an-link.com");
         assert_eq!(config.api.timeout, None);
         assert_eq!(config.api.concurrency, 4);
         assert_eq!(config.poll.interval, Some(Duration::from_secs(30)));
         assert_eq!(config.web.listen_address, "0.0.0.0:9741");
-        assert_eq!(config.tasks.len(), 1);
+        // The example's task list is commented out, and its public key is refused by name.
+        assert!(config.tasks.is_empty());
+        let refusal = config.resolve().unwrap_err().to_string();
+        assert!(refusal.contains("api.public_key"), "{refusal}");
+        assert!(refusal.contains("placeholder"), "{refusal}");
+
+        // With the placeholder replaced and a task of one's own, it runs.
+        let text = format!(
+            "{}\n[[tasks]]\nid = \"udts-ixdp441\"\n",
+            text.replace("REPLACE_WITH_PUBLIC_KEY", "my-public-key")
+        );
+        jail.create_file("config.toml", &text)?;
+        let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
         assert_eq!(config.tasks[0].kind, TaskKind::Transfer);
         let settings = config.resolve().unwrap();
         assert_eq!(
             settings.accounts[0].private_key.expose_secret(),
             "from-file-key"
         );
+        Ok(())
+    });
+}
+
+#[test]
+fn example_placeholders_are_refused_naming_the_key() {
+    for (line, key) in [
+        ("[[tasks]]\nid = \"udts-xxxxxx\"", "tasks[1].id"),
+        ("[api]\nproject_id = \"org-xxxx\"", "api.project_id"),
+    ] {
+        Jail::expect_with(|jail| {
+            let text = if line.starts_with("[api]") {
+                MINIMAL.replace("[api]", line)
+            } else {
+                format!("{MINIMAL}{line}\n")
+            };
+            jail.create_file("config.toml", &text)?;
+            let refusal = load_err(jail);
+            assert!(refusal.contains(key), "{refusal}");
+            assert!(refusal.contains("placeholder"), "{refusal}");
+            Ok(())
+        });
+    }
+    Jail::expect_with(|jail| {
+        let text = MINIMAL.replace("secret-key-value", "REPLACE_WITH_PRIVATE_KEY");
+        jail.create_file("config.toml", &text)?;
+        let refusal = load_err(jail);
+        assert!(refusal.contains("api.private_key"), "{refusal}");
+        assert!(refusal.contains("placeholder"), "{refusal}");
         Ok(())
     });
 }

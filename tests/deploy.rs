@@ -231,9 +231,14 @@ fn the_shipped_configmap_is_a_valid_exporter_config() {
     private_to_owner(&key);
     let text = text.replace("/run/secrets/udts/udts_private_key", key.to_str().unwrap());
     let path = dir.path().join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(Some(&path)).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let config = Config::read(Some(&path)).unwrap();
     assert!(config.discovery.enabled);
+    // Refused by name until the public key is filled in; valid once it is.
+    let refusal = config.resolve().unwrap_err().to_string();
+    assert!(refusal.contains("api.public_key"), "{refusal}");
+    std::fs::write(&path, text.replace("REPLACE_WITH_PUBLIC_KEY", "my-key")).unwrap();
+    Config::load(Some(&path)).unwrap().resolve().unwrap();
     // The Deployment mounts the Secret where the config looks for the key.
     let deployment = std::fs::read_to_string(repo("deploy/kubernetes/deployment.yaml")).unwrap();
     assert!(deployment.contains("mountPath: /run/secrets/udts"));

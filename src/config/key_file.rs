@@ -110,6 +110,36 @@ impl KeyFileAccess {
     }
 }
 
+use std::path::Path;
+
+use super::{invalid, ConfigError};
+
+/// Refuses a key file that [`KeyFileAccess`] does not admit, before reading it.
+pub(super) fn check_key_file_access(section: &str, path: &Path) -> Result<(), ConfigError> {
+    check_secret_file(&format!("{section}.private_key_file"), path)
+}
+
+/// Refuses a file of secrets at config key `key` that [`KeyFileAccess`] does not admit.
+#[cfg(unix)]
+pub(crate) fn check_secret_file(key: &str, path: &Path) -> Result<(), ConfigError> {
+    let key = key.to_string();
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        invalid(
+            key.clone(),
+            format!("cannot read {}: {e}", path.display()),
+            "point it at a readable file holding only the private key",
+        )
+    })?;
+    KeyFileAccess::of(&metadata)
+        .check(&path.display().to_string())
+        .map_err(|refusal| invalid(key, refusal.problem, refusal.fix))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn check_secret_file(_key: &str, _path: &Path) -> Result<(), ConfigError> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,13 +15,15 @@ use serde::Deserialize;
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::TaskKind;
 
+mod accounts;
 mod explain;
 pub mod key_file;
 pub(crate) mod settings;
 mod sources;
 
+pub use accounts::Account;
 pub use settings::{
-    Account, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
+    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
     Settings, Shard,
 };
 pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};

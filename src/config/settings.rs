@@ -4,19 +4,15 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use regex::{Regex, RegexSet};
-use secrecy::{ExposeSecret, SecretString};
 use sha1::{Digest, Sha1};
-use url::Url;
 
-#[cfg(unix)]
-use super::key_file::KeyFileAccess;
+use super::accounts::Account;
 use super::sources::{SourceMap, SourceSettings};
-use super::{invalid, Config, ConfigError, PollStrategy, StatusSeries, DEFAULT_ENDPOINT};
+use super::{invalid, Config, ConfigError, PollStrategy, StatusSeries};
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSource, TaskSpec};
 use crate::web_config::WebSecurity;
@@ -71,23 +67,6 @@ pub struct Settings {
     pub exposition: ExpositionOptions,
     /// `[[sources]]`, validated.
     pub sources: Vec<SourceSettings>,
-}
-
-/// One set of credentials.
-#[derive(Debug, Clone)]
-pub struct Account {
-    /// The `account` label: `None` when only one account is configured (no label then).
-    pub label: Option<String>,
-    /// Base URL of its gateway.
-    pub endpoint: Url,
-    /// Its public key.
-    pub public_key: String,
-    /// Its private key.
-    pub private_key: SecretString,
-    /// Default project of its tasks.
-    pub project_id: Option<String>,
-    /// Projects discovery lists (`None`: the default project).
-    pub discovery_projects: Vec<Option<String>>,
 }
 
 /// `[discovery]`, validated.
@@ -445,103 +424,6 @@ impl Config {
         })
     }
 
-    /// The `[api]` account, or the `[[accounts]]`, with their keys read.
-    fn accounts(&self) -> Result<Vec<Account>, ConfigError> {
-        let api = &self.api;
-        if self.accounts.is_empty() {
-            if api.public_key.trim().is_empty() {
-                return Err(invalid(
-                    "api.public_key",
-                    "it is not set",
-                    "set it in the config file (pass --config FILE) or UDTS_API__PUBLIC_KEY",
-                ));
-            }
-            let private_key = read_private_key(
-                "api",
-                api.private_key.as_ref(),
-                api.private_key_file.as_deref(),
-                None,
-            )?;
-            let mut projects: Vec<Option<String>> = self
-                .discovery
-                .project_ids
-                .iter()
-                .cloned()
-                .map(Some)
-                .collect();
-            if projects.is_empty() {
-                projects.push(api.project_id.clone());
-            }
-            return Ok(vec![Account {
-                label: None,
-                endpoint: self.endpoint_url("api.endpoint", &api.endpoint)?,
-                public_key: api.public_key.trim().to_string(),
-                private_key,
-                project_id: api.project_id.clone(),
-                discovery_projects: projects,
-            }]);
-        }
-
-        if !api.public_key.trim().is_empty()
-            || api.private_key.is_some()
-            || api.private_key_file.is_some()
-        {
-            return Err(invalid(
-                "api.public_key",
-                "[api] has keys and [[accounts]] is set too",
-                "move the keys into an [[accounts]] entry; [api] then holds only shared settings",
-            ));
-        }
-        let mut names = HashSet::new();
-        let mut accounts = Vec::new();
-        for (i, account) in self.accounts.iter().enumerate() {
-            let name = account.name.trim();
-            if name.is_empty() || !names.insert(name.to_string()) {
-                return Err(invalid(
-                    format!("accounts[{i}].name"),
-                    format!("`{name}` is empty or used twice"),
-                    "give every [[accounts]] entry its own name",
-                ));
-            }
-            if account.public_key.trim().is_empty() {
-                return Err(invalid(
-                    format!("accounts[{i}].public_key"),
-                    "it is not set",
-                    "set the account's API public key",
-                ));
-            }
-            let private_key = read_private_key(
-                &format!("accounts[{i}]"),
-                account.private_key.as_ref(),
-                account.private_key_file.as_deref(),
-                account.private_key_env.as_deref(),
-            )?;
-            let endpoint = account.endpoint.as_deref().unwrap_or(&api.endpoint);
-            let mut projects: Vec<Option<String>> =
-                account.project_ids.iter().cloned().map(Some).collect();
-            if projects.is_empty() {
-                projects.push(
-                    account
-                        .project_id
-                        .clone()
-                        .or_else(|| api.project_id.clone()),
-                );
-            }
-            accounts.push(Account {
-                label: (self.accounts.len() > 1).then(|| name.to_string()),
-                endpoint: self.endpoint_url(&format!("accounts[{i}].endpoint"), endpoint)?,
-                public_key: account.public_key.trim().to_string(),
-                private_key,
-                project_id: account
-                    .project_id
-                    .clone()
-                    .or_else(|| api.project_id.clone()),
-                discovery_projects: projects,
-            });
-        }
-        Ok(accounts)
-    }
-
     /// `[[tasks]]` as specs, checked against the accounts.
     fn static_tasks(&self, accounts: &[Account]) -> Result<Vec<TaskSpec>, ConfigError> {
         let mut seen = HashSet::new();
@@ -555,6 +437,7 @@ impl Config {
                     "use the id shown in the console, e.g. \"udts-ixdp441\"",
                 ));
             }
+            super::accounts::refuse_placeholder(&format!("tasks[{i}].id"), id)?;
             let account = match (&task.account, accounts) {
                 (None, [only]) => only,
                 (None, _) => {
@@ -670,119 +553,5 @@ impl Config {
                 finished_max_age: discovery.finished_max_age,
             },
         }))
-    }
-
-    /// A validated endpoint URL.
-    fn endpoint_url(&self, key: &str, endpoint: &str) -> Result<Url, ConfigError> {
-        let url = Url::parse(endpoint).map_err(|e| {
-            invalid(
-                key,
-                format!("`{endpoint}` is not a URL ({e})"),
-                format!("use e.g. \"{DEFAULT_ENDPOINT}\" or \"https://api.ucloud.cn\""),
-            )
-        })?;
-        match url.scheme() {
-            "https" => Ok(url),
-            "http" if self.api.allow_insecure_endpoint || is_loopback(&url) => Ok(url),
-            "http" => Err(invalid(
-                key,
-                "plain http would send the signed requests unencrypted",
-                "use https, or set api.allow_insecure_endpoint = true if you really mean it",
-            )),
-            other => Err(invalid(
-                key,
-                format!("scheme `{other}` is not supported"),
-                "use an https:// URL",
-            )),
-        }
-    }
-}
-
-/// Reads a private key from exactly one of: inline, a file, an environment variable.
-fn read_private_key(
-    section: &str,
-    inline: Option<&SecretString>,
-    file: Option<&Path>,
-    env: Option<&str>,
-) -> Result<SecretString, ConfigError> {
-    let key = format!("{section}.private_key");
-    let given =
-        usize::from(inline.is_some()) + usize::from(file.is_some()) + usize::from(env.is_some());
-    if given > 1 {
-        return Err(invalid(
-            key,
-            "more than one of private_key, private_key_file, private_key_env is set",
-            "keep only one of them",
-        ));
-    }
-    let text = if let Some(inline) = inline {
-        inline.expose_secret().to_string()
-    } else if let Some(path) = file {
-        check_key_file_access(section, path)?;
-        std::fs::read_to_string(path).map_err(|e| {
-            invalid(
-                format!("{section}.private_key_file"),
-                format!("cannot read {}: {e}", path.display()),
-                "point it at a readable file holding only the private key",
-            )
-        })?
-    } else if let Some(variable) = env {
-        std::env::var(variable).map_err(|_| {
-            invalid(
-                format!("{section}.private_key_env"),
-                format!("environment variable {variable} is not set"),
-                "set it, or name another variable",
-            )
-        })?
-    } else {
-        return Err(invalid(
-            key,
-            "no private key is configured",
-            format!("set {section}.private_key_file (or {section}.private_key, or UDTS_API__PRIVATE_KEY)"),
-        ));
-    };
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(invalid(
-            key,
-            "the private key is empty",
-            "provide the account's private key",
-        ));
-    }
-    Ok(SecretString::from(trimmed))
-}
-
-/// Refuses a key file that [`KeyFileAccess`] does not admit, before reading it.
-fn check_key_file_access(section: &str, path: &Path) -> Result<(), ConfigError> {
-    check_secret_file(&format!("{section}.private_key_file"), path)
-}
-
-/// Refuses a file of secrets at config key `key` that [`KeyFileAccess`] does not admit.
-#[cfg(unix)]
-pub(super) fn check_secret_file(key: &str, path: &Path) -> Result<(), ConfigError> {
-    let key = key.to_string();
-    let metadata = std::fs::metadata(path).map_err(|e| {
-        invalid(
-            key.clone(),
-            format!("cannot read {}: {e}", path.display()),
-            "point it at a readable file holding only the private key",
-        )
-    })?;
-    KeyFileAccess::of(&metadata)
-        .check(&path.display().to_string())
-        .map_err(|refusal| invalid(key, refusal.problem, refusal.fix))
-}
-
-#[cfg(not(unix))]
-pub(super) fn check_secret_file(_key: &str, _path: &Path) -> Result<(), ConfigError> {
-    Ok(())
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }

@@ -183,7 +183,7 @@ pub(super) fn resolve_sources(
                 ))
             }
             (Some(path), None) => {
-                super::settings::check_secret_file(&key("password_file"), path)?;
+                super::key_file::check_secret_file(&key("password_file"), path)?;
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     invalid(
                         key("password_file"),
