@@ -325,6 +325,9 @@ pub fn demo_config(endpoint: &str) -> Config {
 
 async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     let settings = load_config(cli)?.resolve()?;
+    for warning in settings.source_warnings() {
+        eprintln!("udts-exporter: warning: {warning}");
+    }
     let options = settings.exposition.clone();
     let source_settings = settings.sources.clone();
     let runtime = Arc::new(Runtime::new(settings, Arc::new(ExporterMetrics::new()))?);

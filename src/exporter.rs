@@ -87,6 +87,7 @@ impl Reloader {
     fn try_reload(&self) -> anyhow::Result<()> {
         let config = (self.loader)()?;
         let settings = config.resolve()?;
+        log_source_warnings(&settings);
         let old = self.runtime.load_full();
         if settings.listen_address != old.settings.listen_address {
             warn!("web.listen_address changed; it takes effect at the next restart");
@@ -155,6 +156,7 @@ pub async fn start_with_settings(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
     let local_addr = listener.local_addr()?;
+    log_source_warnings(&settings);
     let metrics = ExporterMetrics::new();
     let store = Arc::new(Store::new());
     let board = Arc::new(SourceBoard::default());
@@ -267,4 +269,11 @@ pub async fn start_with_settings(
         tasks,
         server,
     })
+}
+
+/// Says once per start-up or reload what in `[[sources]]` cannot work as written.
+fn log_source_warnings(settings: &Settings) {
+    for warning in settings.source_warnings() {
+        warn!("{warning}");
+    }
 }

@@ -592,3 +592,44 @@ fn sources_are_checked_naming_the_key_and_never_echo_a_password() {
         Ok(())
     });
 }
+
+#[test]
+fn sources_that_cannot_map_a_task_are_named_with_the_fix() {
+    let warnings = |extra: &str, discovery: bool| {
+        let mut warnings = Vec::new();
+        Jail::expect_with(|jail| {
+            let discovery = if discovery {
+                "[discovery]\nenabled = true\n"
+            } else {
+                ""
+            };
+            jail.create_file("config.toml", &format!("{MINIMAL}{discovery}{extra}"))?;
+            let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
+            warnings = config.resolve().unwrap().source_warnings();
+            Ok(())
+        });
+        warnings
+    };
+    let source = "[[sources]]\nname = \"orders\"\nurl = \"mysql://m@h\"\n";
+    // A listed id that is not polled; the polled one is fine.
+    let listed = warnings(
+        &format!("{source}tasks = [\"udts-a\", \"udts-gone\"]\n"),
+        false,
+    );
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("sources `orders` lists task udts-gone, which is not polled"));
+    // A name pattern while no static task has a name.
+    let named = warnings(&format!("{source}task_name_regex = \"^orders\"\n"), false);
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert!(
+        named[0].contains("task_name_regex matches no task"),
+        "{named:?}"
+    );
+    assert!(named[0].contains("[[tasks]] name"), "{named:?}");
+    // With discovery on, any task may still be listed: nothing is judged.
+    assert!(warnings(&format!("{source}tasks = [\"udts-gone\"]\n"), true).is_empty());
+    // A name given to the static task makes the pattern match.
+    let text = format!("{source}task_name_regex = \"^orders\"\n")
+        .replace("[[sources]]", "name = \"orders to warehouse\"\n[[sources]]");
+    assert!(warnings(&text, false).is_empty());
+}

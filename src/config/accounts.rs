@@ -223,7 +223,9 @@ fn read_private_key(
 /// unknown task, far from the line to edit.
 pub(super) fn is_placeholder(value: &str) -> bool {
     let value = value.trim();
-    let filler = |rest: &str| !rest.is_empty() && (rest.chars().all(|c| c == 'x') || rest.chars().all(|c| c == 'y'));
+    let filler = |rest: &str| {
+        !rest.is_empty() && (rest.chars().all(|c| c == 'x') || rest.chars().all(|c| c == 'y'))
+    };
     value.to_ascii_uppercase().contains("REPLACE_WITH")
         || value.strip_prefix("udts-").is_some_and(filler)
         || value.strip_prefix("org-").is_some_and(filler)

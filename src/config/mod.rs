@@ -23,8 +23,7 @@ mod sources;
 
 pub use accounts::Account;
 pub use settings::{
-    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
-    Settings, Shard,
+    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter, Settings, Shard,
 };
 pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
 

@@ -226,6 +226,55 @@ fn regex_set(key: &str, patterns: &[String]) -> Result<Option<RegexSet>, ConfigE
     })
 }
 
+impl Settings {
+    /// What in `[[sources]]` cannot work as written, one sentence each with the fix: a listed
+    /// task id that is not polled, a `task_name_regex` that can match no task, a source that
+    /// maps no task at all. Only judged with discovery off: with it on, any task may still be
+    /// listed. Logged at start-up and on every reload.
+    pub fn source_warnings(&self) -> Vec<String> {
+        if self.discovery.is_some() {
+            return Vec::new();
+        }
+        let mut warnings = Vec::new();
+        for source in &self.sources {
+            let name = &source.name;
+            let mut mapped = 0;
+            for id in &source.tasks {
+                if self.static_tasks.iter().any(|task| &task.id == id) {
+                    mapped += 1;
+                } else {
+                    warnings.push(format!(
+                        "sources `{name}` lists task {id}, which is not polled: add it to \
+                         [[tasks]] or turn on [discovery]"
+                    ));
+                }
+            }
+            if let Some(regex) = &source.task_name_regex {
+                let matching = self
+                    .static_tasks
+                    .iter()
+                    .filter(|task| task.name.as_deref().is_some_and(|n| regex.is_match(n)))
+                    .count();
+                if matching == 0 {
+                    warnings.push(format!(
+                        "sources `{name}`: task_name_regex matches no task: with discovery off, \
+                         tasks have a name only when [[tasks]] name gives one; give them names, \
+                         list their ids in the source's tasks, or turn on [discovery]"
+                    ));
+                }
+                mapped += matching;
+            }
+            if mapped == 0 && source.task_name_regex.is_none() && source.tasks.is_empty() {
+                warnings.push(format!(
+                    "sources `{name}` maps no task, so no lag is computed against it: list task \
+                     ids in its tasks or set task_name_regex"
+                ));
+            }
+        }
+        warnings
+    }
+}
+
 impl Config {
     /// Validates everything, reads the private keys and compiles the patterns.
     pub fn resolve(&self) -> Result<Settings, ConfigError> {

@@ -316,6 +316,16 @@ pub type ReaderFactory = Arc<dyn Fn(&SourceSettings) -> Box<dyn BinlogReader> + 
 /// The production factory: a [`mysql::MySqlReader`] per source.
 pub fn mysql_readers() -> ReaderFactory {
     Arc::new(|source: &SourceSettings| {
+        if source.connection.password.is_none() {
+            // Allowed (a user may have no password), but rarely meant: say it where the
+            // source starts, at start-up and when a reload changes it.
+            tracing::warn!(
+                source = %source.name,
+                "source `{}` has neither password_file nor password_env: connecting without a \
+                 password; set one of them if the monitoring user has a password",
+                source.name
+            );
+        }
         Box::new(mysql::MySqlReader::new(source.connection.clone())) as Box<dyn BinlogReader>
     })
 }
