@@ -165,7 +165,7 @@ async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<(
     let settings = loader()?.resolve()?;
     let listener = TcpListener::bind(settings.listen_address)
         .await
-        .with_context(|| format!("cannot listen on {}", settings.listen_address))?;
+        .map_err(|error| listen_error(settings.listen_address, &error))?;
     let shutdown = CancellationToken::new();
     let exporter = crate::exporter::start_with_settings(
         settings.clone(),
@@ -196,6 +196,24 @@ async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<(
             Ok(())
         }
     }
+}
+
+/// Why the listen address cannot be used, and what to do about it.
+fn listen_error(address: std::net::SocketAddr, error: &std::io::Error) -> anyhow::Error {
+    let fix = match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another process listens there: stop it, or choose another address with \
+             --web.listen-address (or web.listen_address)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this host has that address: use one it has, or 0.0.0.0"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: use a higher port, or grant CAP_NET_BIND_SERVICE"
+        }
+        _ => "check web.listen_address",
+    };
+    anyhow::anyhow!("cannot listen on {address}: {error}. Fix: {fix}")
 }
 
 /// The process's signal handlers, registered as soon as they are created.

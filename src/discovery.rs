@@ -203,6 +203,9 @@ impl Inventory {
     /// Takes the static tasks and shard of a (new) configuration; with discovery off, forgets
     /// what was discovered.
     pub fn configure(&self, static_tasks: Vec<TaskSpec>, shard: Shard, discovery_enabled: bool) {
+        self.metrics
+            .discovery_enabled
+            .set(if discovery_enabled { 1.0 } else { 0.0 });
         let mut state = self.lock();
         state.static_tasks = static_tasks;
         state.shard = Some(shard);

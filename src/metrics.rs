@@ -42,6 +42,9 @@ pub struct ExporterMetrics {
     pub poll_cycle_overruns: IntCounter,
     /// `udts_discovery_last_success_timestamp_seconds`: when every list call last succeeded.
     pub discovery_last_success: Gauge,
+    /// `udts_discovery_enabled`: 1 while `[discovery]` is on, so a rule on the last success
+    /// can be guarded (without discovery that timestamp stays 0 and would always look stale).
+    pub discovery_enabled: Gauge,
     /// `udts_config_last_reload_successful`: whether the last reload was applied.
     pub reload_successful: Gauge,
     /// `udts_config_last_reload_success_timestamp_seconds`: when a config was last applied.
@@ -303,6 +306,10 @@ impl ExporterMetrics {
             "udts_discovery_last_success_timestamp_seconds",
             "Unix time every ListUDTSTask call of a discovery refresh last succeeded.",
         ));
+        let discovery_enabled = must(Gauge::new(
+            "udts_discovery_enabled",
+            "1 while discovery (ListUDTSTask) is configured, 0 otherwise.",
+        ));
         let reload_successful = must(Gauge::new(
             "udts_config_last_reload_successful",
             "1 if the last configuration (re)load was applied, 0 if it was rejected.",
@@ -349,6 +356,7 @@ impl ExporterMetrics {
         must(registry.register(Box::new(throttle_delay.clone())));
         must(registry.register(Box::new(poll_cycle_overruns.clone())));
         must(registry.register(Box::new(discovery_last_success.clone())));
+        must(registry.register(Box::new(discovery_enabled.clone())));
         must(registry.register(Box::new(reload_successful.clone())));
         must(registry.register(Box::new(reload_success_timestamp.clone())));
         must(registry.register(Box::new(refreshes.clone())));
@@ -372,6 +380,7 @@ impl ExporterMetrics {
             throttle_delay,
             poll_cycle_overruns,
             discovery_last_success,
+            discovery_enabled,
             reload_successful,
             reload_success_timestamp,
             refreshes,

@@ -234,3 +234,25 @@ async fn warning_level_json_logs_carry_the_gateway_text_under_its_own_key() {
     exporter.signal("TERM");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_port_in_use_or_a_missing_config_file_exit_2_saying_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = run(&["demo", "--web.listen-address", &address], None).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--web.listen-address"), "{stderr}");
+
+    let missing = std::path::Path::new("/nonexistent/udts/config.toml");
+    let (code, _, stderr) = run(&["check"], Some(missing)).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/udts/config.toml does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("config.example.toml"), "{stderr}");
+}

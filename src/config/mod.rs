@@ -403,7 +403,9 @@ impl Config {
         if let Some(file) = file {
             if !file.is_file() {
                 return Err(ConfigError::Load(format!(
-                    "config file {} does not exist or is not a file",
+                    "config file {} does not exist or is not a file. Fix: pass --config a TOML \
+                     file (config.example.toml, installed as /etc/udts-exporter/config.toml, has \
+                     every key), or leave --config out and configure with UDTS_ variables",
                     file.display()
                 )));
             }
