@@ -31,6 +31,7 @@ pub mod exposition;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod outlook;
 pub mod page;
 pub mod poller;
 pub mod process_metrics;

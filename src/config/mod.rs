@@ -23,7 +23,8 @@ mod sources;
 
 pub use accounts::Account;
 pub use settings::{
-    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter, Settings, Shard,
+    Cutover, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
+    Settings, Shard,
 };
 pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
 
@@ -62,6 +63,26 @@ pub struct Config {
     /// Source databases to read binlog state from, for lag.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// When a task counts as ready for cut-over, and the window of its rates and ETAs.
+    #[serde(default)]
+    pub cutover: CutoverConfig,
+}
+
+/// `[cutover]`: the exporter's own readiness verdict and the window its rates are taken over.
+/// Unset values follow the poll interval (see [`Cutover`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CutoverConfig {
+    /// A ready task is at most this far behind its source (default 10s) ...
+    #[serde(with = "humantime_serde")]
+    pub max_lag: Option<Duration>,
+    /// ... continuously for at least this long (default 5m, or two intervals if longer).
+    #[serde(with = "humantime_serde")]
+    pub steady_for: Option<Duration>,
+    /// Throughput and ETAs on the page, the JSON and `wait` are over this much recent time
+    /// (default 1m, or two intervals if longer).
+    #[serde(with = "humantime_serde")]
+    pub rate_window: Option<Duration>,
 }
 
 /// `[web]`

@@ -195,6 +195,29 @@ pub struct ExpositionOptions {
     pub poll_interval: Duration,
     /// Which task reads from which `[[sources]]` entry.
     pub sources: Arc<SourceMap>,
+    /// `[cutover]`, validated.
+    pub cutover: Cutover,
+}
+
+/// `[cutover]` with its defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutover {
+    /// A ready task is at most this far behind its source ...
+    pub max_lag: Duration,
+    /// ... continuously for at least this long (and its retries did not grow meanwhile).
+    pub steady_for: Duration,
+    /// Rates and ETAs are taken over this much recent time.
+    pub rate_window: Duration,
+}
+
+impl Default for Cutover {
+    fn default() -> Self {
+        Self {
+            max_lag: Duration::from_secs(10),
+            steady_for: Duration::from_secs(300),
+            rate_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The `[metrics]` allow and deny lists, compiled.
@@ -468,8 +491,58 @@ impl Config {
                     deny: regex_set("metrics.deny", &self.metrics.deny)?,
                 },
                 sources: Arc::new(SourceMap::new(&sources)),
+                cutover: self.cutover_settings(interval)?,
             },
             sources,
+        })
+    }
+
+    /// `[cutover]` with its defaults, checked against the poll interval: a window needs two
+    /// polls to hold a rate, and one sample must not decide readiness.
+    fn cutover_settings(&self, interval: Duration) -> Result<Cutover, ConfigError> {
+        let given = self.cutover;
+        let human = |d: Duration| humantime::format_duration(d).to_string();
+        let max_lag = given.max_lag.unwrap_or(Duration::from_secs(10));
+        if max_lag.is_zero() {
+            return Err(invalid(
+                "cutover.max_lag",
+                "it is 0: no task is ever exactly at the head",
+                "set how far behind a ready task may be, e.g. \"10s\"",
+            ));
+        }
+        let floor = interval * 2;
+        let rate_window = given
+            .rate_window
+            .unwrap_or_else(|| Duration::from_secs(60).max(floor));
+        if rate_window < floor {
+            return Err(invalid(
+                "cutover.rate_window",
+                format!(
+                    "{} holds fewer than two polls at poll.interval {}",
+                    human(rate_window),
+                    human(interval)
+                ),
+                format!("set it to at least {}, or leave it out", human(floor)),
+            ));
+        }
+        let steady_for = given
+            .steady_for
+            .unwrap_or_else(|| Duration::from_secs(300).max(floor));
+        if steady_for < floor {
+            return Err(invalid(
+                "cutover.steady_for",
+                format!(
+                    "{} is shorter than two polls at poll.interval {}: one sample would decide",
+                    human(steady_for),
+                    human(interval)
+                ),
+                format!("set it to at least {}, or leave it out", human(floor)),
+            ));
+        }
+        Ok(Cutover {
+            max_lag,
+            steady_for,
+            rate_window,
         })
     }
 

@@ -1,0 +1,308 @@
+//! The `/metrics` payload: per-task series written straight from the task snapshot, followed by
+//! the exporter's own registry, encoded once per change of state and kept ready (plain and
+//! gzip) so that a scrape costs a pointer copy.
+//!
+//! Per-task families are written here rather than through `prometheus` collectors because at
+//! tens of thousands of tasks building a protobuf object per sample would dominate the cost of
+//! an update; the text format for gauges is small and pinned by golden tests and `promtool`.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use flate2::{write::GzEncoder, Compression};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ExpositionOptions;
+use crate::metrics::ExporterMetrics;
+use crate::source::lag::source_lags;
+use crate::source::SourceBoard;
+use crate::state::{Store, TaskState};
+use crate::task_view::{TaskList, Views};
+use crate::time::unix_now;
+
+mod families;
+
+pub use families::write_task_families;
+
+/// Longest label value taken from the API (names, failure messages). Longer values are cut at a
+/// character boundary and marked with `…`.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One encoded exposition, and what the page and the JSON API are built from on first request.
+///
+/// Only the gzip form of the text is kept: Prometheus always accepts gzip, and the plain text of
+/// 10,000 tasks is fifteen times larger. A client that does not accept gzip gets it inflated per
+/// request ([`Exposition::text`]). The task views and their JSON are prepared when first asked
+/// for after a change ([`Exposition::prepared`]), not on every change: most exporters' pages are
+/// never opened.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    /// The text format, gzip-compressed.
+    pub gzip: Bytes,
+    /// When it was rendered, unix seconds.
+    pub rendered_at: f64,
+    /// `poll.interval`, seconds.
+    pub poll_interval_seconds: f64,
+    /// The snapshot the views are built from: the store's own task states (shared, not
+    /// copied), the sources as they were, and the options in force.
+    snapshot: Snapshot,
+    /// The views and their JSON, once asked for.
+    prepared: std::sync::OnceLock<Arc<Prepared>>,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    tasks: Vec<Arc<TaskState>>,
+    sources: Arc<std::collections::HashMap<String, Arc<crate::source::SourceSnapshot>>>,
+    options: Arc<ExpositionOptions>,
+}
+
+/// The task views of one exposition and `GET /api/v1/tasks` made of them.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The tasks as the page shows them, worst first.
+    pub views: Views,
+    /// `GET /api/v1/tasks`, JSON.
+    pub tasks_json: Bytes,
+    /// The same, gzip-compressed.
+    pub tasks_json_gzip: Bytes,
+}
+
+impl Exposition {
+    /// The text format, inflated from the kept gzip form in 64 KiB chunks as the body is
+    /// sent (for the rare client that does not accept gzip): the plain text never exists whole.
+    pub fn text_chunks(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let mut decoder = flate2::read::GzDecoder::new(std::io::Cursor::new(self.gzip.clone()));
+        let mut done = false;
+        futures_util::stream::iter(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let mut chunk = vec![0; 64 * 1024];
+            match std::io::Read::read(&mut decoder, &mut chunk) {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some(Ok(Bytes::from(chunk)))
+                }
+                Err(error) => {
+                    done = true;
+                    Some(Err(error))
+                }
+            }
+        }))
+    }
+
+    /// The views and their JSON, built on the first call after a render and then kept with
+    /// this exposition.
+    pub fn prepared(&self) -> Arc<Prepared> {
+        Arc::clone(self.prepared.get_or_init(|| {
+            let snapshot = &self.snapshot;
+            let lags = source_lags(
+                &snapshot.tasks,
+                &snapshot.options,
+                &snapshot.sources,
+                self.rendered_at,
+            );
+            let views = Views::build(&snapshot.tasks, &lags, self.rendered_at);
+            drop(lags);
+            let list = TaskList {
+                generated_at: self.rendered_at,
+                poll_interval_seconds: self.poll_interval_seconds,
+                tasks: views.tasks.iter().collect(),
+            };
+            let tasks_json = serde_json::to_vec(&list).unwrap_or_default();
+            drop(list);
+            Arc::new(Prepared {
+                tasks_json_gzip: Bytes::from(gzip(&tasks_json)),
+                tasks_json: Bytes::from(tasks_json),
+                views,
+            })
+        }))
+    }
+}
+
+/// A text sink that compresses as it goes, so the plain exposition never exists whole in
+/// memory: at 10,000 tasks that is 17 MB per render, and glibc keeps freed blocks that size.
+struct GzipText {
+    buffer: String,
+    encoder: GzEncoder<Vec<u8>>,
+}
+
+impl GzipText {
+    /// Text is compressed in chunks of about this size.
+    const CHUNK: usize = 64 * 1024;
+
+    fn new() -> Self {
+        Self {
+            buffer: String::with_capacity(Self::CHUNK + 4096),
+            encoder: GzEncoder::new(Vec::new(), Compression::fast()),
+        }
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        self.flush_buffer();
+        if let Err(error) = self.encoder.write_all(bytes) {
+            tracing::error!(%error, "cannot compress the exposition");
+        }
+    }
+
+    fn flush_buffer(&mut self) {
+        if let Err(error) = self.encoder.write_all(self.buffer.as_bytes()) {
+            tracing::error!(%error, "cannot compress the exposition");
+        }
+        self.buffer.clear();
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.flush_buffer();
+        self.encoder.finish().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for GzipText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.buffer.push_str(text);
+        if self.buffer.len() >= Self::CHUNK {
+            self.flush_buffer();
+        }
+        Ok(())
+    }
+}
+
+/// Renders the whole payload: task families, then the exporter's own metrics, compressed as
+/// it is written.
+pub fn render(
+    store: &Store,
+    sources: &SourceBoard,
+    metrics: &ExporterMetrics,
+    options: &Arc<ExpositionOptions>,
+) -> Exposition {
+    let tasks = store.snapshot();
+    let now = unix_now();
+    let snapshots = sources.snapshots();
+    let lags = source_lags(&tasks, options, &snapshots, now);
+    let mut out = GzipText::new();
+    write_task_families(&tasks, options, &lags, &mut out);
+    drop(lags);
+    let mut own = Vec::new();
+    metrics.encode(|name| options.filter.allows(name), &mut own);
+    out.write_bytes(&own);
+    drop(own);
+    Exposition {
+        gzip: Bytes::from(out.finish()),
+        rendered_at: now,
+        poll_interval_seconds: options.poll_interval.as_secs_f64(),
+        snapshot: Snapshot {
+            tasks,
+            sources: snapshots,
+            options: Arc::clone(options),
+        },
+        prepared: std::sync::OnceLock::new(),
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 8), Compression::fast());
+    encoder
+        .write_all(bytes)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_default()
+}
+
+/// Holds the latest exposition and re-renders it when the store changes.
+pub struct Publisher {
+    current: ArcSwap<Exposition>,
+    options: ArcSwap<ExpositionOptions>,
+    /// Serializes renders, so a render that took an older snapshot can never be stored after
+    /// (and over) one that took a newer snapshot.
+    rendering: std::sync::Mutex<()>,
+    store: Arc<Store>,
+    sources: Arc<SourceBoard>,
+    metrics: ExporterMetrics,
+}
+
+impl Publisher {
+    /// Least time between two renders, however often the state changes.
+    const MIN_GAP: Duration = Duration::from_millis(500);
+    /// Re-render this often even without task changes, so process metrics stay current.
+    const REFRESH: Duration = Duration::from_secs(5);
+
+    /// A publisher with an empty exposition; call [`Publisher::render_now`] or run it.
+    pub fn new(
+        store: Arc<Store>,
+        sources: Arc<SourceBoard>,
+        metrics: ExporterMetrics,
+        options: ExpositionOptions,
+    ) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Exposition::default()),
+            options: ArcSwap::from_pointee(options),
+            rendering: std::sync::Mutex::new(()),
+            store,
+            sources,
+            metrics,
+        }
+    }
+
+    /// The latest complete exposition.
+    pub fn current(&self) -> Arc<Exposition> {
+        self.current.load_full()
+    }
+
+    /// Renders the current state and makes it the one served.
+    pub fn render_now(&self) {
+        let _serialized = self
+            .rendering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let options = self.options.load_full();
+        let next = render(&self.store, &self.sources, &self.metrics, &options);
+        // The old exposition goes as soon as the new one is in: two full copies never
+        // outlive the swap.
+        drop(self.current.swap(Arc::new(next)));
+    }
+
+    /// Takes the options of a new configuration; they apply from the next render.
+    pub fn set_options(&self, options: ExpositionOptions) {
+        self.options.store(Arc::new(options));
+        self.store.changed.notify_one();
+    }
+
+    /// Renders on a blocking thread, so a large encode never stalls the async workers.
+    pub async fn render_in_background(self: &Arc<Self>) {
+        let publisher = Arc::clone(self);
+        if let Err(error) = tokio::task::spawn_blocking(move || publisher.render_now()).await {
+            tracing::error!(%error, "rendering the exposition failed");
+        }
+    }
+
+    /// Re-renders after every change of state until `shutdown`. Changes that arrive during a
+    /// render or the gap after it are coalesced into the next render; the gap grows with the
+    /// render's cost so that encoding stays a small share of one core at any number of tasks.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = self.store.changed.notified() => {}
+                () = self.sources.changed.notified() => {}
+                () = tokio::time::sleep(Self::REFRESH) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let started = Instant::now();
+            self.render_in_background().await;
+            let gap = Self::MIN_GAP.max(started.elapsed() * 4);
+            tokio::select! {
+                () = tokio::time::sleep(gap) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Where each task is heading, from the exporter's own samples: the binlog bytes it applied
+//! (`udts_task_source_applied_bytes_total`), its throughput over `cutover.rate_window`, when it
+//! will be done (catch-up or full-load ETA), and whether it is ready for cut-over
+//! (`udts_task_cutover_ready`, the JSON's `cutover`, the `wait` command).
+//!
+//! The [`Tracker`] is fed every render with the store's snapshot and the sources' readings. It
+//! keeps a bounded window per task ([`window::CAPACITY`] samples) on the monotonic clock, so a
+//! wall-clock step never yields a fake rate. Nothing is persisted: a restart starts the clocks
+//! again (the counter starts at 0, as counters do; `steady_for` is watched anew).
+
+pub mod verdict;
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::ExpositionOptions;
+use crate::source::lag::{SourceLags, TaskLag};
+use crate::source::SourceSnapshot;
+use crate::state::TaskState;
+use crate::task::TaskKey;
+use verdict::{judge, Facts};
+use window::{Sample, Window};
+
+/// Rates over the last `cutover.rate_window`, each absent until the window holds enough.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Binlog bytes the task's position advanced per second.
+    pub applied_bytes_per_second: Option<f64>,
+    /// Bytes the task's source wrote per second.
+    pub source_written_bytes_per_second: Option<f64>,
+    /// Full-load rows per second.
+    pub rows_per_second: Option<f64>,
+}
+
+/// What an ETA is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtaBasis {
+    /// Reaching the source's head: lag bytes over (apply rate minus write rate).
+    CatchUp,
+    /// Finishing the full load: rows left over rows per second.
+    FullLoad,
+}
+
+/// When the task will be done, at the current rates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Eta {
+    /// Whole seconds from now.
+    pub seconds: u64,
+    /// Unix seconds.
+    pub at: f64,
+    /// What is estimated.
+    pub basis: EtaBasis,
+    /// For a full load, UDTS's own estimate of the time left (`TotalDuration - CurDuration`).
+    pub udts_estimate_seconds: Option<u64>,
+}
+
+/// The cut-over verdict as the JSON carries it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CutoverView {
+    /// Ready, not ready, or `null` where it cannot be judged.
+    pub ready: Option<bool>,
+    /// Unix seconds the verdict has held since (this exporter's watch).
+    pub since: Option<f64>,
+    /// What stands in the way, in words (`"lag 42 s over 10 s"`).
+    pub blocking: Vec<String>,
+}
+
+impl Default for CutoverView {
+    fn default() -> Self {
+        Self {
+            ready: None,
+            since: None,
+            blocking: vec!["not watched: judged by a running exporter from its own samples".into()],
+        }
+    }
+}
+
+/// One task's outlook at one render.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outlook {
+    /// `udts_task_source_applied_bytes_total`, for a task mapped to a source whose position
+    /// could be placed in the source's binlog.
+    pub applied_bytes_total: Option<u64>,
+    /// Its rates, while it is read.
+    pub throughput: Option<Throughput>,
+    /// When it will be done.
+    pub eta: Option<Eta>,
+    /// Whether it is ready for cut-over.
+    pub cutover: CutoverView,
+    /// How long its lag has been within `cutover.max_lag` without a break.
+    pub steady: Duration,
+    /// Its lag in bytes behind its source now, when known.
+    pub lag_bytes: Option<u64>,
+}
+
+/// What the tracker remembers of one task between renders.
+#[derive(Debug)]
+struct Track {
+    /// `last_success` of the state sampled last: a new one is a new poll.
+    sampled: Option<f64>,
+    /// The source and the offset in its written bytes that the task's position was at when
+    /// last counted.
+    position: Option<(String, i128)>,
+    applied_total: Option<u64>,
+    /// Whether a move back was logged (once per task).
+    moved_back_logged: bool,
+    window: Window,
+    /// The first poll seen.
+    watched_since: Instant,
+    /// Since when the lag has been within `max_lag` without a break.
+    steady_since: Option<Instant>,
+    retries: Option<f64>,
+    retried_at: Option<Instant>,
+    /// The verdict's value and since when it holds.
+    verdict: (Option<bool>, Instant),
+}
+
+impl Track {
+    fn new(now: Instant) -> Self {
+        Self {
+            sampled: None,
+            position: None,
+            applied_total: None,
+            moved_back_logged: false,
+            window: Window::default(),
+            watched_since: now,
+            steady_since: None,
+            retries: None,
+            retried_at: None,
+            verdict: (None, now),
+        }
+    }
+}
+
+/// Every task's track, updated once per render.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    tracks: HashMap<TaskKey, Track>,
+}
+
+impl Tracker {
+    /// Takes the snapshot at `now` (monotonic) and `unix_now` and returns each task's outlook,
+    /// in task order. Tasks gone from the snapshot are forgotten.
+    pub fn observe(
+        &mut self,
+        tasks: &[Arc<TaskState>],
+        lags: &SourceLags<'_>,
+        sources: &HashMap<String, Arc<SourceSnapshot>>,
+        options: &ExpositionOptions,
+        now: Instant,
+        unix_now: f64,
+    ) -> Vec<Outlook> {
+        let mut outlooks = Vec::with_capacity(tasks.len());
+        let mut seen = std::collections::HashSet::with_capacity(tasks.len());
+        for (i, task) in tasks.iter().enumerate() {
+            let key = task.spec.key();
+            let lag = lags.get(i).and_then(Option::as_ref);
+            let track = self
+                .tracks
+                .entry(key.clone())
+                .or_insert_with(|| Track::new(now));
+            let source = lag.and_then(|(name, _)| Some((*name, sources.get(*name)?)));
+            outlooks.push(outlook(track, task, lag, source, options, now, unix_now));
+            seen.insert(key);
+        }
+        self.tracks.retain(|key, _| seen.contains(key));
+        outlooks
+    }
+
+    /// Tasks tracked (for the memory bound's test and benchmark).
+    pub fn len(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Whether no task is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty()
+    }
+}
+
+type Lag<'a> = Option<&'a (&'a str, Result<TaskLag, crate::source::lag::LagProblem>)>;
+
+fn outlook(
+    track: &mut Track,
+    task: &TaskState,
+    lag: Lag<'_>,
+    source: Option<(&str, &Arc<SourceSnapshot>)>,
+    options: &ExpositionOptions,
+    now: Instant,
+    unix_now: f64,
+) -> Outlook {
+    let rule = &options.cutover;
+    let data = task.data.as_ref();
+    let task_lag = lag.and_then(|(_, lag)| lag.as_ref().ok());
+    count_applied(track, task, task_lag, source);
+
+    let since_read = task
+        .last_success
+        .map(|at| Duration::from_secs_f64((unix_now - at).max(0.0)));
+    let fresh = since_read.is_some_and(|age| age <= options.poll_interval * 2);
+    let lag_now = lag_duration(task, lag);
+    let new_poll = task.last_success.is_some() && task.last_success != track.sampled;
+    if new_poll {
+        track.sampled = task.last_success;
+        let progress = data.and_then(|d| d.progress.as_ref());
+        track.window.push(
+            Sample {
+                at: now,
+                applied: track.applied_total,
+                written: source.map(|(_, s)| s.written_total),
+                rows: progress.and_then(|p| p.cur_count).filter(|r| *r >= 0.0),
+            },
+            rule.rate_window,
+        );
+        match &lag_now {
+            Ok(lag) if *lag <= rule.max_lag => {
+                track.steady_since.get_or_insert(now);
+            }
+            _ => track.steady_since = None,
+        }
+        let retries = data.and_then(|d| d.cur_retry_count);
+        if let (Some(before), Some(after)) = (track.retries, retries) {
+            if after > before {
+                track.retried_at = Some(now);
+            }
+        }
+        track.retries = retries.or(track.retries);
+    }
+
+    let facts = Facts {
+        status: data.and_then(|d| d.status.clone()),
+        full_only: task.spec.mode.as_deref() == Some("full"),
+        since_read,
+        lag: lag_now,
+        watched: now.saturating_duration_since(track.watched_since),
+        steady: track
+            .steady_since
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
+        since_retry: track.retried_at.map(|at| now.saturating_duration_since(at)),
+    };
+    let verdict = judge(&facts, rule, options.poll_interval);
+    if verdict.ready != track.verdict.0 {
+        track.verdict = (verdict.ready, now);
+    }
+    let held = now.saturating_duration_since(track.verdict.1).as_secs_f64();
+
+    let window = &track.window;
+    let span = rule.rate_window;
+    let throughput = fresh
+        .then(|| Throughput {
+            applied_bytes_per_second: window.rate(span, |s| s.applied.map(|a| a as f64)),
+            source_written_bytes_per_second: window.rate(span, |s| s.written.map(|w| w as f64)),
+            rows_per_second: window.rate(span, |s| s.rows),
+        })
+        .filter(|t| {
+            t.applied_bytes_per_second.is_some()
+                || t.source_written_bytes_per_second.is_some()
+                || t.rows_per_second.is_some()
+        });
+    let lag_bytes = task_lag.and_then(|l| l.bytes);
+    Outlook {
+        applied_bytes_total: track.applied_total,
+        eta: throughput.and_then(|t| eta(task, lag_bytes, &t, unix_now)),
+        throughput,
+        cutover: CutoverView {
+            ready: verdict.ready,
+            since: Some(unix_now - held),
+            blocking: verdict.blocking,
+        },
+        steady: facts.steady,
+        lag_bytes,
+    }
+}
+
+/// Advances the applied-bytes counter to the task's position now. The position is placed in
+/// the source's written bytes (written so far minus the lag in bytes), which spans file
+/// rotations the way the lag does; a position that cannot be placed (no source reading, a
+/// purged file, another base name) is not counted until it can be.
+fn count_applied(
+    track: &mut Track,
+    task: &TaskState,
+    lag: Option<&TaskLag>,
+    source: Option<(&str, &Arc<SourceSnapshot>)>,
+) {
+    let (Some((name, snapshot)), Some(bytes)) = (source, lag.and_then(|l| l.bytes)) else {
+        return;
+    };
+    if snapshot.reading.is_none() {
+        return;
+    }
+    let offset = i128::from(snapshot.written_total) - i128::from(bytes);
+    let total = track.applied_total.get_or_insert(0);
+    match &track.position {
+        Some((counted_source, counted)) if counted_source == name => {
+            if offset > *counted {
+                *total += u64::try_from(offset - counted).unwrap_or(u64::MAX);
+            } else if offset < *counted && !track.moved_back_logged {
+                track.moved_back_logged = true;
+                tracing::info!(
+                    task_id = %task.spec.id,
+                    bytes_back = u64::try_from(counted - offset).unwrap_or(u64::MAX),
+                    "the task's binlog position moved back (restarted from an earlier point); \
+                     udts_task_source_applied_bytes_total keeps counting from the new position"
+                );
+            }
+        }
+        // First sight, or another source: start counting from here.
+        _ => {}
+    }
+    track.position = Some((name.to_string(), offset));
+}
+
+/// The lag the verdict is judged by, or why there is none: a MySQL task by its source, a Redis
+/// or MongoDB task by the delay UDTS reports.
+fn lag_duration(task: &TaskState, lag: Lag<'_>) -> Result<Duration, String> {
+    let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    if let Some((source, lag)) = lag {
+        return match lag {
+            Err(problem) => Err(problem.explanation().to_string()),
+            Ok(lag) if !lag.retained => Err(format!("its binlog file is purged from {source}")),
+            Ok(lag) => lag.seconds.map(seconds).ok_or_else(|| {
+                format!(
+                    "lag in seconds unknown until {source} writes past the task's position while \
+                     watched"
+                )
+            }),
+        };
+    }
+    let data = task.data.as_ref();
+    let progress = data.and_then(|d| d.progress.as_ref());
+    if let Some(delay) = progress.and_then(|p| p.redis_delay_time.or(p.mongo_delay_time)) {
+        return Ok(seconds(delay));
+    }
+    if data.is_some_and(|d| d.sync.is_some()) {
+        return Err("no [[sources]] entry maps this task, so its lag is unknown".into());
+    }
+    Err("the task reports no lag".into())
+}
+
+/// The catch-up ETA of a task behind its source that applies faster than the source writes,
+/// else the full-load ETA of a loading task; absent otherwise (never infinite or negative).
+fn eta(task: &TaskState, lag_bytes: Option<u64>, rates: &Throughput, unix_now: f64) -> Option<Eta> {
+    let at = |seconds: f64, basis, udts_estimate_seconds| {
+        (seconds.is_finite() && seconds >= 0.0).then(|| Eta {
+            seconds: seconds.round() as u64,
+            at: unix_now + seconds.round(),
+            basis,
+            udts_estimate_seconds,
+        })
+    };
+    if let (Some(bytes), Some(apply), Some(write)) = (
+        lag_bytes.filter(|b| *b > 0),
+        rates.applied_bytes_per_second,
+        rates.source_written_bytes_per_second,
+    ) {
+        let closing = apply - write;
+        return (closing > 0.0)
+            .then(|| at(bytes as f64 / closing, EtaBasis::CatchUp, None))
+            .flatten();
+    }
+    let progress = task.data.as_ref()?.progress.as_ref()?;
+    let left = progress.total_count? - progress.cur_count?;
+    let rate = rates.rows_per_second.filter(|r| *r > 0.0)?;
+    if left <= 0.0 {
+        return None;
+    }
+    let udts = match (progress.total_duration, progress.cur_duration) {
+        (Some(total), Some(elapsed)) if total > elapsed && elapsed >= 0.0 => {
+            Some((total - elapsed).round() as u64)
+        }
+        _ => None,
+    };
+    at(left / rate, EtaBasis::FullLoad, udts)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! Is a task ready for cut-over? The rule, as a pure function of what the tracker has seen, so
+//! that each clause is tested alone.
+//!
+//! Ready when all hold: status `Syncing` or `Synced`; read successfully within the last two
+//! intervals; its lag at most `max_lag` for at least `steady_for`; its retries not increased in
+//! that time. No verdict (never a guess) for a full-only task, a MySQL task without a source,
+//! a lag that cannot be known, or before `steady_for` of samples exist.
+
+use std::time::Duration;
+
+use crate::config::Cutover;
+
+/// What the verdict is judged from, at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    /// The task's status.
+    pub status: Option<String>,
+    /// Whether the task only does a full load (`mode = "full"`).
+    pub full_only: bool,
+    /// Time since the last successful read.
+    pub since_read: Option<Duration>,
+    /// The lag now, or why it cannot be known.
+    pub lag: Result<Duration, String>,
+    /// How long the exporter has watched the task's lag.
+    pub watched: Duration,
+    /// How long the lag has been at most `max_lag` without a break (zero when it is not now).
+    pub steady: Duration,
+    /// Time since the retries last grew, if they did while watched.
+    pub since_retry: Option<Duration>,
+}
+
+/// The verdict: ready, not ready, or not judged; and what stands in the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// `Some(true)` ready, `Some(false)` not ready, `None` cannot be judged.
+    pub ready: Option<bool>,
+    /// Why it is not ready or cannot be judged, in words, most important first.
+    pub blocking: Vec<String>,
+}
+
+/// A duration in words for the `blocking` reasons: "42 s", "7 min", "2 h".
+pub fn words(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..=119 => format!("{seconds} s"),
+        120..=7199 => format!("{} min", seconds / 60),
+        _ => format!("{} h", seconds / 3600),
+    }
+}
+
+/// Judges `facts` under `rule`, with `interval` the poll interval.
+pub fn judge(facts: &Facts, rule: &Cutover, interval: Duration) -> Verdict {
+    let unjudged = |reason: String| Verdict {
+        ready: None,
+        blocking: vec![reason],
+    };
+    if facts.full_only {
+        return unjudged("a full-only task has no cut-over".into());
+    }
+    let mut blocking = Vec::new();
+    let status = facts.status.as_deref().unwrap_or("unknown");
+    if !matches!(status, "Syncing" | "Synced") {
+        blocking.push(format!("status {status}, not in the incremental phase"));
+    }
+    match facts.since_read {
+        None => blocking.push("never read".into()),
+        Some(age) if age > interval * 2 => {
+            blocking.push(format!("last read {} ago", words(age)));
+        }
+        Some(_) => {}
+    }
+    let lag = match &facts.lag {
+        Ok(lag) => *lag,
+        Err(reason) if blocking.is_empty() => return unjudged(reason.clone()),
+        Err(reason) => {
+            blocking.push(reason.clone());
+            return Verdict {
+                ready: Some(false),
+                blocking,
+            };
+        }
+    };
+    if lag > rule.max_lag {
+        blocking.push(format!("lag {} over {}", words(lag), words(rule.max_lag)));
+    }
+    if let Some(since) = facts.since_retry.filter(|since| *since < rule.steady_for) {
+        blocking.push(format!("retried {} ago", words(since)));
+    }
+    if !blocking.is_empty() {
+        return Verdict {
+            ready: Some(false),
+            blocking,
+        };
+    }
+    if facts.steady < rule.steady_for {
+        let reason = format!(
+            "within {} of the head for {} of {}",
+            words(rule.max_lag),
+            words(facts.steady),
+            words(rule.steady_for)
+        );
+        // Watched for less than `steady_for`: the lag before is unknown, so no verdict.
+        if facts.watched < rule.steady_for {
+            return unjudged(format!("{reason}; watched {} so far", words(facts.watched)));
+        }
+        return Verdict {
+            ready: Some(false),
+            blocking: vec![reason],
+        };
+    }
+    Verdict {
+        ready: Some(true),
+        blocking: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> Cutover {
+        Cutover {
+            max_lag: Duration::from_secs(10),
+            steady_for: Duration::from_secs(300),
+            rate_window: Duration::from_secs(60),
+        }
+    }
+
+    fn steady() -> Facts {
+        Facts {
+            status: Some("Syncing".into()),
+            full_only: false,
+            since_read: Some(Duration::from_secs(3)),
+            lag: Ok(Duration::from_secs(2)),
+            watched: Duration::from_secs(600),
+            steady: Duration::from_secs(420),
+            since_retry: None,
+        }
+    }
+
+    fn judged(facts: Facts) -> Verdict {
+        judge(&facts, &rule(), Duration::from_secs(30))
+    }
+
+    #[test]
+    fn steady_within_max_lag_for_steady_for_is_ready() {
+        assert_eq!(judged(steady()).ready, Some(true));
+        let synced = Facts {
+            status: Some("Synced".into()),
+            ..steady()
+        };
+        assert_eq!(judged(synced).ready, Some(true));
+    }
+
+    #[test]
+    fn each_clause_blocks_with_its_reason() {
+        let cases = [
+            (
+                Facts {
+                    lag: Ok(Duration::from_secs(42)),
+                    steady: Duration::ZERO,
+                    ..steady()
+                },
+                "lag 42 s over 10 s",
+            ),
+            (
+                Facts {
+                    status: Some("Failed".into()),
+                    ..steady()
+                },
+                "status Failed, not in the incremental phase",
+            ),
+            (
+                Facts {
+                    since_read: Some(Duration::from_secs(61)),
+                    ..steady()
+                },
+                "last read 61 s ago",
+            ),
+            (
+                Facts {
+                    since_retry: Some(Duration::from_secs(130)),
+                    ..steady()
+                },
+                "retried 2 min ago",
+            ),
+            (
+                Facts {
+                    steady: Duration::from_secs(120),
+                    ..steady()
+                },
+                "within 10 s of the head for 2 min of 5 min",
+            ),
+        ];
+        for (facts, reason) in cases {
+            let verdict = judged(facts);
+            assert_eq!(verdict.ready, Some(false), "{reason}");
+            assert_eq!(verdict.blocking, [reason]);
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_known_gets_no_verdict() {
+        let full = Facts {
+            full_only: true,
+            ..steady()
+        };
+        assert_eq!(judged(full).ready, None);
+        let unknown = Facts {
+            lag: Err("no [[sources]] entry maps this task".into()),
+            ..steady()
+        };
+        let verdict = judged(unknown);
+        assert_eq!(verdict.ready, None);
+        assert_eq!(verdict.blocking, ["no [[sources]] entry maps this task"]);
+        let young = Facts {
+            watched: Duration::from_secs(90),
+            steady: Duration::from_secs(90),
+            ..steady()
+        };
+        let verdict = judged(young);
+        assert_eq!(verdict.ready, None);
+        assert!(
+            verdict.blocking[0].contains("watched 90 s so far"),
+            "{verdict:?}"
+        );
+        // A lag over the bound is not ready however short the watch.
+        let spike = Facts {
+            watched: Duration::from_secs(5),
+            lag: Ok(Duration::from_secs(30)),
+            ..steady()
+        };
+        assert_eq!(judged(spike).ready, Some(false));
+    }
+}
