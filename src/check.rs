@@ -171,7 +171,8 @@ fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions
         })
         .collect();
     let lags = source_lags(&states, options, &snapshots, now);
-    Views::build(&states, &lags, now)
+    // A one-shot read has no samples to judge rates or readiness from.
+    Views::build(&states, &lags, &[], &options.cutover, now)
 }
 
 /// A source in the JSON report.

@@ -44,4 +44,5 @@ pub mod status;
 pub mod task;
 pub mod task_view;
 pub mod time;
+pub mod wait;
 pub mod web_config;

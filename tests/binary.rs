@@ -23,9 +23,9 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     let addr = exporter.addr;
     wait_ready(addr).await;
     let text = scrape(addr).await;
-    assert_eq!(family(&text, "udts_task_info").len(), 22);
+    assert_eq!(family(&text, "udts_task_info").len(), 24);
     let up = family(&text, "udts_task_up");
-    assert_eq!(up.len(), 22);
+    assert_eq!(up.len(), 24);
     assert!(up.values().all(|v| *v == 1.0), "{up:?}");
     let kinds = family(&text, "udts_task_info");
     assert!(kinds

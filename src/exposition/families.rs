@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::config::{ExpositionOptions, StatusSeries};
+use crate::outlook::Outlook;
 use crate::source::lag::{LagProblem, SourceLags, TaskLag};
 use crate::state::TaskState;
 use crate::status;
@@ -244,6 +245,7 @@ pub fn write_task_families(
     tasks: &[Arc<TaskState>],
     options: &ExpositionOptions,
     lags: &SourceLags<'_>,
+    outlooks: &[Outlook],
     out: &mut impl std::fmt::Write,
 ) {
     let allowed = |name| options.filter.allows(name);
@@ -353,6 +355,55 @@ pub fn write_task_families(
         fresh,
         out,
     );
+    write_outlook_families(
+        tasks,
+        outlooks,
+        |name: &str| options.filter.allows(name),
+        out,
+    );
+}
+
+/// The applied-bytes counter and the cut-over verdict, from the tracker's outlooks (in task
+/// order; empty outside a running exporter).
+fn write_outlook_families(
+    tasks: &[Arc<TaskState>],
+    outlooks: &[Outlook],
+    allowed: impl Fn(&str) -> bool,
+    out: &mut impl std::fmt::Write,
+) {
+    if outlooks.is_empty() {
+        return;
+    }
+    let name = "udts_task_source_applied_bytes_total";
+    if allowed(name) {
+        let _ = writeln!(
+            out,
+            "# HELP {name} Binlog bytes the task's position advanced (across file rotations), since the exporter started watching it; rate() is the apply throughput.\n# TYPE {name} counter"
+        );
+        for (task, outlook) in tasks.iter().zip(outlooks) {
+            if let Some(total) = outlook.applied_bytes_total {
+                let _ = writeln!(out, "{name}{{{}}} {total}", TaskLabels(&task.spec));
+            }
+        }
+    }
+    let name = "udts_task_cutover_ready";
+    if allowed(name) {
+        header(
+            out,
+            name,
+            "1 when the task is ready for cut-over by [cutover] (lag within max_lag for steady_for, no retry, read recently), 0 when not; absent where it cannot be judged.",
+        );
+        for (task, outlook) in tasks.iter().zip(outlooks) {
+            if let Some(ready) = outlook.cutover.ready {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}}} {}",
+                    TaskLabels(&task.spec),
+                    u8::from(ready)
+                );
+            }
+        }
+    }
 }
 
 /// `account="...",task_id="..."`, or just `task_id="..."` with a single account.
@@ -421,7 +472,7 @@ mod tests {
     fn render_with(tasks: Vec<TaskState>, options: &ExpositionOptions) -> String {
         let tasks: Vec<_> = tasks.into_iter().map(Arc::new).collect();
         let mut out = String::new();
-        write_task_families(&tasks, options, &Vec::new(), &mut out);
+        write_task_families(&tasks, options, &Vec::new(), &[], &mut out);
         out
     }
 

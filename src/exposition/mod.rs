@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ExpositionOptions;
 use crate::metrics::ExporterMetrics;
+use crate::outlook::{Outlook, Tracker};
 use crate::source::lag::source_lags;
 use crate::source::SourceBoard;
 use crate::state::{Store, TaskState};
@@ -59,6 +60,8 @@ pub struct Exposition {
 #[derive(Debug, Default)]
 struct Snapshot {
     tasks: Vec<Arc<TaskState>>,
+    /// Each task's outlook, in task order.
+    outlooks: Vec<Outlook>,
     sources: Arc<std::collections::HashMap<String, Arc<crate::source::SourceSnapshot>>>,
     options: Arc<ExpositionOptions>,
 }
@@ -112,7 +115,13 @@ impl Exposition {
                 &snapshot.sources,
                 self.rendered_at,
             );
-            let views = Views::build(&snapshot.tasks, &lags, self.rendered_at);
+            let views = Views::build(
+                &snapshot.tasks,
+                &lags,
+                &snapshot.outlooks,
+                &snapshot.options.cutover,
+                self.rendered_at,
+            );
             drop(lags);
             let list = TaskList {
                 generated_at: self.rendered_at,
@@ -185,13 +194,15 @@ pub fn render(
     sources: &SourceBoard,
     metrics: &ExporterMetrics,
     options: &Arc<ExpositionOptions>,
+    tracker: &mut Tracker,
 ) -> Exposition {
     let tasks = store.snapshot();
     let now = unix_now();
     let snapshots = sources.snapshots();
     let lags = source_lags(&tasks, options, &snapshots, now);
+    let outlooks = tracker.observe(&tasks, &lags, &snapshots, options, Instant::now(), now);
     let mut out = GzipText::new();
-    write_task_families(&tasks, options, &lags, &mut out);
+    write_task_families(&tasks, options, &lags, &outlooks, &mut out);
     drop(lags);
     let mut own = Vec::new();
     metrics.encode(|name| options.filter.allows(name), &mut own);
@@ -203,6 +214,7 @@ pub fn render(
         poll_interval_seconds: options.poll_interval.as_secs_f64(),
         snapshot: Snapshot {
             tasks,
+            outlooks,
             sources: snapshots,
             options: Arc::clone(options),
         },
@@ -223,8 +235,9 @@ pub struct Publisher {
     current: ArcSwap<Exposition>,
     options: ArcSwap<ExpositionOptions>,
     /// Serializes renders, so a render that took an older snapshot can never be stored after
-    /// (and over) one that took a newer snapshot.
-    rendering: std::sync::Mutex<()>,
+    /// (and over) one that took a newer snapshot; holds the outlook tracker that every render
+    /// feeds.
+    rendering: std::sync::Mutex<Tracker>,
     store: Arc<Store>,
     sources: Arc<SourceBoard>,
     metrics: ExporterMetrics,
@@ -246,7 +259,7 @@ impl Publisher {
         Self {
             current: ArcSwap::from_pointee(Exposition::default()),
             options: ArcSwap::from_pointee(options),
-            rendering: std::sync::Mutex::new(()),
+            rendering: std::sync::Mutex::new(Tracker::default()),
             store,
             sources,
             metrics,
@@ -260,12 +273,18 @@ impl Publisher {
 
     /// Renders the current state and makes it the one served.
     pub fn render_now(&self) {
-        let _serialized = self
+        let mut tracker = self
             .rendering
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let options = self.options.load_full();
-        let next = render(&self.store, &self.sources, &self.metrics, &options);
+        let next = render(
+            &self.store,
+            &self.sources,
+            &self.metrics,
+            &options,
+            &mut tracker,
+        );
         // The old exposition goes as soon as the new one is in: two full copies never
         // outlive the swap.
         drop(self.current.swap(Arc::new(next)));

@@ -96,6 +96,8 @@ pub struct Outlook {
     pub steady: Duration,
     /// Its lag in bytes behind its source now, when known.
     pub lag_bytes: Option<u64>,
+    /// Whether its lag is known to be over `cutover.max_lag`.
+    pub beyond_max_lag: bool,
 }
 
 /// What the tracker remembers of one task between renders.
@@ -232,6 +234,10 @@ fn outlook(
         track.retries = retries.or(track.retries);
     }
 
+    // Within `max_lag` the task is at the head as far as a cut-over goes: a catch-up ETA of a
+    // few seconds there would only flicker with the timing of the source's reads.
+    let within_reach = matches!(&lag_now, Ok(lag) if *lag <= rule.max_lag);
+    let beyond_max_lag = matches!(&lag_now, Ok(lag) if *lag > rule.max_lag);
     let facts = Facts {
         status: data.and_then(|d| d.status.clone()),
         full_only: task.spec.mode.as_deref() == Some("full"),
@@ -265,7 +271,10 @@ fn outlook(
     let lag_bytes = task_lag.and_then(|l| l.bytes);
     Outlook {
         applied_bytes_total: track.applied_total,
-        eta: throughput.and_then(|t| eta(task, lag_bytes, &t, unix_now)),
+        eta: throughput.and_then(|t| {
+            let catching_up = lag_bytes.filter(|_| !within_reach);
+            eta(task, catching_up, &t, unix_now)
+        }),
         throughput,
         cutover: CutoverView {
             ready: verdict.ready,
@@ -274,6 +283,7 @@ fn outlook(
         },
         steady: facts.steady,
         lag_bytes,
+        beyond_max_lag,
     }
 }
 
@@ -342,8 +352,9 @@ fn lag_duration(task: &TaskState, lag: Lag<'_>) -> Result<Duration, String> {
     Err("the task reports no lag".into())
 }
 
-/// The catch-up ETA of a task behind its source that applies faster than the source writes,
-/// else the full-load ETA of a loading task; absent otherwise (never infinite or negative).
+/// The catch-up ETA of a task `lag_bytes` behind its source that applies faster than the
+/// source writes, else the full-load ETA of a loading task; absent otherwise (never infinite
+/// or negative).
 fn eta(task: &TaskState, lag_bytes: Option<u64>, rates: &Throughput, unix_now: f64) -> Option<Eta> {
     let at = |seconds: f64, basis, udts_estimate_seconds| {
         (seconds.is_finite() && seconds >= 0.0).then(|| Eta {

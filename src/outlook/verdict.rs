@@ -72,12 +72,12 @@ pub fn judge(facts: &Facts, rule: &Cutover, interval: Duration) -> Verdict {
     let lag = match &facts.lag {
         Ok(lag) => *lag,
         Err(reason) if blocking.is_empty() => return unjudged(reason.clone()),
-        Err(reason) => {
-            blocking.push(reason.clone());
+        // Not ready whatever the lag: the status or the read says so, and is the news.
+        Err(_) => {
             return Verdict {
                 ready: Some(false),
                 blocking,
-            };
+            }
         }
     };
     if lag > rule.max_lag {

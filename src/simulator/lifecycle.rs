@@ -42,6 +42,17 @@ pub enum Lifecycle {
         /// Seconds into the task's life when it stopped reading.
         stuck_at: f64,
     },
+    /// MySQL incremental on the demo's simulated source, `behind` seconds of binlog behind it at
+    /// `t = from` and applying `speed` times as fast as the source writes from then on: above
+    /// 1 it catches up and then stays at the head, below 1 it falls further behind.
+    MysqlAtSpeed {
+        /// The task's age when it was `behind`.
+        from: f64,
+        /// Seconds of binlog it was behind then.
+        behind: f64,
+        /// Its apply rate over the source's write rate.
+        speed: f64,
+    },
 }
 
 /// Seconds a full load spends in Created and Checking before dumping.
@@ -96,6 +107,20 @@ impl Lifecycle {
                 let behind = 60.0 * (1.0 - (t * std::f64::consts::TAU / 360.0).cos());
                 let mut data = mysql_incremental(t - behind);
                 data["Status"] = json!(if behind > 5.0 { "Syncing" } else { "Synced" });
+                data
+            }
+            Self::MysqlAtSpeed {
+                from,
+                behind,
+                speed,
+            } => {
+                let applied = (from - behind + speed * (t - from)).min(t);
+                let mut data = mysql_incremental(applied);
+                data["Status"] = json!(if t - applied > 5.0 {
+                    "Syncing"
+                } else {
+                    "Synced"
+                });
                 data
             }
             Self::FailedHoldingBinlog { stuck_at } => {

@@ -37,9 +37,10 @@ pub const DEMO_PUBLIC_KEY: &str = "demo-public-key";
 /// The demo's private key; not a real account's.
 pub const DEMO_PRIVATE_KEY: &str = "demo-private-key-8c7e4f2a";
 
-/// A gateway with twenty-two tasks of both kinds in realistic, moving lifecycles: full loads of
-/// several sizes, full+incremental and incremental MySQL tasks (three of them on the simulated
-/// orders database: one at its head, one falling behind and catching up, one failed while the
+/// A gateway with twenty-four tasks of both kinds in realistic, moving lifecycles: full loads
+/// of several sizes, full+incremental and incremental MySQL tasks (five of them on the
+/// simulated orders database: one at its head, one catching up that turns ready for cut-over,
+/// one falling steadily behind, one falling behind and catching up again, one failed while the
 /// source purges its binlog), Redis and Mongo syncs, one task that fails, retries and gives up,
 /// and one that is stopped.
 pub fn demo_gateway() -> Gateway {
@@ -66,6 +67,29 @@ pub fn demo_gateway() -> Gateway {
         SimTask::new(
             "udts-demo-orders-cdc",
             Behaviour::Lifecycle(MysqlFallsBehind),
+        )
+        .mode("incremental")
+        .started_ago(DEMO_SOURCE_AGE),
+        // Ninety seconds behind, applying twice as fast as the source writes: at the head after
+        // a minute and a half, ready for cut-over a minute later.
+        SimTask::new(
+            "udts-demo-orders-sync",
+            Behaviour::Lifecycle(MysqlAtSpeed {
+                from: DEMO_SOURCE_AGE,
+                behind: 90.0,
+                speed: 2.0,
+            }),
+        )
+        .mode("incremental")
+        .started_ago(DEMO_SOURCE_AGE),
+        // Applying at 60% of the source's write rate: falls further behind the whole demo.
+        SimTask::new(
+            "udts-demo-orders-replay",
+            Behaviour::Lifecycle(MysqlAtSpeed {
+                from: DEMO_SOURCE_AGE,
+                behind: 30.0,
+                speed: 0.6,
+            }),
         )
         .mode("incremental")
         .started_ago(DEMO_SOURCE_AGE),

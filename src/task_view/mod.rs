@@ -8,9 +8,15 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::config::Cutover;
+use crate::outlook::{CutoverView, Eta, Outlook, Throughput};
 use crate::source::lag::{LagProblem, SourceLags, TaskLag};
 use crate::state::{Sample, SampleKind, TaskState};
 use crate::status;
+
+mod words;
+
+use words::summary;
 
 /// Seconds without progress after which an active task counts as stalled (the shipped alerts
 /// use 30 minutes for full loads).
@@ -66,6 +72,16 @@ pub struct TaskView {
     pub failure_message: Option<String>,
     /// How far behind its `[[sources]]` database the task is, when mapped to one.
     pub source_lag: Option<SourceLagView>,
+    /// Rates over `cutover.rate_window`, while the task is read; `null` until there are
+    /// enough samples.
+    pub throughput: Option<Throughput>,
+    /// When it will be done at those rates (catch-up or full load); `null` when not catching
+    /// up, or not known.
+    pub eta: Option<Eta>,
+    /// Whether it is ready for cut-over, since when, and what stands in the way.
+    pub cutover: CutoverView,
+    /// The outlook in one sentence, as the page shows it.
+    pub outlook: Option<String>,
     /// How bad it looks (an addition to the documented schema, for the page's colours and
     /// order): `unrecoverable`, `failed`, `unreadable`, `stalled`, `behind`, `other`, `active`,
     /// `done`.
@@ -143,62 +159,6 @@ impl SourceLagView {
                 }
             }
         }
-    }
-}
-
-fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
-    if !lag.retained {
-        return format!("binlog purged on {source}: the task cannot resume from its position");
-    }
-    if lag.bytes == Some(0) {
-        return format!("at the head of {source}");
-    }
-    let mut parts = Vec::new();
-    if let Some(bytes) = lag.bytes {
-        parts.push(bytes_text(bytes));
-    }
-    parts.push(format!(
-        "{} file{}",
-        lag.files,
-        if lag.files == 1 { "" } else { "s" }
-    ));
-    if let Some(transactions) = lag.transactions {
-        parts.push(format!("{transactions} transactions"));
-    }
-    let mut text = parts.join(", ");
-    match lag.seconds {
-        Some(seconds) => text.push_str(&format!(
-            ", about {} behind {source}",
-            seconds_text(seconds)
-        )),
-        None => text.push_str(&format!(" behind {source}")),
-    }
-    if purge_risk {
-        text.push_str("; its binlog file is the oldest on the source (purge risk)");
-    }
-    text
-}
-
-fn bytes_text(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-fn seconds_text(seconds: f64) -> String {
-    match seconds {
-        s if s < 120.0 => format!("{s:.0} s"),
-        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
-        s => format!("{:.1} h", s / 3600.0),
     }
 }
 
@@ -404,12 +364,25 @@ pub fn view(
             let running = matches!(state.status(), Some("Syncing" | "Synced"));
             SourceLagView::new(source, lag, running)
         }),
+        throughput: None,
+        eta: None,
+        cutover: CutoverView::default(),
+        outlook: None,
         health: health(state, now),
     }
     .with_lag_health()
 }
 
 impl TaskView {
+    /// The view with the tracker's outlook of the task.
+    fn with_outlook(mut self, outlook: &Outlook, rule: &Cutover) -> Self {
+        self.outlook = words::outlook_sentence(outlook, rule);
+        self.throughput = outlook.throughput;
+        self.eta = outlook.eta;
+        self.cutover = outlook.cutover.clone();
+        self
+    }
+
     /// A task behind its source sorts with the worse ones, unless it is already worse.
     fn with_lag_health(mut self) -> Self {
         if self.health > Health::Behind && self.source_lag.as_ref().is_some_and(|lag| lag.behind) {
@@ -442,17 +415,29 @@ pub struct Views {
     pub trends: Vec<Arc<VecDeque<Sample>>>,
     /// Tasks per status word, and per health class for unreadable and stalled.
     pub summary: BTreeMap<String, (Health, usize)>,
+    /// Tasks the exporter judges ready for cut-over.
+    pub ready_for_cutover: usize,
 }
 
 impl Views {
     /// Builds the views of `states` at `now`.
-    pub fn build(states: &[Arc<TaskState>], lags: &SourceLags<'_>, now: f64) -> Self {
+    pub fn build(
+        states: &[Arc<TaskState>],
+        lags: &SourceLags<'_>,
+        outlooks: &[Outlook],
+        rule: &Cutover,
+        now: f64,
+    ) -> Self {
         let mut rows: Vec<(TaskView, Arc<VecDeque<Sample>>)> = states
             .iter()
             .enumerate()
             .map(|(i, state)| {
                 let lag = lags.get(i).and_then(Option::as_ref);
-                (view(state, lag, now), Arc::clone(&state.trend))
+                let mut task = view(state, lag, now);
+                if let Some(outlook) = outlooks.get(i) {
+                    task = task.with_outlook(outlook, rule);
+                }
+                (task, Arc::clone(&state.trend))
             })
             .collect();
         rows.sort_by(|(a, _), (b, _)| {
@@ -470,11 +455,16 @@ impl Views {
             entry.0 = entry.0.min(task.health);
             entry.1 += 1;
         }
+        let ready_for_cutover = rows
+            .iter()
+            .filter(|(task, _)| task.cutover.ready == Some(true))
+            .count();
         let (tasks, trends) = rows.into_iter().unzip();
         Self {
             tasks,
             trends,
             summary,
+            ready_for_cutover,
         }
     }
 
@@ -646,7 +636,13 @@ mod tests {
         .into_iter()
         .map(Arc::new)
         .collect();
-        let views = Views::build(&states, &Vec::new(), 1000.0 + STALLED_AFTER_SECONDS + 1.0);
+        let views = Views::build(
+            &states,
+            &Vec::new(),
+            &[],
+            &Cutover::default(),
+            1000.0 + STALLED_AFTER_SECONDS + 1.0,
+        );
         let order: Vec<&str> = views.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
             order,
