@@ -153,6 +153,13 @@ pub fn render(
             escape(word)
         );
     }
+    if views.ready_for_cutover > 0 {
+        let _ = write!(
+            html,
+            "<li class=\"chip ready\"><span>ready for cut-over</span> <b>{}</b></li>",
+            views.ready_for_cutover
+        );
+    }
     let _ = write!(
         html,
         "</ul><form class=\"filter\" method=\"get\" action=\"/\" role=\"search\">\
@@ -259,11 +266,21 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             health.as_str()
         );
     }
+    if task.cutover.ready == Some(true) {
+        html.push_str(" <span class=\"badge ready\">ready for cut-over</span>");
+    }
     if let Some(since) = task.status_since {
         let _ = write!(
             html,
             "<br><span class=\"muted\">for {}</span>",
             duration(now - since)
+        );
+    }
+    if let Some(outlook) = &task.outlook {
+        let _ = write!(
+            html,
+            "<br><span class=\"outlook\">{}</span>",
+            escape(outlook)
         );
     }
     html.push_str("</td><td class=\"progress\">");

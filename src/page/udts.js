@@ -104,9 +104,17 @@
       cell.appendChild(document.createTextNode(" "));
       cell.appendChild(el("span", "badge h-" + task.health, task.health));
     }
+    if (task.cutover && task.cutover.ready === true) {
+      cell.appendChild(document.createTextNode(" "));
+      cell.appendChild(el("span", "badge ready", "ready for cut-over"));
+    }
     if (task.status_since !== null) {
       cell.appendChild(el("br"));
       cell.appendChild(el("span", "muted", "for " + duration(at - task.status_since)));
+    }
+    if (task.outlook) {
+      cell.appendChild(el("br"));
+      cell.appendChild(el("span", "outlook", task.outlook));
     }
     tr.appendChild(cell);
 
@@ -215,6 +223,14 @@
       li.appendChild(el("b", null, counts[w].n));
       chips.appendChild(li);
     });
+    var ready = state.tasks.filter(function (t) { return t.cutover && t.cutover.ready === true; }).length;
+    if (ready > 0) {
+      var chip = el("li", "chip ready");
+      chip.appendChild(el("span", null, "ready for cut-over"));
+      chip.appendChild(document.createTextNode(" "));
+      chip.appendChild(el("b", null, ready));
+      chips.appendChild(chip);
+    }
     summary.replaceChildren(chips);
 
     more.replaceChildren(document.createTextNode("Showing " + shown.length + " of " + tasks.length +
