@@ -163,25 +163,23 @@ impl Waiter {
         let client = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let password = match (&args.password_file, std::env::var("UDTS_WAIT_PASSWORD")) {
-            (Some(path), _) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| format!("--password-file {}: {e}", path.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
-            ),
-            (None, Ok(password)) => Some(password),
-            (None, Err(_)) => None,
-        };
-        let credentials = match (&args.username, password) {
-            (Some(user), Some(password)) => Some((user.clone(), password)),
-            (Some(_), None) => {
-                return Err(
-                    "--username needs a password: --password-file FILE or UDTS_WAIT_PASSWORD"
-                        .into(),
-                )
+        let credentials = match (&args.username, &args.password_file) {
+            (Some(user), Some(path)) => {
+                let password = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
+                Some((user.clone(), password.trim_end_matches(['\r', '\n']).to_string()))
             }
-            (None, Some(_)) => return Err("a password is given without --username".into()),
+            (Some(user), None) => match std::env::var("UDTS_WAIT_PASSWORD") {
+                Ok(password) => Some((user.clone(), password)),
+                Err(_) => {
+                    return Err(
+                        "--username needs a password: --password-file FILE or UDTS_WAIT_PASSWORD"
+                            .into(),
+                    )
+                }
+            },
+            (None, Some(_)) => return Err("--password-file is given without --username".into()),
+            // UDTS_WAIT_PASSWORD alone is ambient: it applies only with --username.
             (None, None) => None,
         };
         let mut url = args.url.clone();
