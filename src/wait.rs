@@ -163,25 +163,27 @@ impl Waiter {
         let client = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let credentials = match (&args.username, &args.password_file) {
-            (Some(user), Some(path)) => {
-                let password = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
-                Some((user.clone(), password.trim_end_matches(['\r', '\n']).to_string()))
-            }
-            (Some(user), None) => match std::env::var("UDTS_WAIT_PASSWORD") {
-                Ok(password) => Some((user.clone(), password)),
-                Err(_) => {
-                    return Err(
+        let credentials =
+            match (&args.username, &args.password_file) {
+                (Some(user), Some(path)) => {
+                    let password = std::fs::read_to_string(path)
+                        .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
+                    Some((
+                        user.clone(),
+                        password.trim_end_matches(['\r', '\n']).to_string(),
+                    ))
+                }
+                (Some(user), None) => match std::env::var("UDTS_WAIT_PASSWORD") {
+                    Ok(password) => Some((user.clone(), password)),
+                    Err(_) => return Err(
                         "--username needs a password: --password-file FILE or UDTS_WAIT_PASSWORD"
                             .into(),
-                    )
-                }
-            },
-            (None, Some(_)) => return Err("--password-file is given without --username".into()),
-            // UDTS_WAIT_PASSWORD alone is ambient: it applies only with --username.
-            (None, None) => None,
-        };
+                    ),
+                },
+                (None, Some(_)) => return Err("--password-file is given without --username".into()),
+                // UDTS_WAIT_PASSWORD alone is ambient: it applies only with --username.
+                (None, None) => None,
+            };
         let mut url = args.url.clone();
         url.path_segments_mut()
             .map_err(|()| format!("--url {}: not a base URL", args.url))?

@@ -1,0 +1,274 @@
+//! Throughput, the catch-up ETA and the cut-over verdict against a real MariaDB (Debian's
+//! `mariadb-server`) written at a steady rate, with the task's position on the simulated
+//! gateway advanced at a rate the test sets: the exporter's apply rate matches the truth within
+//! 10%, its catch-up ETA the moment the task actually reaches the head within 20%, and the
+//! verdict turns ready after `steady_for` at the head and back within the same scrape as a lag
+//! spike. A Redis task is judged by its delay.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::mariadb::{self, MariaDb, MONITOR_PASSWORD};
+use common::*;
+use serde_json::{json, Value};
+use udts_exporter::config::{Config, SourceConfig, TlsMode};
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+/// `[cutover]` of the test: a short window and watch, so the test takes about a minute.
+const MAX_LAG: f64 = 3.0;
+const STEADY_FOR: Duration = Duration::from_secs(5);
+const RATE_WINDOW: Duration = Duration::from_secs(8);
+
+/// Where a global offset (bytes from the start of the oldest file) falls in `files`.
+fn place(files: &[(String, u64)], offset: u64) -> (String, u64) {
+    let mut start = 0;
+    for (name, size) in files {
+        if offset < start + size {
+            return (name.clone(), offset - start);
+        }
+        start += size;
+    }
+    let (name, size) = files.last().unwrap();
+    (name.clone(), *size)
+}
+
+/// The head as a global offset.
+fn head_offset(files: &[(String, u64)]) -> u64 {
+    files.iter().map(|(_, size)| size).sum()
+}
+
+fn syncing(file: &str, position: u64) -> Behaviour {
+    Behaviour::Fixed(json!({"Status": "Syncing", "CurRetryCount": 0,
+        "Sync": {"BinlogName": file, "BinlogPos": position}}))
+}
+
+fn redis(delay: u64) -> Behaviour {
+    Behaviour::Fixed(json!({"Status": "Synced", "CurRetryCount": 0,
+        "Progress": {"RedisDelayTime": delay}}))
+}
+
+async fn task_json(addr: std::net::SocketAddr, id: &str) -> Value {
+    let body = reqwest::get(format!("http://{addr}/api/v1/tasks/{id}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_eta_and_readiness_match_a_real_mariadb() {
+    if !mariadb::available() {
+        return;
+    }
+    let db = Arc::new(MariaDb::start(true));
+    db.write(5);
+
+    // A steady writer: 20 inserts every 200 ms until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (db, stop) = (Arc::clone(&db), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                db.write(20);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    // The source's own write rate, measured from its answers.
+    let before = (Instant::now(), head_offset(&db.binary_logs()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let write_rate =
+        (head_offset(&db.binary_logs()) - before.1) as f64 / before.0.elapsed().as_secs_f64();
+    assert!(write_rate > 1_000.0, "{write_rate} B/s");
+
+    // Binlog history enough to start 40 s of writes behind: one batch of large rows.
+    db.sql(&format!(
+        "CREATE TABLE t.fill (v LONGTEXT); INSERT INTO t.fill VALUES {}",
+        vec![format!("(REPEAT('f', {}))", (write_rate * 5.0) as u64); 10].join(",")
+    ));
+    // The task starts 40 s of writes behind and applies three times as fast: it closes the gap
+    // at twice the write rate, in about 20 s.
+    let apply_rate = 3.0 * write_rate;
+    let start_offset = head_offset(&db.binary_logs()) - (40.0 * write_rate) as u64;
+    let (file, position) = place(&db.binary_logs(), start_offset);
+    let tasks = vec![
+        SimTask::new("udts-mysql", syncing(&file, position)).mode("incremental"),
+        SimTask::new("udts-redis", redis(0)).mode("incremental"),
+    ];
+    let harness = start_with(tasks, PRIVATE_KEY, |config: &mut Config| {
+        config.sources = vec![SourceConfig {
+            name: "orders-primary".into(),
+            url: db.url("udts_monitor"),
+            password_file: Some(db.password_file(MONITOR_PASSWORD)),
+            password_env: None,
+            tls: TlsMode::Preferred,
+            ca_file: None,
+            tasks: vec!["udts-mysql".into()],
+            task_name_regex: None,
+            timeout: Some(Duration::from_secs(2)),
+        }];
+        config.cutover.max_lag = Some(Duration::from_secs_f64(MAX_LAG));
+        config.cutover.steady_for = Some(STEADY_FOR);
+        config.cutover.rate_window = Some(RATE_WINDOW);
+    })
+    .await;
+    let addr = harness.exporter;
+
+    // The driver: every 100 ms the task's position is where it would be at the apply rate,
+    // never past the head; from the head on it follows the head, unless held (the spike).
+    let started = Instant::now();
+    let reached: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let hold = Arc::new(AtomicBool::new(false));
+    let driver = {
+        let (db, gateway) = (Arc::clone(&db), harness.gateway.clone());
+        let (reached, hold, stop) = (Arc::clone(&reached), Arc::clone(&hold), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut rotated = false;
+            while !stop.load(Ordering::Relaxed) {
+                if !rotated && started.elapsed() > Duration::from_secs(6) {
+                    // A rotation mid-catch-up: throughput counts across it.
+                    db.sql("FLUSH BINARY LOGS");
+                    rotated = true;
+                }
+                if !hold.load(Ordering::Relaxed) {
+                    let files = db.binary_logs();
+                    let head = head_offset(&files);
+                    let due = start_offset + (apply_rate * started.elapsed().as_secs_f64()) as u64;
+                    if due >= head {
+                        reached.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                    let (file, position) = place(&files, due.min(head));
+                    gateway.set_behaviour("udts-mysql", syncing(&file, position));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+
+    // Once a full window of samples exists: the apply rate, and the ETA it predicts.
+    tokio::time::sleep(RATE_WINDOW + Duration::from_secs(3)).await;
+    let mysql = task_json(addr, "udts-mysql").await;
+    let asked = Instant::now();
+    let applied = mysql["throughput"]["applied_bytes_per_second"].as_f64();
+    let applied = applied.unwrap_or_else(|| panic!("no apply rate yet: {mysql}"));
+    assert!(
+        (applied - apply_rate).abs() <= 0.10 * apply_rate,
+        "apply rate {applied:.0} B/s, truth {apply_rate:.0} B/s"
+    );
+    let written = mysql["throughput"]["source_written_bytes_per_second"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (written - write_rate).abs() <= 0.25 * write_rate,
+        "write rate {written:.0} B/s, measured {write_rate:.0} B/s"
+    );
+    assert_eq!(mysql["eta"]["basis"], "catch_up", "{mysql}");
+    let eta = mysql["eta"]["seconds"].as_f64().unwrap();
+    assert!(
+        mysql["outlook"]
+            .as_str()
+            .unwrap()
+            .starts_with("catching up at"),
+        "{mysql}"
+    );
+    // Behind since before the exporter watched: how many seconds is unknown, so no verdict
+    // yet (never a guess), and certainly not ready.
+    assert_ne!(mysql["cutover"]["ready"], true, "{mysql}");
+
+    // The moment the task reaches the head, against the ETA.
+    let reached_at = loop {
+        if let Some(at) = *reached.lock().unwrap() {
+            break at;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(90),
+            "never reached the head"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let actual = reached_at.duration_since(asked).as_secs_f64();
+    assert!(
+        (eta - actual).abs() <= 0.20 * actual.max(5.0),
+        "ETA {eta:.0} s, reached the head after {actual:.1} s"
+    );
+
+    // Ready after steady_for at the head, not before.
+    let ready = |text: &str, id: &str| value(text, "udts_task_cutover_ready", &task(id));
+    let ready_at = loop {
+        let text = scrape(addr).await;
+        if ready(&text, "udts-mysql") == Some(1.0) {
+            break Instant::now();
+        }
+        assert!(
+            reached_at.elapsed() < Duration::from_secs(30),
+            "never ready: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let took = ready_at.duration_since(reached_at);
+    assert!(
+        took >= STEADY_FOR - Duration::from_secs(1) && took <= STEADY_FOR + Duration::from_secs(5),
+        "ready {took:?} after reaching the head"
+    );
+    let text = scrape(addr).await;
+    assert!(
+        value(
+            &text,
+            "udts_task_source_applied_bytes_total",
+            &task("udts-mysql")
+        )
+        .unwrap()
+            > 40.0 * write_rate,
+        "the counter spans the catch-up, across the rotation"
+    );
+
+    // A lag spike: the task stops while the source writes. No scrape shows it ready once its
+    // lag is over max_lag, and it is not ready within one interval of the spike.
+    hold.store(true, Ordering::Relaxed);
+    let spiked = loop {
+        let text = scrape(addr).await;
+        let lag = value(&text, "udts_task_source_lag_seconds", &task("udts-mysql"));
+        if lag.is_some_and(|lag| lag > MAX_LAG) {
+            assert_eq!(ready(&text, "udts-mysql"), Some(0.0), "{text}");
+            break Instant::now();
+        }
+        assert!(
+            ready_at.elapsed() < Duration::from_secs(30),
+            "no spike: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    hold.store(false, Ordering::Relaxed);
+    assert!(spiked.elapsed() < Duration::from_secs(2));
+
+    // The Redis task by its delay: ready at 0 s, not ready at 30 s, within one interval.
+    let text = scrape(addr).await;
+    assert_eq!(ready(&text, "udts-redis"), Some(1.0), "{text}");
+    harness.gateway.set_behaviour("udts-redis", redis(30));
+    let turned = Instant::now();
+    scrape_until(addr, "the Redis task no longer ready", |text| {
+        ready(text, "udts-redis") == Some(0.0)
+    })
+    .await;
+    assert!(
+        turned.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        turned.elapsed()
+    );
+    let redis_task = task_json(addr, "udts-redis").await;
+    assert_eq!(
+        redis_task["cutover"]["blocking"][0], "lag 30 s over 3 s",
+        "{redis_task}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    driver.join().unwrap();
+    drop(harness);
+}
