@@ -81,7 +81,7 @@ pub enum Command {
     Discover,
     /// Block until a running exporter judges a task ready for cut-over (or done): exit 0 when
     /// reached, 1 on timeout, 2 on bad flags or an unreachable exporter, 3 when the task failed.
-    Wait(crate::wait::WaitArgs),
+    Wait(Box<crate::wait::WaitArgs>),
 }
 
 /// Parses the command line and runs; the binary's whole `main`.
@@ -94,7 +94,7 @@ pub fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(crate::wait::run(args)),
+            Ok(runtime) => runtime.block_on(crate::wait::run(*args)),
             Err(error) => {
                 eprintln!("udts-exporter: cannot start the runtime: {error}");
                 ExitCode::from(2)

@@ -633,3 +633,38 @@ fn sources_that_cannot_map_a_task_are_named_with_the_fix() {
         .replace("[[sources]]", "name = \"orders to warehouse\"\n[[sources]]");
     assert!(warnings(&text, false).is_empty());
 }
+
+#[test]
+fn cutover_settings_follow_the_interval_and_refuse_what_cannot_hold_a_rate() {
+    let resolve = |extra: &str| {
+        let mut result = None;
+        Jail::expect_with(|jail| {
+            jail.create_file("config.toml", &format!("{MINIMAL}{extra}"))?;
+            result = Some(
+                Config::load(Some(&jail.directory().join("config.toml")))
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| c.resolve().map_err(|e| e.to_string())),
+            );
+            Ok(())
+        });
+        result.unwrap()
+    };
+    let defaults = resolve("").unwrap().exposition.cutover;
+    assert_eq!(defaults.max_lag, Duration::from_secs(10));
+    assert_eq!(defaults.steady_for, Duration::from_secs(300));
+    assert_eq!(defaults.rate_window, Duration::from_secs(60));
+    // A long interval stretches the unset window rather than refusing to start.
+    let long = resolve("[poll]\ninterval = \"10m\"\n");
+    let long = long.unwrap().exposition.cutover;
+    assert_eq!(long.rate_window, Duration::from_secs(1200));
+    assert_eq!(long.steady_for, Duration::from_secs(1200));
+    // A window set too short for two polls is refused by name, with the fix.
+    let error =
+        resolve("[poll]\ninterval = \"1m\"\n[cutover]\nrate_window = \"30s\"\n").unwrap_err();
+    assert!(error.contains("cutover.rate_window"), "{error}");
+    assert!(error.contains("at least 2m"), "{error}");
+    let error = resolve("[cutover]\nmax_lag = \"0s\"\n").unwrap_err();
+    assert!(error.contains("cutover.max_lag"), "{error}");
+    let error = resolve("[cutover]\nsteady_for = \"5\"\n").unwrap_err();
+    assert!(error.contains("cutover"), "{error}");
+}
