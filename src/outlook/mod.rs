@@ -21,7 +21,6 @@ use crate::config::ExpositionOptions;
 use crate::source::lag::{SourceLags, TaskLag};
 use crate::source::SourceSnapshot;
 use crate::state::TaskState;
-use crate::task::TaskKey;
 use verdict::{judge, Facts};
 use window::{Sample, Window};
 
@@ -105,9 +104,9 @@ pub struct Outlook {
 struct Track {
     /// `last_success` of the state sampled last: a new one is a new poll.
     sampled: Option<f64>,
-    /// The source and the offset in its written bytes that the task's position was at when
-    /// last counted.
-    position: Option<(String, i128)>,
+    /// The source (a hash of its name: a string per task would cost more than the rest) and
+    /// the offset in its written bytes that the task's position was at when last counted.
+    position: Option<(u64, i128)>,
     applied_total: Option<u64>,
     /// Whether a move back was logged (once per task).
     moved_back_logged: bool,
@@ -120,6 +119,8 @@ struct Track {
     retried_at: Option<Instant>,
     /// The verdict's value and since when it holds.
     verdict: (Option<bool>, Instant),
+    /// The render that last saw the task: tracks not seen by the latest are dropped.
+    generation: u64,
 }
 
 impl Track {
@@ -135,6 +136,7 @@ impl Track {
             retries: None,
             retried_at: None,
             verdict: (None, now),
+            generation: 0,
         }
     }
 }
@@ -142,7 +144,10 @@ impl Track {
 /// Every task's track, updated once per render.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    tracks: HashMap<TaskKey, Track>,
+    /// By task id, then account (almost always one): looked up by `&str`, so a render does
+    /// not allocate a key per task.
+    tracks: HashMap<String, Vec<(Option<String>, Track)>>,
+    generation: u64,
 }
 
 impl Tracker {
@@ -157,26 +162,40 @@ impl Tracker {
         now: Instant,
         unix_now: f64,
     ) -> Vec<Outlook> {
+        self.generation += 1;
+        let generation = self.generation;
         let mut outlooks = Vec::with_capacity(tasks.len());
-        let mut seen = std::collections::HashSet::with_capacity(tasks.len());
         for (i, task) in tasks.iter().enumerate() {
-            let key = task.spec.key();
+            let spec = &task.spec;
+            if !self.tracks.contains_key(spec.id.as_str()) {
+                self.tracks.insert(spec.id.clone(), Vec::with_capacity(1));
+            }
+            let Some(accounts) = self.tracks.get_mut(spec.id.as_str()) else {
+                continue;
+            };
+            let at = match accounts.iter().position(|(a, _)| *a == spec.account) {
+                Some(at) => at,
+                None => {
+                    accounts.push((spec.account.clone(), Track::new(now)));
+                    accounts.len() - 1
+                }
+            };
+            let track = &mut accounts[at].1;
+            track.generation = generation;
             let lag = lags.get(i).and_then(Option::as_ref);
-            let track = self
-                .tracks
-                .entry(key.clone())
-                .or_insert_with(|| Track::new(now));
             let source = lag.and_then(|(name, _)| Some((*name, sources.get(*name)?)));
             outlooks.push(outlook(track, task, lag, source, options, now, unix_now));
-            seen.insert(key);
         }
-        self.tracks.retain(|key, _| seen.contains(key));
+        self.tracks.retain(|_, accounts| {
+            accounts.retain(|(_, track)| track.generation == generation);
+            !accounts.is_empty()
+        });
         outlooks
     }
 
     /// Tasks tracked (for the memory bound's test and benchmark).
     pub fn len(&self) -> usize {
-        self.tracks.len()
+        self.tracks.values().map(Vec::len).sum()
     }
 
     /// Whether no task is tracked.
@@ -210,15 +229,16 @@ fn outlook(
     if new_poll {
         track.sampled = task.last_success;
         let progress = data.and_then(|d| d.progress.as_ref());
-        track.window.push(
-            Sample {
-                at: now,
-                applied: track.applied_total,
-                written: source.map(|(_, s)| s.written_total),
-                rows: progress.and_then(|p| p.cur_count).filter(|r| *r >= 0.0),
-            },
-            rule.rate_window,
-        );
+        let sample = Sample {
+            at: now,
+            applied: track.applied_total,
+            written: source.map(|(_, s)| s.written_total),
+            rows: progress.and_then(|p| p.cur_count).filter(|r| *r >= 0.0),
+        };
+        // A Redis or MongoDB task has nothing to take a rate of: no window at all.
+        if !sample.is_empty() {
+            track.window.push(sample, rule.rate_window);
+        }
         match &lag_now {
             Ok(lag) if *lag <= rule.max_lag => {
                 track.steady_since.get_or_insert(now);
@@ -304,9 +324,15 @@ fn count_applied(
         return;
     }
     let offset = i128::from(snapshot.written_total) - i128::from(bytes);
+    let source = {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut hasher);
+        hasher.finish()
+    };
     let total = track.applied_total.get_or_insert(0);
     match &track.position {
-        Some((counted_source, counted)) if counted_source == name => {
+        Some((counted_source, counted)) if *counted_source == source => {
             if offset > *counted {
                 *total += u64::try_from(offset - counted).unwrap_or(u64::MAX);
             } else if offset < *counted && !track.moved_back_logged {
@@ -322,7 +348,7 @@ fn count_applied(
         // First sight, or another source: start counting from here.
         _ => {}
     }
-    track.position = Some((name.to_string(), offset));
+    track.position = Some((source, offset));
 }
 
 /// The lag the verdict is judged by, or why there is none: a MySQL task by its source, a Redis

@@ -239,7 +239,7 @@ fn tasks_that_leave_are_forgotten_and_the_window_stays_bounded() {
     for t in 0..2_000 {
         run.at(t, syncing(4 + t, 0.0), t, lag(0, 0.0));
     }
-    let track = run.tracker.tracks.values().next().unwrap();
+    let track = &run.tracker.tracks.values().next().unwrap()[0].1;
     assert!(track.window.len() <= window::CAPACITY);
     run.tracker.observe(
         &[],

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 /// Samples kept per task at most, whatever the window and interval: the memory bound
 /// (`BENCHMARKS.md` has the figure at 10,000 tasks).
-pub const CAPACITY: usize = 24;
+pub const CAPACITY: usize = 16;
 
 /// What a task had done at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,10 +21,30 @@ pub struct Sample {
     pub rows: Option<f64>,
 }
 
+impl Sample {
+    /// Whether it holds anything a rate can be taken of.
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_none() && self.written.is_none() && self.rows.is_none()
+    }
+}
+
+/// A sample as kept: 32 bytes instead of 64, `u64::MAX` and NaN standing for "absent".
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    /// Milliseconds after the window's epoch.
+    at_ms: u32,
+    applied: u64,
+    written: u64,
+    rows: f64,
+}
+
 /// The samples of the last `span`, plus the one just before it as the rate's starting point.
 #[derive(Debug, Clone, Default)]
 pub struct Window {
-    samples: VecDeque<Sample>,
+    /// When the first sample was taken: kept samples count milliseconds from here (49 days
+    /// fit in a `u32`; the window restarts after that).
+    epoch: Option<Instant>,
+    samples: VecDeque<Kept>,
 }
 
 impl Window {
@@ -32,41 +52,65 @@ impl Window {
     /// `span / (CAPACITY - 2)` replace the newest one, so a short interval cannot grow the
     /// window past [`CAPACITY`].
     pub fn push(&mut self, sample: Sample, span: Duration) {
-        let spacing = span / (CAPACITY as u32 - 2);
-        let replace = self.samples.len() >= 2
-            && self.samples.back().is_some_and(|last| {
-                let before = self.samples[self.samples.len() - 2];
-                sample.at.saturating_duration_since(before.at) < spacing && last.at > before.at
-            });
-        if replace {
+        let epoch = *self.epoch.get_or_insert(sample.at);
+        let Ok(at_ms) = u32::try_from(sample.at.saturating_duration_since(epoch).as_millis())
+        else {
+            *self = Self::default();
+            return self.push(sample, span);
+        };
+        let kept = Kept {
+            at_ms,
+            applied: sample.applied.unwrap_or(u64::MAX),
+            written: sample.written.unwrap_or(u64::MAX),
+            rows: sample.rows.unwrap_or(f64::NAN),
+        };
+        let span_ms = u32::try_from(span.as_millis()).unwrap_or(u32::MAX);
+        let spacing = span_ms / (CAPACITY as u32 - 2);
+        let len = self.samples.len();
+        if len >= 2 && at_ms.saturating_sub(self.samples[len - 2].at_ms) < spacing {
             self.samples.pop_back();
         }
-        self.samples.push_back(sample);
+        if self.samples.len() == CAPACITY {
+            self.samples.pop_front();
+        }
+        if self.samples.capacity() == 0 {
+            // Exactly the bound: growing by doubling would hold twice that.
+            self.samples.reserve_exact(CAPACITY);
+        }
+        self.samples.push_back(kept);
         // Keep exactly one sample older than the span: the rate's starting point.
-        while self.samples.len() > 2 && self.samples[1].at + span <= sample.at {
+        while self.samples.len() > 2 && self.samples[1].at_ms.saturating_add(span_ms) <= at_ms {
             self.samples.pop_front();
         }
-        while self.samples.len() > CAPACITY {
-            self.samples.pop_front();
-        }
-    }
-
-    /// The newest sample.
-    pub fn last(&self) -> Option<&Sample> {
-        self.samples.back()
     }
 
     /// Per second, the growth of `value` from the oldest to the newest sample that both have
     /// it, when they are at least half of `span` apart (fewer samples make no rate). Never
     /// negative: a value that went down (a restart from an earlier point) has no rate.
     pub fn rate(&self, span: Duration, value: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
-        let last = self.samples.iter().rev().find(|s| value(s).is_some())?;
-        let first = self.samples.iter().find(|s| value(s).is_some())?;
+        let epoch = self.epoch?;
+        let sample = |kept: &Kept| Sample {
+            at: epoch + Duration::from_millis(u64::from(kept.at_ms)),
+            applied: (kept.applied != u64::MAX).then_some(kept.applied),
+            written: (kept.written != u64::MAX).then_some(kept.written),
+            rows: (!kept.rows.is_nan()).then_some(kept.rows),
+        };
+        let last = self
+            .samples
+            .iter()
+            .rev()
+            .map(sample)
+            .find(|s| value(s).is_some())?;
+        let first = self
+            .samples
+            .iter()
+            .map(sample)
+            .find(|s| value(s).is_some())?;
         let elapsed = last.at.checked_duration_since(first.at)?;
         if elapsed < span / 2 || elapsed.is_zero() {
             return None;
         }
-        let grown = value(last)? - value(first)?;
+        let grown = value(&last)? - value(&first)?;
         (grown >= 0.0).then(|| grown / elapsed.as_secs_f64())
     }
 
