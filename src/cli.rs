@@ -30,9 +30,17 @@ pub struct Cli {
     /// Configuration file (TOML). Environment variables `UDTS_SECTION__KEY` override it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to serve on, e.g. 0.0.0.0:9741; overrides web.listen_address.
+    /// Address to serve on, e.g. 0.0.0.0:9741; repeat it for several (IPv4 and IPv6, two
+    /// interfaces); overrides web.listen_address.
     #[arg(long = "web.listen-address", global = true, value_name = "ADDR")]
-    pub listen_address: Option<String>,
+    pub listen_address: Vec<String>,
+    /// Serve on the sockets systemd passes (socket activation: udts-exporter.socket) instead
+    /// of binding web.listen_address.
+    #[arg(long = "web.systemd-socket", global = true)]
+    pub systemd_socket: bool,
+    /// Requests handled at once at most, 503 beyond (0: no limit); overrides web.max_requests.
+    #[arg(long = "web.max-requests", global = true, value_name = "N")]
+    pub max_requests: Option<usize>,
     /// Web config file (exporter-toolkit format: TLS, basic auth); overrides web.config_file.
     #[arg(long = "web.config.file", global = true, value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
@@ -148,8 +156,11 @@ fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 }
 
 fn apply_overrides(cli: &Cli, config: &mut Config) {
-    if let Some(address) = &cli.listen_address {
-        config.web.listen_address = address.clone();
+    if !cli.listen_address.is_empty() {
+        config.web.listen_address = crate::config::ListenAddresses(cli.listen_address.clone());
+    }
+    if let Some(max) = cli.max_requests {
+        config.web.max_requests = max;
     }
     if let Some(file) = &cli.web_config_file {
         config.web.config_file = Some(file.clone());
@@ -171,25 +182,39 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         ..cli.clone()
     };
     let loader: ConfigLoader = Arc::new(move || load_config(&overrides));
-    serve(loader, crate::source::mysql_readers()).await?;
+    serve(loader, crate::source::mysql_readers(), cli.systemd_socket).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down within the deadline; SIGHUP reloads.
-async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<()> {
+async fn serve(
+    loader: ConfigLoader,
+    readers: ReaderFactory,
+    systemd_socket: bool,
+) -> anyhow::Result<()> {
     // Handlers go in before anything is announced: a SIGHUP that arrives between the printed
     // URL and a spawned task's first poll would otherwise meet the default action and kill us.
     let signals = Signals::install();
+    crate::listen::raise_open_file_limit();
     let settings = loader()?.resolve()?;
-    let listener = TcpListener::bind(settings.listen_address)
-        .await
-        .map_err(|error| listen_error(settings.listen_address, &error))?;
+    let listeners = if systemd_socket {
+        crate::listen::systemd_listeners()?
+    } else {
+        let mut listeners = Vec::new();
+        for address in &settings.listen_addresses {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|error| listen_error(*address, &error))?;
+            listeners.push(listener);
+        }
+        listeners
+    };
     let shutdown = CancellationToken::new();
     let exporter = crate::exporter::start_with_settings(
         settings.clone(),
         loader,
         readers,
-        listener,
+        listeners,
         shutdown.clone(),
     )
     .await?;
@@ -203,6 +228,9 @@ async fn serve(loader: ConfigLoader, readers: ReaderFactory) -> anyhow::Result<(
         exporter.local_addr, settings.telemetry_path
     );
     info!(%url, "serving metrics");
+    for also in exporter.local_addrs.iter().skip(1) {
+        info!(address = %also, "also serving");
+    }
     tokio::spawn(signals.run(Arc::clone(&exporter.reloader), shutdown.clone()));
     println!("udts-exporter: metrics at {url}");
     shutdown.cancelled().await;
@@ -315,7 +343,12 @@ async fn demo(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut config = demo_config(&endpoint);
     config.web.listen_address = "127.0.0.1:9741".into();
     apply_overrides(cli, &mut config);
-    let result = serve(Arc::new(move || Ok(config.clone())), readers).await;
+    let result = serve(
+        Arc::new(move || Ok(config.clone())),
+        readers,
+        cli.systemd_socket,
+    )
+    .await;
     gateway_shutdown.cancel();
     result.map(|()| ExitCode::SUCCESS)
 }

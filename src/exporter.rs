@@ -32,8 +32,10 @@ pub type ConfigLoader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Syn
 
 /// A started exporter.
 pub struct RunningExporter {
-    /// Where `/metrics` is served.
+    /// Where `/metrics` is served (the first listener's address).
     pub local_addr: SocketAddr,
+    /// Every listener's address.
+    pub local_addrs: Vec<SocketAddr>,
     /// Applies a new configuration (SIGHUP, `POST /-/reload`).
     pub reloader: Arc<Reloader>,
     tasks: Vec<JoinHandle<()>>,
@@ -89,8 +91,11 @@ impl Reloader {
         let settings = config.resolve()?;
         log_source_warnings(&settings);
         let old = self.runtime.load_full();
-        if settings.listen_address != old.settings.listen_address {
+        if settings.listen_addresses != old.settings.listen_addresses {
             warn!("web.listen_address changed; it takes effect at the next restart");
+        }
+        if settings.web_limits != old.settings.web_limits {
+            warn!("web timeouts or bounds changed; they take effect at the next restart");
         }
         // Users, headers, certificates and TLS settings apply to new requests and connections
         // at once; switching between HTTP and HTTPS needs a new listener, so a restart.
@@ -142,7 +147,7 @@ pub async fn start_with_loader(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
     let settings = loader()?.resolve()?;
-    start_with_settings(settings, loader, mysql_readers(), listener, shutdown).await
+    start_with_settings(settings, loader, mysql_readers(), vec![listener], shutdown).await
 }
 
 /// Like [`start_with_loader`], with the loader's configuration already resolved (so key files
@@ -152,10 +157,17 @@ pub async fn start_with_settings(
     settings: Settings,
     loader: ConfigLoader,
     readers: ReaderFactory,
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningExporter> {
-    let local_addr = listener.local_addr()?;
+    let local_addrs = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let local_addr = *local_addrs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no listener to serve on"))?;
+    let web_limits = settings.web_limits;
     log_source_warnings(&settings);
     let metrics = ExporterMetrics::new();
     let store = Arc::new(Store::new());
@@ -254,17 +266,16 @@ pub async fn start_with_settings(
     ];
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let result = if serve_https {
-            crate::web_config::serve_tls(listener, app, web, server_shutdown).await
-        } else {
-            server::serve(listener, app, server_shutdown).await
-        };
+        let result =
+            crate::listen::serve(listeners, app, web, serve_https, web_limits, server_shutdown)
+                .await;
         // If the server dies, nothing is served: stop polling too rather than run blind.
         shutdown.cancel();
         result
     });
     Ok(RunningExporter {
         local_addr,
+        local_addrs,
         reloader,
         tasks,
         server,

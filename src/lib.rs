@@ -29,6 +29,7 @@ pub mod discovery;
 pub mod exporter;
 pub mod exposition;
 pub mod limits;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod outlook;

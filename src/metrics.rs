@@ -363,7 +363,10 @@ impl ExporterMetrics {
         must(registry.register(Box::new(api_calls_per_cycle.clone())));
         must(registry.register(Box::new(build_info)));
         must(registry.register(Box::new(ProcessCollector::new())));
-        for collector in crate::web_config::collectors() {
+        for collector in crate::web_config::collectors()
+            .into_iter()
+            .chain(crate::listen::collectors())
+        {
             must(registry.register(collector));
         }
         let sources = SourceMetrics::new(&registry);

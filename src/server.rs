@@ -14,8 +14,6 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::exposition::{Publisher, CONTENT_TYPE};
 use crate::page;
@@ -97,17 +95,6 @@ fn static_asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// Serves `app` on `listener` until `shutdown`, then lets open requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 /// The task page, rendered from the prepared views (the worst 500 rows unless `?all=1`).

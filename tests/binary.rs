@@ -36,13 +36,14 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     assert!(!family(&text, "udts_task_redis_delay_seconds").is_empty());
     assert!(!family(&text, "udts_task_mongo_delay_seconds").is_empty());
     assert!(!family(&text, "udts_task_progress_ratio").is_empty());
-    // The demo's simulated source, read in-process: three tasks on it, each with lag.
+    // The demo's simulated source, read in-process: five tasks on it, each with lag.
     let text = scrape_until(addr, "the demo source read", |text| {
         value(text, "udts_source_up", "{source=\"demo-orders-db\"}") == Some(1.0)
-            && family(text, "udts_task_source_lag_bytes").len() == 3
+            && family(text, "udts_task_source_lag_bytes").len() == 5
     })
     .await;
-    assert_eq!(family(&text, "udts_task_source_binlog_retained").len(), 3);
+    assert_eq!(family(&text, "udts_task_source_binlog_retained").len(), 5);
+    assert_eq!(family(&text, "udts_task_source_applied_bytes_total").len(), 5);
 
     let started = Instant::now();
     exporter.signal("TERM");

@@ -41,7 +41,7 @@ fn shipped_example_loads_once_its_key_file_exists() {
         assert_eq!(config.api.timeout, None);
         assert_eq!(config.api.concurrency, 4);
         assert_eq!(config.poll.interval, Some(Duration::from_secs(30)));
-        assert_eq!(config.web.listen_address, "0.0.0.0:9741");
+        assert_eq!(config.web.listen_address, "0.0.0.0:9741".into());
         // The example's task list is commented out, and its public key is refused by name.
         assert!(config.tasks.is_empty());
         let refusal = config.resolve().unwrap_err().to_string();

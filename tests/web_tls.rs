@@ -198,10 +198,12 @@ async fn tls_gateway(
     let security = udts_exporter::web_config::WebSecurity::load(&dir.join("gw.yml")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(udts_exporter::web_config::serve_tls(
-        listener,
+    tokio::spawn(udts_exporter::listen::serve(
+        vec![listener],
         gateway.router(),
         std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(security)),
+        true,
+        udts_exporter::config::WebLimits::default(),
         shutdown.clone(),
     ));
     (gateway, format!("https://localhost:{port}"), ca)

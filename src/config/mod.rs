@@ -24,7 +24,7 @@ mod sources;
 pub use accounts::Account;
 pub use settings::{
     Cutover, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
-    Settings, Shard,
+    Settings, Shard, WebLimits,
 };
 pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
 
@@ -89,8 +89,9 @@ pub struct CutoverConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
-    /// `ip:port` to serve on; `--web.listen-address` overrides it.
-    pub listen_address: String,
+    /// `ip:port` to serve on, or a list of them (IPv4 and IPv6, two interfaces);
+    /// `--web.listen-address` (repeatable) overrides it.
+    pub listen_address: ListenAddresses,
     /// Path of the metrics endpoint.
     pub telemetry_path: String,
     /// An exporter-toolkit web config file (TLS, basic auth); `--web.config.file` overrides it.
@@ -98,6 +99,22 @@ pub struct WebConfig {
     /// Serve `POST /-/reload` (off by default, as in Prometheus); `--web.enable-lifecycle`
     /// turns it on.
     pub enable_lifecycle: bool,
+    /// A client must send a complete request head within this long of its first byte (or of
+    /// connecting): an absolute deadline, not per byte, so slowloris cannot stretch it.
+    #[serde(with = "humantime_serde")]
+    pub read_header_timeout: Duration,
+    /// A keep-alive connection with no request is closed after this long; longer than a
+    /// one-minute scrape interval, so Prometheus keeps its connection.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A response that makes no progress for this long (the client does not read) is cut off.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Connections open at most; at the bound, the one that has sent no complete request for
+    /// longest is closed to let a new one in.
+    pub max_connections: usize,
+    /// Requests handled at once at most, 503 beyond (0: no limit); `--web.max-requests`.
+    pub max_requests: usize,
 }
 
 impl Default for WebConfig {
@@ -107,7 +124,51 @@ impl Default for WebConfig {
             telemetry_path: "/metrics".into(),
             config_file: None,
             enable_lifecycle: false,
+            read_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_requests: 40,
         }
+    }
+}
+
+/// One listen address or several, as `web.listen_address` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "OneOrMany")]
+pub struct ListenAddresses(pub Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for ListenAddresses {
+    fn from(value: OneOrMany) -> Self {
+        match value {
+            OneOrMany::One(one) => Self(vec![one]),
+            OneOrMany::Many(many) => Self(many),
+        }
+    }
+}
+
+impl From<&str> for ListenAddresses {
+    fn from(address: &str) -> Self {
+        Self(vec![address.to_string()])
+    }
+}
+
+impl From<String> for ListenAddresses {
+    fn from(address: String) -> Self {
+        Self(vec![address])
+    }
+}
+
+impl std::fmt::Display for ListenAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join(", "))
     }
 }
 

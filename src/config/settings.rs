@@ -30,8 +30,10 @@ const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(600);
 /// on.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `ip:port` to serve on.
-    pub listen_address: SocketAddr,
+    /// Where to serve (several: IPv4 and IPv6, or two interfaces).
+    pub listen_addresses: Vec<SocketAddr>,
+    /// Timeouts and bounds for what clients control.
+    pub web_limits: WebLimits,
     /// Path of the metrics endpoint.
     pub telemetry_path: String,
     /// Whether `POST /-/reload` is served.
@@ -199,6 +201,36 @@ pub struct ExpositionOptions {
     pub cutover: Cutover,
 }
 
+/// The `[web]` timeouts and bounds, validated: what a client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebLimits {
+    /// Deadline for a complete request head, from its first byte (or the connection's start).
+    pub read_header_timeout: Duration,
+    /// A keep-alive connection without a request closes after this long.
+    pub idle_timeout: Duration,
+    /// A response making no progress this long is cut off.
+    pub write_timeout: Duration,
+    /// The TLS handshake must complete within this long.
+    pub tls_handshake_timeout: Duration,
+    /// Connections open at most.
+    pub max_connections: usize,
+    /// Requests handled at once (`None`: no limit).
+    pub max_requests: Option<usize>,
+}
+
+impl Default for WebLimits {
+    fn default() -> Self {
+        Self {
+            read_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_requests: Some(40),
+        }
+    }
+}
+
 /// `[cutover]` with its defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cutover {
@@ -301,13 +333,29 @@ impl Settings {
 impl Config {
     /// Validates everything, reads the private keys and compiles the patterns.
     pub fn resolve(&self) -> Result<Settings, ConfigError> {
-        let listen_address = self.web.listen_address.parse::<SocketAddr>().map_err(|_| {
-            invalid(
+        let listen_addresses = self
+            .web
+            .listen_address
+            .0
+            .iter()
+            .map(|address| {
+                address.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "web.listen_address",
+                        format!("`{address}` is not an ip:port"),
+                        "use e.g. \"0.0.0.0:9741\", \"[::]:9741\" or a list of them",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if listen_addresses.is_empty() {
+            return Err(invalid(
                 "web.listen_address",
-                format!("`{}` is not an ip:port", self.web.listen_address),
-                "use e.g. \"0.0.0.0:9741\" or \"127.0.0.1:9741\"",
-            )
-        })?;
+                "the list is empty",
+                "give at least one ip:port, e.g. \"0.0.0.0:9741\"",
+            ));
+        }
+        let web_limits = self.web_limits()?;
         let path = &self.web.telemetry_path;
         if !path.starts_with('/')
             || ["/", "/healthz", "/readyz", "/-/reload"].contains(&path.as_str())
@@ -463,7 +511,8 @@ impl Config {
         let sources =
             super::sources::resolve_sources(&self.sources, DEFAULT_SOURCE_TIMEOUT.min(timeout))?;
         Ok(Settings {
-            listen_address,
+            listen_addresses,
+            web_limits,
             telemetry_path: path.clone(),
             enable_lifecycle: self.web.enable_lifecycle,
             web_security,
@@ -494,6 +543,41 @@ impl Config {
                 cutover: self.cutover_settings(interval)?,
             },
             sources,
+        })
+    }
+
+    /// `[web]`'s timeouts and bounds, each refused by name when it would cut off every
+    /// client or let none in.
+    fn web_limits(&self) -> Result<WebLimits, ConfigError> {
+        let web = &self.web;
+        for (key, value) in [
+            ("web.read_header_timeout", web.read_header_timeout),
+            ("web.idle_timeout", web.idle_timeout),
+            ("web.write_timeout", web.write_timeout),
+        ] {
+            if value < Duration::from_millis(100) {
+                return Err(invalid(
+                    key,
+                    format!("{} would cut off every client", humantime::format_duration(value)),
+                    "leave it out for the default, or give at least \"1s\"",
+                ));
+            }
+        }
+        if web.max_connections < 2 {
+            return Err(invalid(
+                "web.max_connections",
+                format!("{} leaves no room for a scrape beside another client", web.max_connections),
+                "leave it out (1024), or give at least 2",
+            ));
+        }
+        Ok(WebLimits {
+            read_header_timeout: web.read_header_timeout,
+            idle_timeout: web.idle_timeout,
+            write_timeout: web.write_timeout,
+            // As the head: a handshake is the first thing a TLS client sends.
+            tls_handshake_timeout: web.read_header_timeout,
+            max_connections: web.max_connections,
+            max_requests: (web.max_requests > 0).then_some(web.max_requests),
         })
     }
 

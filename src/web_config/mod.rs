@@ -29,7 +29,7 @@ use serde::Deserialize;
 use tokio_rustls::rustls::ServerConfig;
 
 pub use auth::BasicAuth;
-pub use tls::{collectors, serve_tls, Refusal};
+pub use tls::{collectors, record_refusal, refuse_plain_http, sniff, FirstByte, Refusal};
 
 /// The file, as read: every key of exporter-toolkit's format is here, and any other is refused
 /// by name (a typo must not silently turn security off).

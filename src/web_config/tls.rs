@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus::core::Collector;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -30,8 +28,6 @@ use tokio_rustls::rustls::{
     AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, NamedGroup,
     OtherError, RootCertStore, ServerConfig, SignatureScheme,
 };
-use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// `tls_server_config`, every key of exporter-toolkit's format.
@@ -615,7 +611,7 @@ impl Refusal {
     }
 
     /// The refusal a failed handshake's error stands for.
-    fn of(error: &std::io::Error) -> Self {
+    pub fn of(error: &std::io::Error) -> Self {
         use tokio_rustls::rustls::Error;
         let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
             return Self::Other;
@@ -709,7 +705,7 @@ pub fn collectors() -> Vec<Box<dyn Collector>> {
 
 /// Counts `refusal` and explains it in the log unless this peer had it explained within the
 /// hour or the log already carries many explanations this minute.
-fn record(peer: SocketAddr, refusal: Refusal, detail: &dyn std::fmt::Display) {
+pub fn record_refusal(peer: SocketAddr, refusal: Refusal, detail: &dyn std::fmt::Display) {
     EVENTS
         .handshake_errors
         .with_label_values(&[refusal.reason()])
@@ -745,23 +741,35 @@ fn record(peer: SocketAddr, refusal: Refusal, detail: &dyn std::fmt::Display) {
     }
 }
 
-/// How long a client has to complete the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a connection to the TLS port began with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstByte {
+    /// A handshake record (0x16): TLS.
+    Tls,
+    /// A method name: a plain HTTP request.
+    PlainHttp,
+    /// Nothing before closing (a TCP health check).
+    Nothing,
+}
 
-/// Looks at the first bytes without consuming them: a TLS connection starts with a handshake
-/// record (0x16), a plain HTTP request with a method name. `None` when the client sent nothing
-/// (a TCP health check) before closing or timing out.
-async fn first_byte(stream: &TcpStream) -> Option<u8> {
+/// Looks at the first byte without consuming it; the caller bounds the wait.
+pub async fn sniff(stream: &TcpStream) -> FirstByte {
     let mut buffer = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut buffer)).await {
-        Ok(Ok(1)) => Some(buffer[0]),
-        _ => None,
+    match stream.peek(&mut buffer).await {
+        Ok(1) if buffer[0].is_ascii_uppercase() => FirstByte::PlainHttp,
+        Ok(1) => FirstByte::Tls,
+        _ => FirstByte::Nothing,
     }
 }
 
 /// Answers a plain HTTP request on the TLS port as Go's server does, so `curl http://` shows
-/// what is wrong instead of an empty reply.
-async fn refuse_plain_http(mut stream: TcpStream) {
+/// what is wrong instead of an empty reply; counted and explained like any refused handshake.
+pub async fn refuse_plain_http(peer: SocketAddr, mut stream: TcpStream) {
+    record_refusal(
+        peer,
+        Refusal::PlainHttp,
+        &"the request began with an HTTP method",
+    );
     let _ = stream
         .write_all(
             b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -769,81 +777,6 @@ async fn refuse_plain_http(mut stream: TcpStream) {
         )
         .await;
     let _ = stream.shutdown().await;
-}
-
-/// Serves `app` over TLS on `listener` until `shutdown`, then lets open connections finish for
-/// a moment. The certificate and the whole TLS configuration can change while it serves.
-pub async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    live: super::LiveWebSecurity,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                debug!(%error, "accept failed");
-                continue;
-            }
-        };
-        // Each connection takes the TLS configuration in force when it arrives (a reload may
-        // have swapped it).
-        let Some(tls) = live.load().tls.clone() else {
-            continue;
-        };
-        let acceptor = TlsAcceptor::from(tls);
-        let (app, shutdown) = (app.clone(), shutdown.clone());
-        connections.spawn(async move {
-            match first_byte(&stream).await {
-                None => return,
-                Some(byte) if byte.is_ascii_uppercase() => {
-                    record(
-                        peer,
-                        Refusal::PlainHttp,
-                        &"the request began with an HTTP method",
-                    );
-                    refuse_plain_http(stream).await;
-                    return;
-                }
-                Some(_) => {}
-            }
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-            let stream = match handshake.await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    record(peer, Refusal::of(&error), &error);
-                    return;
-                }
-                Err(_) => {
-                    record(peer, Refusal::Timeout, &"no complete handshake");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    Ok(())
 }
 
 #[cfg(test)]

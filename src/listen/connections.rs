@@ -1,0 +1,279 @@
+//! Every open connection's phase, and the watchdog that closes the ones a client holds too
+//! long: a request head not complete within `read_header_timeout` of its first byte (or of
+//! connecting), a keep-alive connection idle past `idle_timeout`, a response the client does not
+//! read for `write_timeout`. At `max_connections`, the connection that has sent no complete
+//! request for longest makes room for a new one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebLimits;
+
+/// Why the server closed a connection: the `reason` of `udts_web_connections_closed_total`.
+pub const CLOSE_REASONS: [&str; 5] = [
+    "read_header_timeout",
+    "idle_timeout",
+    "write_timeout",
+    "evicted",
+    "tls_handshake",
+];
+
+/// What a connection is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head: since connecting, or since the first byte
+    /// after an idle spell.
+    Head = 0,
+    /// A request is being answered.
+    Busy = 1,
+    /// Between requests, keep-alive.
+    Idle = 2,
+}
+
+/// One connection as the watchdog sees it.
+#[derive(Debug)]
+pub struct Connection {
+    phase: AtomicU8,
+    /// Milliseconds after the registry's epoch when the phase began.
+    since: AtomicU64,
+    /// Milliseconds after the epoch of the last byte written (or the phase's start).
+    progress: AtomicU64,
+    epoch: Instant,
+    /// Cancelled to close the connection.
+    pub close: CancellationToken,
+    /// Why the server closed it, once it did.
+    pub reason: OnceLock<&'static str>,
+}
+
+impl Connection {
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn enter(&self, phase: Phase) {
+        let now = self.now();
+        self.since.store(now, Ordering::Relaxed);
+        self.progress.store(now, Ordering::Relaxed);
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// The phase now.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            1 => Phase::Busy,
+            2 => Phase::Idle,
+            _ => Phase::Head,
+        }
+    }
+
+    /// Bytes arrived: after an idle spell, a new request head has begun.
+    pub fn on_read(&self) {
+        if self.phase() == Phase::Idle {
+            self.enter(Phase::Head);
+        }
+    }
+
+    /// Bytes of a response left: the client reads.
+    pub fn on_write(&self) {
+        self.progress.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// A complete request head arrived.
+    pub fn busy(&self) {
+        self.enter(Phase::Busy);
+    }
+
+    /// The response is sent (or abandoned): keep-alive from here.
+    pub fn idle(&self) {
+        self.enter(Phase::Idle);
+    }
+
+    /// Closes it, counted under `reason` unless it was already closed.
+    pub fn close_for(&self, reason: &'static str) {
+        if self.reason.set(reason).is_ok() {
+            self.close.cancel();
+        }
+    }
+
+    /// The reason to close it at `now` (milliseconds after the epoch), if one applies.
+    fn overdue(&self, now: u64, limits: &WebLimits) -> Option<&'static str> {
+        let since = self.since.load(Ordering::Relaxed);
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match self.phase() {
+            Phase::Head if now.saturating_sub(since) > ms(limits.read_header_timeout) => {
+                Some("read_header_timeout")
+            }
+            Phase::Idle if now.saturating_sub(since) > ms(limits.idle_timeout) => {
+                Some("idle_timeout")
+            }
+            Phase::Busy
+                if now.saturating_sub(self.progress.load(Ordering::Relaxed))
+                    > ms(limits.write_timeout) =>
+            {
+                Some("write_timeout")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The open connections of every listener.
+#[derive(Debug)]
+pub struct Registry {
+    epoch: Instant,
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Connection>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            next: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A registered connection; leaving the registry when dropped.
+pub struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+    /// The connection's phase and closing token.
+    pub connection: Arc<Connection>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+    }
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Connections open now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a new connection, first making room at `max` by closing the one that has
+    /// waited longest for a request head, else the longest idle. Returns `None` when every
+    /// open connection is busy answering (the new one is then refused).
+    pub fn admit(self: &Arc<Self>, max: usize) -> Option<Registered> {
+        let mut open = self.lock();
+        if open.len() >= max {
+            let victim = [Phase::Head, Phase::Idle].iter().find_map(|phase| {
+                open.iter()
+                    .filter(|(_, c)| c.phase() == *phase && c.reason.get().is_none())
+                    .min_by_key(|(_, c)| c.since.load(Ordering::Relaxed))
+                    .map(|(id, _)| *id)
+            });
+            let victim = victim?;
+            if let Some(connection) = open.remove(&victim) {
+                connection.close_for("evicted");
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let connection = Arc::new(Connection {
+            phase: AtomicU8::new(Phase::Head as u8),
+            since: AtomicU64::new(0),
+            progress: AtomicU64::new(0),
+            epoch: self.epoch,
+            close: CancellationToken::new(),
+            reason: OnceLock::new(),
+        });
+        connection.enter(Phase::Head);
+        open.insert(id, Arc::clone(&connection));
+        Some(Registered {
+            registry: Arc::clone(self),
+            id,
+            connection,
+        })
+    }
+
+    /// Closes what is overdue under `limits`, every quarter second until `shutdown`.
+    pub async fn watch(self: Arc<Self>, limits: impl Fn() -> WebLimits, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let limits = limits();
+            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let overdue: Vec<(Arc<Connection>, &'static str)> = self
+                .lock()
+                .values()
+                .filter_map(|c| Some((Arc::clone(c), c.overdue(now, &limits)?)))
+                .collect();
+            for (connection, reason) in overdue {
+                connection.close_for(reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_the_bound_the_longest_waiting_head_makes_room_and_busy_ones_are_kept() {
+        let registry = Arc::new(Registry::default());
+        let first = registry.admit(2).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let second = registry.admit(2).unwrap();
+        // The first sent nothing for longest: it goes.
+        let third = registry.admit(2).unwrap();
+        assert_eq!(first.connection.reason.get(), Some(&"evicted"));
+        assert!(first.connection.close.is_cancelled());
+        assert!(second.connection.reason.get().is_none());
+        // Both remaining are answering: a new one is refused rather than cut one off.
+        second.connection.busy();
+        third.connection.busy();
+        assert!(registry.admit(2).is_none());
+        third.connection.idle();
+        assert!(registry.admit(2).is_some());
+        assert_eq!(third.connection.reason.get(), Some(&"evicted"));
+    }
+
+    #[test]
+    fn each_phase_has_its_deadline() {
+        let limits = WebLimits {
+            read_header_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(300),
+            write_timeout: Duration::from_millis(200),
+            ..WebLimits::default()
+        };
+        let registry = Arc::new(Registry::default());
+        let head = registry.admit(10).unwrap().connection.clone();
+        let at = |ms| head.since.load(Ordering::Relaxed) + ms;
+        assert_eq!(head.overdue(at(50), &limits), None);
+        assert_eq!(head.overdue(at(150), &limits), Some("read_header_timeout"));
+        head.busy();
+        assert_eq!(head.overdue(at(150), &limits), None);
+        assert_eq!(head.overdue(at(250), &limits), Some("write_timeout"));
+        head.idle();
+        assert_eq!(head.overdue(at(250), &limits), None);
+        assert_eq!(head.overdue(at(350), &limits), Some("idle_timeout"));
+        // A byte after the idle spell starts a head, with its own deadline.
+        head.on_read();
+        assert_eq!(head.phase(), Phase::Head);
+    }
+}
