@@ -266,9 +266,15 @@ pub async fn start_with_settings(
     ];
     let server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let result =
-            crate::listen::serve(listeners, app, web, serve_https, web_limits, server_shutdown)
-                .await;
+        let result = crate::listen::serve(
+            listeners,
+            app,
+            web,
+            serve_https,
+            web_limits,
+            server_shutdown,
+        )
+        .await;
         // If the server dies, nothing is served: stop polling too rather than run blind.
         shutdown.cancel();
         result

@@ -43,7 +43,10 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     })
     .await;
     assert_eq!(family(&text, "udts_task_source_binlog_retained").len(), 5);
-    assert_eq!(family(&text, "udts_task_source_applied_bytes_total").len(), 5);
+    assert_eq!(
+        family(&text, "udts_task_source_applied_bytes_total").len(),
+        5
+    );
 
     let started = Instant::now();
     exporter.signal("TERM");

@@ -558,7 +558,10 @@ impl Config {
             if value < Duration::from_millis(100) {
                 return Err(invalid(
                     key,
-                    format!("{} would cut off every client", humantime::format_duration(value)),
+                    format!(
+                        "{} would cut off every client",
+                        humantime::format_duration(value)
+                    ),
                     "leave it out for the default, or give at least \"1s\"",
                 ));
             }
@@ -566,7 +569,10 @@ impl Config {
         if web.max_connections < 2 {
             return Err(invalid(
                 "web.max_connections",
-                format!("{} leaves no room for a scrape beside another client", web.max_connections),
+                format!(
+                    "{} leaves no room for a scrape beside another client",
+                    web.max_connections
+                ),
                 "leave it out (1024), or give at least 2",
             ));
         }

@@ -207,7 +207,11 @@ impl Registry {
     }
 
     /// Closes what is overdue under `limits`, every quarter second until `shutdown`.
-    pub async fn watch(self: Arc<Self>, limits: impl Fn() -> WebLimits, shutdown: CancellationToken) {
+    pub async fn watch(
+        self: Arc<Self>,
+        limits: impl Fn() -> WebLimits,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -199,9 +199,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
             Ok((stream, peer)) => {
                 backoff = None;
                 burst_logged.store(false, Ordering::Relaxed);
-                let Some(registered) = shared.registry.admit(shared.limits.max_connections)
-                else {
-                    EVENTS.rejected.with_label_values(&["max_connections"]).inc();
+                let Some(registered) = shared.registry.admit(shared.limits.max_connections) else {
+                    EVENTS
+                        .rejected
+                        .with_label_values(&["max_connections"])
+                        .inc();
                     drop(stream);
                     continue;
                 };
@@ -303,33 +305,36 @@ where
     let app = shared.app.clone();
     let requests = shared.requests.clone();
     let phase = Arc::clone(connection);
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        phase.busy();
-        let (app, phase, requests) = (app.clone(), Arc::clone(&phase), requests.clone());
-        async move {
-            let permit = match requests.map(Semaphore::try_acquire_owned) {
-                Some(Err(_)) => {
-                    EVENTS.rejected.with_label_values(&["max_requests"]).inc();
-                    let busy = axum::http::Response::builder()
-                        .status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
-                        .header("content-type", "text/plain; charset=utf-8")
-                        .header("retry-after", "1")
-                        .body(Body::from("too many requests at once (web.max_requests)\n"))
-                        .unwrap_or_default();
-                    return Ok::<_, Infallible>(busy.map(|body| Body::new(Guarded { body, phase })));
-                }
-                Some(Ok(permit)) => Some(permit),
-                None => None,
-            };
-            let response = match app.oneshot(request).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            // Held while the handler runs, not while a slow client reads the body.
-            drop(permit);
-            Ok(response.map(|body| Body::new(Guarded { body, phase })))
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            phase.busy();
+            let (app, phase, requests) = (app.clone(), Arc::clone(&phase), requests.clone());
+            async move {
+                let permit = match requests.map(Semaphore::try_acquire_owned) {
+                    Some(Err(_)) => {
+                        EVENTS.rejected.with_label_values(&["max_requests"]).inc();
+                        let busy = axum::http::Response::builder()
+                            .status(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                            .header("content-type", "text/plain; charset=utf-8")
+                            .header("retry-after", "1")
+                            .body(Body::from("too many requests at once (web.max_requests)\n"))
+                            .unwrap_or_default();
+                        return Ok::<_, Infallible>(
+                            busy.map(|body| Body::new(Guarded { body, phase })),
+                        );
+                    }
+                    Some(Ok(permit)) => Some(permit),
+                    None => None,
+                };
+                let response = match app.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                // Held while the handler runs, not while a slow client reads the body.
+                drop(permit);
+                Ok(response.map(|body| Body::new(Guarded { body, phase })))
+            }
+        });
     let tracked = Tracked {
         inner: io,
         connection: Arc::clone(connection),

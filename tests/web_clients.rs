@@ -1,0 +1,266 @@
+//! Hostile and careless clients against the real binary: a connection that sends nothing, a
+//! slowloris head, an idle keep-alive, more connections than `web.max_connections`, more than
+//! the open-file limit allows; and the Prometheus conventions of listening on several
+//! addresses and on sockets systemd passes. Each is closed on time and counted, and a scrape
+//! always gets through.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
+
+/// A config for one task of a fresh gateway, with `web` appended to `[web]`.
+async fn config(shutdown: &CancellationToken, web: &str) -> (String, tempfile::TempDir) {
+    let task = SimTask::new("udts-a", Behaviour::Fixed(json!({"Status": "Syncing"})));
+    let (_gateway, endpoint) = gateway_with(vec![task], shutdown).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, PRIVATE_KEY).unwrap();
+    private_to_owner(&key);
+    let text = format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key_file = \"{}\"\n\
+         timeout = \"500ms\"\n[poll]\ninterval = \"1s\"\n[web]\n{web}\n[[tasks]]\nid = \"udts-a\"\n",
+        key.display()
+    );
+    (text, dir)
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn closed_after(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the server never closed the connection"),
+        }
+    }
+}
+
+fn counted(text: &str, reason: &str) -> f64 {
+    value(
+        text,
+        "udts_web_connections_closed_total",
+        &format!("{{reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_slow_and_idle_clients_are_closed_on_their_deadlines_and_counted() {
+    let shutdown = CancellationToken::new();
+    let (text, _dir) = config(
+        &shutdown,
+        "read_header_timeout = \"1s\"\nidle_timeout = \"3s\"\nmax_connections = 20",
+    )
+    .await;
+    let (exporter, _config_dir) = spawn_with_config(&text, "warn").await;
+    let addr = exporter.addr;
+    wait_ready(addr).await;
+
+    // Sends nothing: closed after the head deadline.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    // Slowloris: a header line every 300 ms; the deadline is absolute, not per byte.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let dribble = tokio::spawn(async move {
+        let started = Instant::now();
+        for i in 0..100 {
+            if slow
+                .write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("the slowloris connection stayed open for 30 s");
+    });
+    let silent_for = closed_after(silent).await;
+    assert!(silent_for >= Duration::from_millis(900), "{silent_for:?}");
+    assert!(silent_for < Duration::from_secs(3), "{silent_for:?}");
+    let slow_for = dribble.await.unwrap();
+    assert!(slow_for < Duration::from_secs(4), "{slow_for:?}");
+
+    // Keep-alive: a second request on the same connection within idle_timeout, then closed
+    // once idle for longer.
+    let mut keep = TcpStream::connect(addr).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for _ in 0..2 {
+        keep.write_all(request).await.unwrap();
+        let mut buffer = [0u8; 1024];
+        let n = keep.read(&mut buffer).await.unwrap();
+        assert!(
+            buffer[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            &buffer[..n]
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let idle_for = closed_after(keep).await;
+    assert!(idle_for < Duration::from_secs(5), "{idle_for:?}");
+
+    // Twice max_connections of silent clients: each new one evicts the one waiting longest,
+    // so a scrape still gets in.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The exposition is rendered on change (the poller changes it every second): counters
+    // show up within a render or two.
+    let text = scrape_until(addr, "the closes counted", |text| {
+        counted(text, "evicted") >= 20.0
+            && counted(text, "read_header_timeout") >= 2.0
+            && counted(text, "idle_timeout") >= 1.0
+    })
+    .await;
+    assert!(
+        value(&text, "udts_web_open_connections", "").unwrap() <= 20.0,
+        "{text}"
+    );
+    drop(held);
+    exporter.signal("TERM");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_backs_off_and_recovers() {
+    if !tool_available("prlimit") {
+        return;
+    }
+    let shutdown = CancellationToken::new();
+    let (text, dir) = config(&shutdown, "read_header_timeout = \"30s\"").await;
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    // A hard limit of 64 descriptors: raising the soft one cannot help.
+    let exporter = spawn_exporter_via(
+        &["prlimit", "--nofile=64:64", "--"],
+        [std::ffi::OsStr::new("--config"), path.as_os_str()],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let addr = exporter.addr;
+    wait_ready(addr).await;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(stream) = TcpStream::connect(addr).await {
+            held.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(held);
+    // Once the flood is gone, everything is as before, and the errors were counted.
+    let text = scrape_until(addr, "accept errors counted", |text| {
+        value(text, "udts_web_accept_errors_total", "").is_some_and(|v| v > 0.0)
+    })
+    .await;
+    assert_eq!(value(&text, "udts_task_up", &task("udts-a")), Some(1.0));
+    exporter.signal("TERM");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    if !tool_available("prlimit") {
+        return;
+    }
+    let shutdown = CancellationToken::new();
+    let (text, dir) = config(&shutdown, "").await;
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let exporter = spawn_exporter_via(
+        &["prlimit", "--nofile=1024:8192", "--"],
+        [std::ffi::OsStr::new("--config"), path.as_os_str()],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let pid = exporter.child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["8192", "8192"], "{line}");
+    exporter.signal("TERM");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_listen_addresses_all_answer() {
+    let shutdown = CancellationToken::new();
+    let (text, dir) = config(&shutdown, "").await;
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let second: SocketAddr = format!("127.0.0.2:{}", free_port()).parse().unwrap();
+    // spawn_exporter adds --web.listen-address 127.0.0.1:0 after these: both hold.
+    let exporter = spawn_exporter(
+        [
+            "--config",
+            path.to_str().unwrap(),
+            "--web.listen-address",
+            &second.to_string(),
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    for addr in [exporter.addr, second] {
+        wait_ready(addr).await;
+        assert!(scrape(addr).await.contains("udts_task_up"), "{addr}");
+    }
+    exporter.signal("TERM");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_passed_by_systemd_are_served() {
+    if !tool_available("systemd-socket-activate") {
+        return;
+    }
+    let shutdown = CancellationToken::new();
+    let (text, dir) = config(&shutdown, "").await;
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new("systemd-socket-activate")
+        .args(["-l", &format!("127.0.0.1:{port}"), BINARY, "--config"])
+        .arg(&path)
+        .arg("--web.systemd-socket")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // The first connection starts the exporter on the passed socket.
+    wait_ready_within(addr, Duration::from_secs(20)).await;
+    assert!(scrape(addr).await.contains("udts_task_up"));
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    // Without a passed socket the flag is refused, saying why.
+    let output = tokio::process::Command::new(BINARY)
+        .arg("--config")
+        .arg(&path)
+        .arg("--web.systemd-socket")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("LISTEN_FDS"));
+    shutdown.cancel();
+}
