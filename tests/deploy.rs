@@ -400,12 +400,51 @@ fn systemd_unit_is_hardened_and_passes_the_key_as_a_credential() {
         "LoadCredential=udts_private_key:/etc/udts-exporter/private_key",
         "Environment=UDTS_API__PRIVATE_KEY_FILE=%d/udts_private_key",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        "LimitNOFILE=65536",
+        "PrivateMounts=yes",
+        "RemoveIPC=yes",
+        "SystemCallErrorNumber=EPERM",
     ] {
         assert!(settings.contains(required), "missing {required}");
     }
     assert!(settings
         .iter()
         .any(|l| l.starts_with("ExecStart=/usr/bin/udts-exporter --config ")));
+}
+
+#[test]
+fn systemd_units_verify_and_the_service_scores_ok_in_systemd_analyze_security() {
+    if !tool_available("systemd-analyze") {
+        return;
+    }
+    let socket = repo("deploy/systemd/udts-exporter.socket");
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    // verify also looks for the service the socket starts; only the socket's own lines count.
+    assert!(
+        !said.lines().any(|l| l.contains("udts-exporter.socket:")),
+        "{said}"
+    );
+    let output = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(repo("deploy/systemd/udts-exporter.service"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for udts-exporter.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in: {text}"));
+    assert!(
+        score <= 1.4,
+        "exposure {score} (node_exporter's example unit: 9.2)\n{text}"
+    );
 }
 
 /// The Alertmanager example is valid and routes by the team the alerts carry.

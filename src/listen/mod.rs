@@ -100,7 +100,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
         if let Some(hard) = limit.maximum {
             if limit.current.is_some_and(|soft| soft < hard) {
                 limit.current = Some(hard);
-                if let Err(error) = setrlimit(Resource::Nofile, limit.clone()) {
+                if let Err(error) = setrlimit(Resource::Nofile, limit) {
                     debug!(%error, "cannot raise the open-file limit");
                 }
             }
