@@ -441,7 +441,7 @@ fn log_change(before: &TaskState, after: &TaskState) {
                 task_type = %after.spec.kind,
                 reason = error.reason(),
                 ret_code = error.ret_code(),
-                gateway_message,
+                gateway_message = (!gateway_message.is_empty()).then_some(gateway_message),
                 request_uuid,
                 error = %error,
                 hint = error.hint(),
