@@ -229,7 +229,7 @@ async fn the_deb_installs_runs_as_its_user_keeps_an_edited_config_and_purges_cle
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (_gateway, endpoint) = gateway_with(
         vec![SimTask::new(
-            "udts-xxxxxx",
+            "udts-installed",
             Behaviour::Fixed(json!({"Status": "Synced"})),
         )],
         &shutdown,
@@ -254,13 +254,15 @@ async fn the_deb_installs_runs_as_its_user_keeps_an_edited_config_and_purges_cle
         .env("UDTS_API__ENDPOINT", &endpoint)
         .env("UDTS_API__PUBLIC_KEY", PUBLIC_KEY)
         .env("UDTS_API__PRIVATE_KEY_FILE", key)
+        // The installed example lists no task (its list is commented out): discover them.
+        .env("UDTS_DISCOVERY__ENABLED", "true")
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     wait_ready_within("127.0.0.1:19749".parse().unwrap(), Duration::from_secs(20)).await;
     let text = scrape("127.0.0.1:19749".parse().unwrap()).await;
     assert_eq!(
-        value(&text, "udts_task_up", &task("udts-xxxxxx")),
+        value(&text, "udts_task_up", &task("udts-installed")),
         Some(1.0)
     );
     child.kill().await.unwrap();
