@@ -147,6 +147,21 @@ impl WebSecurity {
                     names.join(", ")
                 )));
             };
+            // The only values exporter-toolkit takes for these two: any other would weaken
+            // what the header is for.
+            let lower = value.to_ascii_lowercase();
+            let refused = match allowed.as_str() {
+                "x-content-type-options" => (lower != "nosniff").then_some("nosniff"),
+                "x-frame-options" => {
+                    (lower != "deny" && lower != "sameorigin").then_some("deny or sameorigin")
+                }
+                _ => None,
+            };
+            if let Some(valid) = refused {
+                return Err(fail(format!(
+                    "http_server_config.headers.{name}: `{value}` is not allowed (use {valid})"
+                )));
+            }
             let value = HeaderValue::from_str(&value).map_err(|_| {
                 fail(format!(
                     "http_server_config.headers.{name} is not a valid header value"

@@ -95,6 +95,34 @@ fn certificate_resolver(
             let certified = certified_key(certs, key, provider, "tls_server_config.cert")?;
             Ok(Arc::new(FixedCert(certified)))
         }
+        // One part in a file, the other inline (exporter-toolkit loads these too): read once,
+        // as only a pair of files can be watched for rotation.
+        (None, Some(key), Some(cert_file), None) => {
+            let cert_file = base.join(cert_file);
+            let pem = std::fs::read(&cert_file)
+                .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_file.display()))?;
+            let certs = parse_certs(&pem)
+                .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_file.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|_| "tls_server_config.key: not a PEM private key".to_string())?;
+            let certified = certified_key(certs, key, provider, "tls_server_config.cert_file")?;
+            Ok(Arc::new(FixedCert(certified)))
+        }
+        (Some(cert), None, None, Some(key_file)) => {
+            let key_file = base.join(key_file);
+            let certs =
+                parse_certs(cert.as_bytes()).map_err(|e| format!("tls_server_config.cert: {e}"))?;
+            let pem = std::fs::read(&key_file)
+                .map_err(|e| format!("tls_server_config.key_file {}: {e}", key_file.display()))?;
+            let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+                format!(
+                    "tls_server_config.key_file {}: not a PEM private key",
+                    key_file.display()
+                )
+            })?;
+            let certified = certified_key(certs, key, provider, "tls_server_config.cert")?;
+            Ok(Arc::new(FixedCert(certified)))
+        }
         (None, None, Some(cert_file), Some(key_file)) => {
             let cert_file = base.join(cert_file);
             let key_file = base.join(key_file);
@@ -119,7 +147,12 @@ fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
     let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
     if !tls.cipher_suites.is_empty() {
         let mut chosen = Vec::new();
+        let mut unusable = Vec::new();
         for name in &tls.cipher_suites {
+            // TLS 1.3 suites are not configurable; Go ignores them in this list, and so do we.
+            if name.starts_with("TLS_AES_") || name.starts_with("TLS_CHACHA20_") {
+                continue;
+            }
             // Go spells the ChaCha20 suites with and without the `_SHA256` suffix.
             let suite = provider.cipher_suites.iter().find(|suite| {
                 let rustls_name = format!("{:?}", suite.suite());
@@ -127,17 +160,36 @@ fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
             });
             match suite {
                 Some(suite) if suite.version() == &TLS12 => chosen.push(*suite),
+                // A suite Go knows that rustls lacks (CBC, RSA key exchange): skipped, said once.
+                _ if name.starts_with("TLS_") => unusable.push(name.as_str()),
                 _ => {
                     return Err(format!(
-                        "tls_server_config.cipher_suites: {name} is not a TLS 1.2 suite this \
-                         exporter supports (ECDHE with AES-GCM or ChaCha20-Poly1305)"
+                        "tls_server_config.cipher_suites: {name} is not a TLS cipher suite name \
+                         (Go's names, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"
                     ))
                 }
             }
         }
-        provider
-            .cipher_suites
-            .retain(|suite| suite.version() == &TLS13 || chosen.contains(suite));
+        let tls12_listed = chosen.len() + unusable.len() > 0;
+        if tls12_listed && chosen.is_empty() {
+            return Err(format!(
+                "tls_server_config.cipher_suites: none of {} is a TLS 1.2 suite this exporter \
+                 has (ECDHE with AES-GCM or ChaCha20-Poly1305)",
+                unusable.join(", ")
+            ));
+        }
+        if !unusable.is_empty() {
+            tracing::warn!(
+                suites = %unusable.join(", "),
+                "tls_server_config.cipher_suites: these suites are not available (rustls has no \
+                 CBC or RSA key exchange suites) and are left out; the others listed are used"
+            );
+        }
+        if tls12_listed {
+            provider
+                .cipher_suites
+                .retain(|suite| suite.version() == &TLS13 || chosen.contains(suite));
+        }
     }
     if !tls.curve_preferences.is_empty() {
         let mut groups = Vec::new();
@@ -233,6 +285,21 @@ fn client_verifier(
         ));
     }
     let Some(optional) = optional else {
+        if let Some(file) = &tls.client_ca_file {
+            // Read first, as exporter-toolkit does: a missing file is the first thing to fix.
+            let file = base.join(file);
+            std::fs::read(&file)
+                .map_err(|e| format!("tls_server_config.client_ca_file {}: {e}", file.display()))?;
+        }
+        if tls.client_ca.is_some() || tls.client_ca_file.is_some() {
+            // As exporter-toolkit: otherwise the operator believes clients are verified while
+            // anyone gets in.
+            return Err(format!(
+                "tls_server_config: client CA's have been configured without a Client Auth \
+                 Policy (client_auth_type is {kind}); set client_auth_type: \
+                 RequireAndVerifyClientCert (or VerifyClientCertIfGiven), or remove client_ca_file"
+            ));
+        }
         return Ok(None);
     };
     let certs = match (&tls.client_ca, &tls.client_ca_file) {
@@ -251,6 +318,8 @@ fn client_verifier(
                 "tls_server_config: set client_ca_file or client_ca inline, not both".into(),
             )
         }
+        // A given certificate is verified against the system's roots, as Go does.
+        (None, None) if optional => Vec::new(),
         (None, None) => {
             return Err(format!(
                 "tls_server_config.client_ca_file is required with client_auth_type {kind}"
@@ -258,6 +327,9 @@ fn client_verifier(
         }
     };
     let mut roots = RootCertStore::empty();
+    if certs.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
     for cert in certs {
         roots
             .add(cert)
