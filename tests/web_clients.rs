@@ -264,3 +264,72 @@ async fn sockets_passed_by_systemd_are_served() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("LISTEN_FDS"));
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_huge_heads_and_clients_that_leave_mid_answer_affect_only_themselves() {
+    let shutdown = CancellationToken::new();
+    let (text, _dir) = config(&shutdown, "").await;
+    let (exporter, _config_dir) = spawn_with_config(&text, "warn").await;
+    let addr = exporter.addr;
+    wait_ready(addr).await;
+
+    // Garbage instead of HTTP: an error answer or a close, nothing else.
+    let mut garbage = TcpStream::connect(addr).await.unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01\x00\xff not http at all\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), garbage.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 400"),
+        "{answer:?}"
+    );
+
+    // A head larger than any real one: refused (431) or closed, never buffered without end.
+    let mut huge = TcpStream::connect(addr).await.unwrap();
+    huge.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let line = format!("X-Big: {}\r\n", "y".repeat(8 * 1024));
+    let mut sent = 0;
+    while sent < 2 * 1024 * 1024 {
+        if huge.write_all(line.as_bytes()).await.is_err() {
+            break;
+        }
+        sent += line.len();
+    }
+    let _ = huge.write_all(b"\r\n").await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), huge.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the connection of a {sent}-byte head stayed open"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
+
+    // A client that asks for the plain exposition and leaves after its first bytes.
+    for _ in 0..20 {
+        let mut leaver = TcpStream::connect(addr).await.unwrap();
+        leaver
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 64];
+        let _ = leaver.read(&mut first).await;
+    }
+
+    // None of it touched anyone else.
+    let text = scrape(addr).await;
+    assert_eq!(
+        value(&text, "udts_task_up", &task("udts-a")),
+        Some(1.0),
+        "{text}"
+    );
+    exporter.signal("TERM");
+    shutdown.cancel();
+}
