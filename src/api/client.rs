@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use url::Url;
 
+use super::decode;
 use super::error::ApiError;
-use super::model::{Envelope, HistoryItem, ListItem, StatusData};
+use super::model::{HistoryItem, ListItem, StatusData};
 use super::signer::{sign, Params};
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSpec};
@@ -166,19 +167,7 @@ impl Client {
         if let Some(project) = task.project_id.as_deref().filter(|p| !p.is_empty()) {
             params.insert("ProjectId".into(), project.into());
         }
-        let data = self.call("GetUDTSTaskStatus", params).await?;
-        match data {
-            Value::Object(_) => serde_json::from_value(data).map_err(|e| ApiError::Decode {
-                detail: format!("Data is not a StatusData: {e}"),
-                request_uuid: None,
-            }),
-            // An absent Data on success says nothing about the task, but it is not an error.
-            Value::Null => Ok(StatusData::default()),
-            _ => Err(ApiError::Decode {
-                detail: "Data is not an object".into(),
-                request_uuid: None,
-            }),
-        }
+        decode::status_data(self.call("GetUDTSTaskStatus", params).await?)
     }
 
     /// `GetUDTSTaskHistory` for one task: its status transitions. The documented example
@@ -190,13 +179,9 @@ impl Client {
         if let Some(project) = task.project_id.as_deref().filter(|p| !p.is_empty()) {
             params.insert("ProjectId".into(), project.into());
         }
-        Ok(match self.call("GetUDTSTaskHistory", params).await? {
-            Value::Array(items) => items
-                .into_iter()
-                .filter_map(|item| serde_json::from_value(item).ok())
-                .collect(),
-            _ => Vec::new(),
-        })
+        Ok(decode::history(
+            self.call("GetUDTSTaskHistory", params).await?,
+        ))
     }
 
     /// One page of `ListUDTSTask`. A page shorter than `limit` is the last one (the API has no
@@ -215,17 +200,7 @@ impl Client {
         if let Some(project) = project_id.filter(|p| !p.is_empty()) {
             params.insert("ProjectId".into(), project.into());
         }
-        match self.call("ListUDTSTask", params).await? {
-            Value::Array(items) => Ok(items
-                .into_iter()
-                .filter_map(|item| serde_json::from_value(item).ok())
-                .collect()),
-            Value::Null => Ok(Vec::new()),
-            _ => Err(ApiError::Decode {
-                detail: "Data is not an array".into(),
-                request_uuid: None,
-            }),
-        }
+        decode::list_page(self.call("ListUDTSTask", params).await?)
     }
 
     /// Every task of one kind and project, paging with `page_size` until a short page, up to
@@ -396,33 +371,6 @@ impl Client {
             body.extend_from_slice(&chunk);
         }
 
-        let envelope: Envelope = serde_json::from_slice(&body).map_err(|e| ApiError::Decode {
-            detail: describe_bad_body(&body, &e),
-            request_uuid: request_uuid.clone(),
-        })?;
-        match envelope.ret_code {
-            Some(0) => Ok(envelope.data.unwrap_or(Value::Null)),
-            Some(code) => Err(ApiError::RetCode {
-                code,
-                message: envelope.message.unwrap_or_default(),
-                request_uuid,
-            }),
-            None => Err(ApiError::Decode {
-                detail: "no RetCode in the answer".into(),
-                request_uuid,
-            }),
-        }
-    }
-}
-
-/// Says what was wrong with a body without quoting it (an error page could echo our request).
-fn describe_bad_body(body: &[u8], error: &serde_json::Error) -> String {
-    let trimmed = body.trim_ascii_start();
-    if trimmed.is_empty() {
-        "empty body".into()
-    } else if trimmed.first() == Some(&b'<') {
-        "HTML instead of JSON".into()
-    } else {
-        format!("invalid JSON ({} bytes): {error}", body.len())
+        decode::envelope(&body, request_uuid)
     }
 }

@@ -1,7 +1,9 @@
 //! Talking to a UCloud-compatible gateway: signing ([`signer`]), the response models
-//! ([`model`]), failures ([`error`]) and the HTTP client ([`client`]).
+//! ([`model`]) and their decoding ([`decode`]), failures ([`error`]) and the HTTP client
+//! ([`client`]).
 
 pub mod client;
+pub mod decode;
 pub mod error;
 pub mod model;
 pub mod signer;

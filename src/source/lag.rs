@@ -238,4 +238,26 @@ mod tests {
             Err(LagProblem::NoPosition)
         );
     }
+
+    #[test]
+    fn an_answer_missing_its_head_file_never_lags_more_than_is_retained() {
+        // Found by the binlog_lag fuzz target: the head not among SHOW BINARY LOGS, and a file
+        // listed past the head.
+        let reading = BinlogReading {
+            head_file: "binlog.000041".into(),
+            head_position: 20_000,
+            files: vec![
+                ("binlog.0000042".into(), 500),
+                ("binlog.0".into(), 40_001_500),
+            ],
+            gtid_text: None,
+        };
+        let parsed = reading.parse().unwrap();
+        assert_eq!(parsed.files, [(0, 40_001_500), (41, 20_000)]);
+        let retained: u64 = parsed.files.iter().map(|(_, size)| size).sum();
+        let snapshot = SourceSnapshot::of(parsed, 100.0);
+        let lag = task_lag(&snapshot, &sync("binlog.0", 4_000.0, ""), 100.0).unwrap();
+        assert_eq!(lag.bytes, Some(40_001_500 - 4_000 + 20_000));
+        assert!(lag.bytes.unwrap() <= retained);
+    }
 }

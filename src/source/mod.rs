@@ -92,6 +92,18 @@ impl BinlogReading {
             }
         }
         files.sort_unstable();
+        // One answer of the server, made consistent with its head: the head file is retained
+        // up to the head at least (`SHOW BINARY LOGS` and the head are two statements, and a
+        // rotation may fall between them), a file listed twice counts once, and files after
+        // the head belong to a later moment than this reading's head.
+        files.dedup_by_key(|(index, _)| *index);
+        files.retain(|(index, _)| *index <= head_index);
+        match files.last_mut() {
+            Some((index, size)) if *index == head_index => {
+                *size = (*size).max(self.head_position);
+            }
+            _ => files.push((head_index, self.head_position)),
+        }
         let gtids = self
             .gtid_text
             .as_deref()

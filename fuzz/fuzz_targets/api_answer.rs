@@ -1,0 +1,52 @@
+//! The gateway's answers: the envelope and RetCode, then `GetUDTSTaskStatus`,
+//! `ListUDTSTask` and `GetUDTSTaskHistory` data, decoded by the client's own functions. Never a
+//! panic; a failure is classified with a reason; a decoded task renders into an exposition and
+//! a JSON view that hold.
+#![no_main]
+
+#[path = "exposition_check.rs"]
+mod exposition_check;
+
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use udts_exporter::api::decode;
+use udts_exporter::api::model::entered_current_status;
+use udts_exporter::config::ExpositionOptions;
+use udts_exporter::state::TaskState;
+use udts_exporter::task::TaskSpec;
+
+fuzz_target!(|body: &[u8]| {
+    let data = match decode::envelope(body, Some("uuid".into())) {
+        Ok(data) => data,
+        Err(error) => {
+            assert!(udts_exporter::api::ERROR_REASONS.contains(&error.reason()));
+            assert!(!error.to_string().is_empty());
+            let _ = error.hint();
+            return;
+        }
+    };
+    let history = decode::history(data.clone());
+    let _ = entered_current_status(&history, "Syncing");
+    if let Ok(items) = decode::list_page(data.clone()) {
+        for item in items {
+            let _ = item.listed_state();
+        }
+    }
+    let Ok(status) = decode::status_data(data) else {
+        return;
+    };
+    let state = Arc::new(TaskState::new(TaskSpec::new("udts-fuzz")).after_poll(Ok(status), 1.8e9));
+    let mut text = String::new();
+    udts_exporter::exposition::write_task_families(
+        &[Arc::clone(&state)],
+        &ExpositionOptions::default(),
+        &Vec::new(),
+        &[],
+        &mut text,
+    );
+    exposition_check::check(&text);
+    let view = udts_exporter::task_view::view(&state, None, 1.8e9);
+    let json = serde_json::to_string(&view).expect("a view serializes");
+    let _: serde_json::Value = serde_json::from_str(&json).expect("and parses back");
+});
