@@ -208,7 +208,10 @@ impl Waiter {
         let response = request.send().await.map_err(|e| {
             (
                 false,
-                format!("cannot reach the exporter: {}", error_chain(&e)),
+                format!(
+                    "cannot reach the exporter: {}",
+                    crate::api::error::error_chain(&e)
+                ),
             )
         })?;
         match response.status().as_u16() {
@@ -321,21 +324,6 @@ impl Printer {
         }
         let _ = writeln!(err, "{line}");
     }
-}
-
-/// The error and its sources on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-        source = source.and_then(std::error::Error::source);
-    }
-    text
 }
 
 #[cfg(test)]

@@ -100,19 +100,7 @@ async fn run_command(command: &str, config: &std::path::Path) -> std::process::O
 }
 
 fn write_config(dir: &tempfile::TempDir, endpoint: &str, tasks: &[&str]) -> std::path::PathBuf {
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{PRIVATE_KEY}\n")).unwrap();
-    private_to_owner(&key_file);
-    let mut text = format!(
-        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{PUBLIC_KEY}\"\nprivate_key_file = \"{}\"\ntimeout = \"1s\"\n",
-        key_file.display()
-    );
-    for id in tasks {
-        text.push_str(&format!("[[tasks]]\nid = \"{id}\"\n"));
-    }
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config_file(dir, endpoint, PUBLIC_KEY, tasks, "")
 }
 
 /// A gateway with one readable task, `udts-good` (Loading, 42.5%); returns its endpoint.

@@ -18,30 +18,6 @@ use udts_exporter::simulator::{Behaviour, SimTask};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_udts-exporter");
 
-/// A config for `endpoint` with discovery `on` or off, the key in a private file, `tasks` as
-/// `[[tasks]]`, and `extra` appended.
-fn config(
-    dir: &tempfile::TempDir,
-    endpoint: &str,
-    public_key: &str,
-    tasks: &[&str],
-    extra: &str,
-) -> std::path::PathBuf {
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, format!("{PRIVATE_KEY}\n")).unwrap();
-    private_to_owner(&key_file);
-    let mut text = format!(
-        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{public_key}\"\nprivate_key_file = \"{}\"\ntimeout = \"1s\"\n{extra}\n",
-        key_file.display()
-    );
-    for id in tasks {
-        text.push_str(&format!("[[tasks]]\nid = \"{id}\"\n"));
-    }
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 const DISCOVERY_ON: &str = "[discovery]\nenabled = true\n";
 
 /// `udts-exporter <args...>` to completion: (exit code, stdout, stderr).
@@ -71,7 +47,7 @@ async fn one_syncing_task(shutdown: &CancellationToken) -> String {
 async fn check_with_discovery_fails_when_the_gateway_is_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let path = config(
+    let path = write_config_file(
         &dir,
         &format!("http://127.0.0.1:{port}"),
         PUBLIC_KEY,
@@ -102,14 +78,14 @@ async fn check_fails_when_the_keys_are_rejected_or_there_is_nothing_to_poll() {
     let dir = tempfile::tempdir().unwrap();
 
     // Discovery with a public key the gateway does not know: RetCode 172, named with its fix.
-    let path = config(&dir, &endpoint, "unknown-public-key", &[], DISCOVERY_ON);
+    let path = write_config_file(&dir, &endpoint, "unknown-public-key", &[], DISCOVERY_ON);
     let (code, stdout, stderr) = run(&["check"], Some(&path)).await;
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("RetCode 172"), "{stderr}");
     assert!(stderr.contains("api.public_key"), "{stderr}");
 
     // The right keys, discovery on: the listed task is checked.
-    let path = config(&dir, &endpoint, PUBLIC_KEY, &[], DISCOVERY_ON);
+    let path = write_config_file(&dir, &endpoint, PUBLIC_KEY, &[], DISCOVERY_ON);
     let (code, stdout, stderr) = run(&["check"], Some(&path)).await;
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
@@ -120,14 +96,14 @@ async fn check_fails_when_the_keys_are_rejected_or_there_is_nothing_to_poll() {
 
     // Discovery on, and the account has no task: nothing to poll is a failure, with the fix.
     let (_empty, empty_endpoint) = gateway_with(Vec::new(), &shutdown).await;
-    let path = config(&dir, &empty_endpoint, PUBLIC_KEY, &[], DISCOVERY_ON);
+    let path = write_config_file(&dir, &empty_endpoint, PUBLIC_KEY, &[], DISCOVERY_ON);
     let (code, stdout, stderr) = run(&["check"], Some(&path)).await;
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("nothing to poll"), "{stderr}");
     assert!(stderr.contains("[[tasks]]"), "{stderr}");
 
     // `discover` counts the static tasks beside the listed ones.
-    let path = config(&dir, &endpoint, PUBLIC_KEY, &["udts-static"], "");
+    let path = write_config_file(&dir, &endpoint, PUBLIC_KEY, &["udts-static"], "");
     let (code, stdout, stderr) = run(&["discover"], Some(&path)).await;
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
@@ -185,7 +161,7 @@ async fn warning_level_json_logs_carry_the_gateway_text_under_its_own_key() {
     let shutdown = CancellationToken::new();
     let endpoint = one_syncing_task(&shutdown).await;
     let dir = tempfile::tempdir().unwrap();
-    let path = config(
+    let path = write_config_file(
         &dir,
         &endpoint,
         PUBLIC_KEY,

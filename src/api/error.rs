@@ -275,7 +275,7 @@ fn connect_hint(cause: &str) -> &'static str {
 
 /// The error and its sources on one line: reqwest's own message alone ("error sending
 /// request") does not say what went wrong.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::exposition::Exposition;
 use crate::state::Sample;
-use crate::task_view::{Health, TaskView};
+use crate::task_view::{grouped, Health, TaskView};
 
 /// The page's script, served at [`SCRIPT_PATH`].
 pub const SCRIPT: &str = include_str!("udts.js");
@@ -98,19 +98,6 @@ pub fn duration(seconds: f64) -> String {
         (0, _, _) => format!("{h}h {m}m"),
         _ => format!("{d}d {h}h"),
     }
-}
-
-/// A count with thousands separators, for reading (never for positions, which are pasted).
-fn count(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The whole page for `exposition` at `now`.
@@ -297,8 +284,8 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             let _ = write!(
                 html,
                 "<br><span class=\"muted\">{} / {} rows</span>",
-                count(rows),
-                count(target)
+                grouped(rows),
+                grouped(target)
             );
         }
         if let (Some(elapsed), Some(total)) = (
@@ -347,7 +334,7 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             escape(&lag.summary)
         );
     }
-    let retries = |v: Option<u64>| v.map_or("-".to_string(), count);
+    let retries = |v: Option<u64>| v.map_or("-".to_string(), grouped);
     let _ = write!(
         html,
         "</td><td>{} / {}</td><td>{}</td><td class=\"trend\">",
@@ -419,8 +406,8 @@ mod tests {
         assert_eq!(duration(125.0), "2m 5s");
         assert_eq!(duration(3.0 * 3600.0 + 12.0 * 60.0 + 5.0), "3h 12m");
         assert_eq!(duration(2.0 * 86_400.0 + 4.0 * 3600.0), "2d 4h");
-        assert_eq!(count(2_400_000), "2,400,000");
-        assert_eq!(count(999), "999");
+        assert_eq!(grouped(2_400_000), "2,400,000");
+        assert_eq!(grouped(999), "999");
     }
 
     #[test]

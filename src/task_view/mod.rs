@@ -16,6 +16,7 @@ use crate::status;
 
 mod words;
 
+pub use words::grouped;
 use words::summary;
 
 /// Seconds without progress after which an active task counts as stalled (the shipped alerts

@@ -107,8 +107,9 @@ pub(super) fn outlook_sentence(outlook: &Outlook, rule: &Cutover) -> Option<Stri
     Some(text)
 }
 
-/// `1240` as "1,240".
-fn grouped(value: u64) -> String {
+/// A count with thousands separators, `1240` as "1,240": for reading (never for positions,
+/// which are pasted into `mysqlbinlog`).
+pub fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -423,6 +423,30 @@ pub fn mixed_task(i: usize) -> SimTask {
     SimTask::new(&format!("udts-bench-{i:06}"), Behaviour::Fixed(data))
 }
 
+/// Writes `config.toml` in `dir` for `endpoint` and `public_key`, the test key in a private
+/// file, `tasks` as `[[tasks]]` and `extra` after `[api]`; returns its path.
+pub fn write_config_file(
+    dir: &tempfile::TempDir,
+    endpoint: &str,
+    public_key: &str,
+    tasks: &[&str],
+    extra: &str,
+) -> std::path::PathBuf {
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{PRIVATE_KEY}\n")).unwrap();
+    private_to_owner(&key_file);
+    let mut text = format!(
+        "[api]\nendpoint = \"{endpoint}\"\npublic_key = \"{public_key}\"\nprivate_key_file = \"{}\"\ntimeout = \"1s\"\n{extra}\n",
+        key_file.display()
+    );
+    for id in tasks {
+        text.push_str(&format!("[[tasks]]\nid = \"{id}\"\n"));
+    }
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A TCP port free on loopback right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
