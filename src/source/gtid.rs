@@ -40,6 +40,7 @@ impl Gtids {
     /// of different families and cannot be compared.
     pub fn missing_from(&self, task: &Gtids) -> Option<u64> {
         match (self, task) {
+            // Saturating: a hostile answer can hold intervals up to u64::MAX.
             (Self::MySql(source), Self::MySql(task)) => Some(
                 source
                     .iter()
@@ -48,18 +49,56 @@ impl Gtids {
                         intervals
                             .iter()
                             .map(|interval| uncovered(*interval, held))
-                            .sum::<u64>()
+                            .fold(0, u64::saturating_add)
                     })
-                    .sum(),
+                    .fold(0, u64::saturating_add),
             ),
             (Self::MariaDb(source), Self::MariaDb(task)) => Some(
                 source
                     .iter()
                     .map(|(domain, seq)| seq.saturating_sub(task.get(domain).copied().unwrap_or(0)))
-                    .sum(),
+                    .fold(0, u64::saturating_add),
             ),
             _ => None,
         }
+    }
+}
+
+/// The set as the servers write it (MySQL `uuid:1-5:7,uuid:tag:1-3`, MariaDB
+/// `domain-0-seq`, the server id not being kept): parsing it gives the same set back.
+impl std::fmt::Display for Gtids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        let mut separator = |f: &mut std::fmt::Formatter<'_>| {
+            let comma = if first { "" } else { "," };
+            first = false;
+            f.write_str(comma)
+        };
+        match self {
+            Self::MySql(sets) => {
+                for ((uuid, tag), intervals) in sets {
+                    separator(f)?;
+                    f.write_str(uuid)?;
+                    if !tag.is_empty() {
+                        write!(f, ":{tag}")?;
+                    }
+                    for (start, end) in intervals {
+                        if start == end {
+                            write!(f, ":{start}")?;
+                        } else {
+                            write!(f, ":{start}-{end}")?;
+                        }
+                    }
+                }
+            }
+            Self::MariaDb(domains) => {
+                for (domain, seq) in domains {
+                    separator(f)?;
+                    write!(f, "{domain}-0-{seq}")?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -160,6 +199,22 @@ fn parse_mariadb(text: &str) -> Result<BTreeMap<u32, u64>, MalformedGtid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_printed_parses_back_to_the_same_set() {
+        for text in [
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7:9-12,\n8a94f357-aab4-11df-86ab-c80aa9429562:tag_1:3",
+            "0-1-100,2-7-5",
+            "",
+        ] {
+            let set = Gtids::parse(text).unwrap();
+            assert_eq!(Gtids::parse(&set.to_string()).unwrap(), set, "{text} -> {set}");
+        }
+        // Huge intervals count without overflowing.
+        let huge = Gtids::parse(&format!("{A}:1-{max},{B}:1-{max}", max = u64::MAX)).unwrap();
+        let empty = Gtids::parse("").unwrap();
+        assert_eq!(huge.missing_from(&empty), Some(u64::MAX));
+    }
 
     const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
     const B: &str = "8a94f357-aab4-11df-86ab-c80aa9429562";
