@@ -16,15 +16,16 @@ use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::TaskKind;
 
 mod accounts;
+mod bounds;
 mod explain;
 pub mod key_file;
 pub(crate) mod settings;
 mod sources;
 
 pub use accounts::Account;
+pub use bounds::{Cutover, WebLimits};
 pub use settings::{
-    Cutover, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
-    Settings, Shard, WebLimits,
+    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter, Settings, Shard,
 };
 pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
 
