@@ -11,6 +11,7 @@
 //! ```
 
 mod auth;
+mod refusal;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ use serde::Deserialize;
 use tokio_rustls::rustls::ServerConfig;
 
 pub use auth::BasicAuth;
-pub use tls::{collectors, record_refusal, refuse_plain_http, sniff, FirstByte, Refusal};
+pub use refusal::{collectors, record_refusal, refuse_plain_http, sniff, FirstByte, Refusal};
 
 /// The file, as read: every key of exporter-toolkit's format is here, and any other is refused
 /// by name (a typo must not silently turn security off).
