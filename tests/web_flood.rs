@@ -190,7 +190,7 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
                 response.bytes().await.map(drop).map_err(|e| e.to_string())
             }
             Ok(response) => Err(format!("HTTP {}", response.status())),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(format!("{error:?}")),
         };
         if let Err(error) = outcome {
             panic!(

@@ -172,18 +172,19 @@ impl Registry {
     }
 
     /// Registers a new connection, first making room at `max` by closing the one that has
-    /// waited longest for a request head, else the longest idle. Returns `None` when every
-    /// open connection is busy answering (the new one is then refused).
+    /// waited longest for a request head. A connection that completed a request is never
+    /// evicted: it is a client that speaks HTTP (Prometheus keeps its connection between
+    /// scrapes, and closing it under a flood would send its next scrape into the flooded
+    /// listen backlog). Returns `None` when no connection waits for a head (the new one is then
+    /// refused); idle ones still close at `idle_timeout`.
     pub fn admit(self: &Arc<Self>, max: usize) -> Option<Registered> {
         let mut open = self.lock();
         if open.len() >= max {
-            let victim = [Phase::Head, Phase::Idle].iter().find_map(|phase| {
-                open.iter()
-                    .filter(|(_, c)| c.phase() == *phase && c.reason.get().is_none())
-                    .min_by_key(|(_, c)| c.since.load(Ordering::Relaxed))
-                    .map(|(id, _)| *id)
-            });
-            let victim = victim?;
+            let victim = open
+                .iter()
+                .filter(|(_, c)| c.phase() == Phase::Head && c.reason.get().is_none())
+                .min_by_key(|(_, c)| c.since.load(Ordering::Relaxed))
+                .map(|(id, _)| *id)?;
             if let Some(connection) = open.remove(&victim) {
                 connection.close_for("evicted");
             }
@@ -248,11 +249,20 @@ mod tests {
         assert_eq!(first.connection.reason.get(), Some(&"evicted"));
         assert!(first.connection.close.is_cancelled());
         assert!(second.connection.reason.get().is_none());
-        // Both remaining are answering: a new one is refused rather than cut one off.
+        // Both remaining are answering: a new one is refused rather than cut one off; nor is a
+        // connection that answered and waits, keep-alive, for its next request.
         second.connection.busy();
         third.connection.busy();
         assert!(registry.admit(2).is_none());
         third.connection.idle();
+        assert!(registry.admit(2).is_none());
+        assert!(third.connection.reason.get().is_none());
+        // Once it sends again, its head is the newest: the older one goes first.
+        second.connection.idle();
+        std::thread::sleep(Duration::from_millis(5));
+        third.connection.on_read();
+        std::thread::sleep(Duration::from_millis(5));
+        second.connection.on_read();
         assert!(registry.admit(2).is_some());
         assert_eq!(third.connection.reason.get(), Some(&"evicted"));
     }
