@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -202,9 +201,8 @@ async fn serve(
     } else {
         let mut listeners = Vec::new();
         for address in &settings.listen_addresses {
-            let listener = TcpListener::bind(address)
-                .await
-                .map_err(|error| listen_error(*address, &error))?;
+            let listener =
+                crate::listen::bind(*address).map_err(|error| listen_error(*address, &error))?;
             listeners.push(listener);
         }
         listeners

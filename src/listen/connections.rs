@@ -172,18 +172,25 @@ impl Registry {
     }
 
     /// Registers a new connection, first making room at `max` by closing the one that has
-    /// waited longest for a request head. A connection that completed a request is never
-    /// evicted: it is a client that speaks HTTP (Prometheus keeps its connection between
-    /// scrapes, and closing it under a flood would send its next scrape into the flooded
-    /// listen backlog). Returns `None` when no connection waits for a head (the new one is then
-    /// refused); idle ones still close at `idle_timeout`.
-    pub fn admit(self: &Arc<Self>, max: usize) -> Option<Registered> {
+    /// waited longest for a request head, if it has waited at least `grace`. A connection that
+    /// completed a request is never evicted: it is a client that speaks HTTP (Prometheus keeps
+    /// its connection between scrapes, and closing it under a flood would send its next scrape
+    /// into the flooded listen backlog). The grace is what lets a connection that was just
+    /// admitted read its head: without it, a flood that reconnects as fast as it is evicted
+    /// (hundreds of thousands a minute were seen) evicts every connection within milliseconds,
+    /// the real scrape's among them, and spends the CPU the scrape needs. Returns `None` when
+    /// no connection can make room (the new one is then refused); idle ones still close at
+    /// `idle_timeout`.
+    pub fn admit(self: &Arc<Self>, max: usize, grace: Duration) -> Option<Registered> {
         let mut open = self.lock();
         if open.len() >= max {
+            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let grace = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
             let victim = open
                 .iter()
                 .filter(|(_, c)| c.phase() == Phase::Head && c.reason.get().is_none())
                 .min_by_key(|(_, c)| c.since.load(Ordering::Relaxed))
+                .filter(|(_, c)| now.saturating_sub(c.since.load(Ordering::Relaxed)) >= grace)
                 .map(|(id, _)| *id)?;
             if let Some(connection) = open.remove(&victim) {
                 connection.close_for("evicted");
@@ -240,12 +247,13 @@ mod tests {
 
     #[test]
     fn at_the_bound_the_longest_waiting_head_makes_room_and_busy_ones_are_kept() {
+        let none = Duration::ZERO;
         let registry = Arc::new(Registry::default());
-        let first = registry.admit(2).unwrap();
+        let first = registry.admit(2, none).unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        let second = registry.admit(2).unwrap();
+        let second = registry.admit(2, none).unwrap();
         // The first sent nothing for longest: it goes.
-        let third = registry.admit(2).unwrap();
+        let third = registry.admit(2, none).unwrap();
         assert_eq!(first.connection.reason.get(), Some(&"evicted"));
         assert!(first.connection.close.is_cancelled());
         assert!(second.connection.reason.get().is_none());
@@ -253,9 +261,9 @@ mod tests {
         // connection that answered and waits, keep-alive, for its next request.
         second.connection.busy();
         third.connection.busy();
-        assert!(registry.admit(2).is_none());
+        assert!(registry.admit(2, none).is_none());
         third.connection.idle();
-        assert!(registry.admit(2).is_none());
+        assert!(registry.admit(2, none).is_none());
         assert!(third.connection.reason.get().is_none());
         // Once it sends again, its head is the newest: the older one goes first.
         second.connection.idle();
@@ -263,8 +271,22 @@ mod tests {
         third.connection.on_read();
         std::thread::sleep(Duration::from_millis(5));
         second.connection.on_read();
-        assert!(registry.admit(2).is_some());
+        assert!(registry.admit(2, none).is_some());
         assert_eq!(third.connection.reason.get(), Some(&"evicted"));
+    }
+
+    #[test]
+    fn a_head_younger_than_the_grace_is_not_evicted() {
+        let registry = Arc::new(Registry::default());
+        let first = registry.admit(1, Duration::ZERO).unwrap();
+        // Just admitted: it gets its grace to send a head, and the newcomer is refused.
+        assert!(registry.admit(1, Duration::from_secs(60)).is_none());
+        assert!(first.connection.reason.get().is_none());
+        std::thread::sleep(Duration::from_millis(20));
+        // Past a shorter grace it makes room.
+        let second = registry.admit(1, Duration::from_millis(10)).unwrap();
+        assert_eq!(first.connection.reason.get(), Some(&"evicted"));
+        assert!(second.connection.reason.get().is_none());
     }
 
     #[test]
@@ -276,7 +298,11 @@ mod tests {
             ..WebLimits::default()
         };
         let registry = Arc::new(Registry::default());
-        let head = registry.admit(10).unwrap().connection.clone();
+        let head = registry
+            .admit(10, Duration::ZERO)
+            .unwrap()
+            .connection
+            .clone();
         let at = |ms| head.since.load(Ordering::Relaxed) + ms;
         assert_eq!(head.overdue(at(50), &limits), None);
         assert_eq!(head.overdue(at(150), &limits), Some("read_header_timeout"));

@@ -5,6 +5,7 @@
 //! handled at once (503 beyond), and accept errors (`EMFILE`, ...) that back off instead of
 //! spinning. Plain HTTP and TLS share all of it; TLS adds the handshake under its own deadline.
 
+mod admission;
 pub mod connections;
 
 use std::convert::Infallible;
@@ -30,7 +31,8 @@ use tracing::{debug, warn};
 
 use crate::config::WebLimits;
 use crate::web_config::{LiveWebSecurity, Refusal};
-use connections::{Connection, Registry, CLOSE_REASONS};
+use admission::{WaitingRoom, EVICTION_GRACE};
+use connections::{Connection, Registered, Registry, CLOSE_REASONS};
 
 /// The web counters: one server per process, adopted by the exporter's registry.
 struct WebEvents {
@@ -58,7 +60,7 @@ static EVENTS: LazyLock<WebEvents> = LazyLock::new(|| {
     let rejected = must(IntCounterVec::new(
         Opts::new(
             "udts_web_requests_rejected_total",
-            "Requests or connections refused at a bound, by reason (max_requests: 503; max_connections: every open connection was busy).",
+            "Requests or connections refused at a bound, by reason (max_requests: 503; max_connections: every place was held and no whole request arrived while the connection waited).",
         ),
         &["reason"],
     ));
@@ -119,6 +121,25 @@ pub fn raise_open_file_limit() -> Option<u64> {
     }
     #[cfg(not(unix))]
     None
+}
+
+/// Binds a listener with the kernel's largest accept backlog (`net.core.somaxconn`), as Go's
+/// net package does, rather than tokio's 1,024: under a flood of connections a fuller backlog
+/// drops the SYN of a real scrape, which then waits for its retransmission (1 s, 3 s, 7 s).
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let backlog = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(4096)
+        .clamp(128, 65_535);
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
 }
 
 /// The TCP sockets systemd passed (socket activation, `LISTEN_FDS`), in order.
@@ -188,6 +209,7 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut connections = JoinSet::new();
+    let room = Arc::new(WaitingRoom::default());
     let mut backoff: Option<Duration> = None;
     let burst_logged = AtomicBool::new(false);
     loop {
@@ -199,29 +221,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
             Ok((stream, peer)) => {
                 backoff = None;
                 burst_logged.store(false, Ordering::Relaxed);
-                let Some(registered) = shared.registry.admit(shared.limits.max_connections) else {
-                    EVENTS
-                        .rejected
-                        .with_label_values(&["max_connections"])
-                        .inc();
-                    drop(stream);
-                    continue;
-                };
-                EVENTS.open.inc();
                 let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
-                connections.spawn(async move {
-                    let connection = Arc::clone(&registered.connection);
-                    tokio::select! {
-                        () = handle(stream, peer, &shared, &connection, &shutdown) => {}
-                        () = connection.close.cancelled() => {
-                            if let Some(reason) = connection.reason.get() {
-                                EVENTS.closed.with_label_values(&[reason]).inc();
+                let max = shared.limits.max_connections;
+                if let Some(registered) = shared.registry.admit(max, EVICTION_GRACE) {
+                    connections.spawn(serve_admitted(stream, peer, registered, shared, shutdown));
+                } else {
+                    // Every place is held by a connection within its grace: wait for a request.
+                    let room = Arc::clone(&room);
+                    connections.spawn(async move {
+                        let admitted = match room.whole_request_arrives(&stream).await {
+                            true => shared.registry.admit(max, Duration::ZERO),
+                            false => None,
+                        };
+                        match admitted {
+                            Some(registered) => {
+                                serve_admitted(stream, peer, registered, shared, shutdown).await;
                             }
+                            None => EVENTS
+                                .rejected
+                                .with_label_values(&["max_connections"])
+                                .inc(),
                         }
-                    }
-                    drop(registered);
-                    EVENTS.open.dec();
-                });
+                    });
+                }
             }
             Err(error) => {
                 EVENTS.accept_errors.inc();
@@ -253,6 +275,28 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
         while connections.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// A connection with a place: served until it ends or the watchdog closes it.
+async fn serve_admitted(
+    stream: TcpStream,
+    peer: SocketAddr,
+    registered: Registered,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    EVENTS.open.inc();
+    let connection = Arc::clone(&registered.connection);
+    tokio::select! {
+        () = handle(stream, peer, &shared, &connection, &shutdown) => {}
+        () = connection.close.cancelled() => {
+            if let Some(reason) = connection.reason.get() {
+                EVENTS.closed.with_label_values(&[reason]).inc();
+            }
+        }
+    }
+    drop(registered);
+    EVENTS.open.dec();
 }
 
 /// One connection: the TLS handshake when serving TLS, then HTTP/1.1.
