@@ -62,7 +62,7 @@ async fn silent_slow_and_idle_clients_are_closed_on_their_deadlines_and_counted(
     let shutdown = CancellationToken::new();
     let (text, _dir) = config(
         &shutdown,
-        "read_header_timeout = \"1s\"\nidle_timeout = \"3s\"\nmax_connections = 20",
+        "read_header_timeout = \"2s\"\nidle_timeout = \"4s\"\nmax_connections = 20",
     )
     .await;
     let (exporter, _config_dir) = spawn_with_config(&text, "warn").await;
@@ -91,10 +91,10 @@ async fn silent_slow_and_idle_clients_are_closed_on_their_deadlines_and_counted(
         panic!("the slowloris connection stayed open for 30 s");
     });
     let silent_for = closed_after(silent).await;
-    assert!(silent_for >= Duration::from_millis(900), "{silent_for:?}");
-    assert!(silent_for < Duration::from_secs(3), "{silent_for:?}");
+    assert!(silent_for >= Duration::from_millis(1900), "{silent_for:?}");
+    assert!(silent_for < Duration::from_secs(4), "{silent_for:?}");
     let slow_for = dribble.await.unwrap();
-    assert!(slow_for < Duration::from_secs(4), "{slow_for:?}");
+    assert!(slow_for < Duration::from_secs(5), "{slow_for:?}");
 
     // Keep-alive: a second request on the same connection within idle_timeout, then closed
     // once idle for longer.
@@ -112,20 +112,33 @@ async fn silent_slow_and_idle_clients_are_closed_on_their_deadlines_and_counted(
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let idle_for = closed_after(keep).await;
-    assert!(idle_for < Duration::from_secs(5), "{idle_for:?}");
+    assert!(idle_for < Duration::from_secs(6), "{idle_for:?}");
 
-    // Twice max_connections of silent clients: each new one evicts the one waiting longest,
-    // so a scrape still gets in.
+    // Twice max_connections of silent clients at once: the first 20 take every place, each
+    // within its second of grace, so the other 20 wait in vain and are refused; a scrape,
+    // whose whole request arrives at once, still gets in.
     let mut held = Vec::new();
     for _ in 0..40 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    assert_eq!(family(&scrape(addr).await, "udts_task_up").len(), 1);
+    // Past the grace, each newcomer evicts the one that has waited longest.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..10 {
         held.push(TcpStream::connect(addr).await.unwrap());
     }
     // The exposition is rendered on change (the poller changes it every second): counters
     // show up within a render or two.
     let text = scrape_until(addr, "the closes counted", |text| {
-        counted(text, "evicted") >= 20.0
+        counted(text, "evicted") >= 10.0
             && counted(text, "read_header_timeout") >= 2.0
             && counted(text, "idle_timeout") >= 1.0
+            && value(
+                text,
+                "udts_web_requests_rejected_total",
+                "{reason=\"max_connections\"}",
+            )
+            .is_some_and(|refused| refused >= 19.0)
     })
     .await;
     assert!(
