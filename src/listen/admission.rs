@@ -96,7 +96,7 @@ pub fn request_waiting(stream: &TcpStream) -> bool {
 }
 
 /// Whether `bytes`, the start of a connection, hold a whole request head or TLS record.
-fn whole_request(bytes: &[u8]) -> bool {
+pub fn whole_request(bytes: &[u8]) -> bool {
     match bytes {
         // A TLS handshake record: type 22, version, length.
         [0x16, _, _, high, low, ..] => {

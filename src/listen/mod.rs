@@ -5,7 +5,7 @@
 //! handled at once (503 beyond), and accept errors (`EMFILE`, ...) that back off instead of
 //! spinning. Plain HTTP and TLS share all of it; TLS adds the handshake under its own deadline.
 
-mod admission;
+pub mod admission;
 pub mod connections;
 
 use std::convert::Infallible;
