@@ -172,7 +172,7 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
 
     // Prometheus scrapes from 127.0.0.1, gzip, a 10 s timeout as a scrape_timeout would be. It
     // is another process, not a task among the attackers': its own thread and runtime.
-    let (latencies, failures, peak_rss) = std::thread::spawn(move || {
+    let (mut latencies, failures, peak_rss) = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -217,7 +217,6 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
     let closed: f64 = family(&text, "udts_web_connections_closed_total")
         .values()
         .sum();
-    let mut latencies = latencies;
     latencies.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     eprintln!(

@@ -22,6 +22,11 @@ pub const CLOSE_REASONS: [&str; 5] = [
     "tls_handshake",
 ];
 
+/// A duration in whole milliseconds, the unit of the registry's clock.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What a connection is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -52,7 +57,7 @@ pub struct Connection {
 
 impl Connection {
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis(self.epoch.elapsed())
     }
 
     fn enter(&self, phase: Phase) {
@@ -103,17 +108,16 @@ impl Connection {
     /// The reason to close it at `now` (milliseconds after the epoch), if one applies.
     fn overdue(&self, now: u64, limits: &WebLimits) -> Option<&'static str> {
         let since = self.since.load(Ordering::Relaxed);
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         match self.phase() {
-            Phase::Head if now.saturating_sub(since) > ms(limits.read_header_timeout) => {
+            Phase::Head if now.saturating_sub(since) > millis(limits.read_header_timeout) => {
                 Some("read_header_timeout")
             }
-            Phase::Idle if now.saturating_sub(since) > ms(limits.idle_timeout) => {
+            Phase::Idle if now.saturating_sub(since) > millis(limits.idle_timeout) => {
                 Some("idle_timeout")
             }
             Phase::Busy
                 if now.saturating_sub(self.progress.load(Ordering::Relaxed))
-                    > ms(limits.write_timeout) =>
+                    > millis(limits.write_timeout) =>
             {
                 Some("write_timeout")
             }
@@ -184,8 +188,7 @@ impl Registry {
     pub fn admit(self: &Arc<Self>, max: usize, grace: Duration) -> Option<Registered> {
         let mut open = self.lock();
         if open.len() >= max {
-            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let grace = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+            let (now, grace) = (millis(self.epoch.elapsed()), millis(grace));
             let victim = open
                 .iter()
                 .filter(|(_, c)| c.phase() == Phase::Head && c.reason.get().is_none())
@@ -228,7 +231,7 @@ impl Registry {
                 () = shutdown.cancelled() => return,
             }
             let limits = limits();
-            let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let now = millis(self.epoch.elapsed());
             let overdue: Vec<(Arc<Connection>, &'static str)> = self
                 .lock()
                 .values()

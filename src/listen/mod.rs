@@ -168,6 +168,8 @@ struct Shared {
     tls: bool,
     limits: WebLimits,
     registry: Arc<Registry>,
+    /// Where newcomers wait for a place at `max_connections`, one for every listener.
+    room: WaitingRoom,
     requests: Option<Arc<Semaphore>>,
 }
 
@@ -189,6 +191,7 @@ pub async fn serve(
         limits,
         requests: limits.max_requests.map(|n| Arc::new(Semaphore::new(n))),
         registry: Arc::clone(&registry),
+        room: WaitingRoom::default(),
     });
     let watchdog = tokio::spawn(registry.watch(move || limits, shutdown.clone()));
     let mut loops = JoinSet::new();
@@ -209,7 +212,6 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut connections = JoinSet::new();
-    let room = Arc::new(WaitingRoom::default());
     let mut backoff: Option<Duration> = None;
     let burst_logged = AtomicBool::new(false);
     loop {
@@ -227,9 +229,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
                     connections.spawn(serve_admitted(stream, peer, registered, shared, shutdown));
                 } else {
                     // Every place is held by a connection within its grace: wait for a request.
-                    let room = Arc::clone(&room);
                     connections.spawn(async move {
-                        let admitted = match room.whole_request_arrives(&stream).await {
+                        let admitted = match shared.room.whole_request_arrives(&stream).await {
                             true => shared.registry.admit(max, Duration::ZERO),
                             false => None,
                         };
