@@ -94,6 +94,7 @@ pub enum Command {
 /// Parses the command line and runs; the binary's whole `main`.
 pub fn main() -> ExitCode {
     crate::process_metrics::record_start_time();
+    crate::tls_provider::install();
     let cli = Cli::parse();
     if let Some(Command::Wait(args)) = cli.command.clone() {
         // A client of the exporter: no config, no logger, a small runtime.

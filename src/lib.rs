@@ -18,7 +18,8 @@
 //!   each task's lag behind it, which the exposition writes at render time.
 //! - [`exporter`] wires these together and applies reloads; [`cli`] is the binary (run, `demo`,
 //!   `check`, `discover`), and [`simulator`] is the embedded gateway `demo`, the tests and the
-//!   benchmarks poll. [`time`], [`limits`], [`task`] and [`status`] are leaves.
+//!   benchmarks poll. [`time`], [`limits`], [`task`], [`status`] and
+//!   [`tls_provider`] (the process's one TLS crypto provider) are leaves.
 
 pub mod api;
 pub mod cadence;
@@ -45,5 +46,6 @@ pub mod status;
 pub mod task;
 pub mod task_view;
 pub mod time;
+pub mod tls_provider;
 pub mod wait;
 pub mod web_config;

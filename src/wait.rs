@@ -150,6 +150,7 @@ struct Waiter {
 
 impl Waiter {
     fn new(args: &WaitArgs) -> Result<Self, String> {
+        crate::tls_provider::install();
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("udts-exporter-wait/", env!("CARGO_PKG_VERSION")));

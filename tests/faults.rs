@@ -342,7 +342,7 @@ async fn tls_server(identity: &str) -> u16 {
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(identity.as_bytes()).unwrap();
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
+        udts_exporter::tls_provider::provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()

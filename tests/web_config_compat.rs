@@ -1,11 +1,19 @@
 //! Any exporter-toolkit web config drops in: files of our own, one per case where the two
 //! used to disagree, each loaded or refused as exporter-toolkit's `tls_config_test.go` says it
-//! does; the runtime cases checked with a real client (`openssl s_client`).
+//! does; the runtime cases checked with a real client (`openssl s_client`, and a rustls client
+//! offering the post-quantum hybrid first, as Go 1.24+ does).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::crypto::aws_lc_rs::kx_group;
+use tokio_rustls::rustls::crypto::SupportedKxGroup;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, NamedGroup, RootCertStore};
 
 use common::ca::Ca;
 use common::*;
@@ -120,4 +128,124 @@ async fn verify_client_cert_if_given_serves_a_client_without_one() {
         .unwrap();
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
+}
+
+/// An exporter serving TLS with `extra` under `tls_server_config`; its directory holds `ca.crt`,
+/// the CA of its certificate.
+async fn serve_tls(extra: &str) -> (tempfile::TempDir, Ca, Harness) {
+    let (dir, ca) = layout(&format!("{SERVER}{extra}"));
+    std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
+    let web_file = dir.path().join("web.yml");
+    let harness = start_unready(
+        vec![udts_exporter::simulator::SimTask::new(
+            "udts-a",
+            udts_exporter::simulator::Behaviour::Fixed(serde_json::json!({"Status": "Synced"})),
+        )],
+        PRIVATE_KEY,
+        |config| config.web.config_file = Some(web_file),
+    )
+    .await;
+    (dir, ca, harness)
+}
+
+/// What `openssl s_client -groups <groups>` says of a handshake with `port` (stderr, `-brief`).
+fn openssl_handshake(dir: &std::path::Path, port: u16, groups: &str) -> String {
+    let output = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("localhost:{port}")])
+        .args(["-CAfile", "ca.crt", "-verify_return_error", "-brief"])
+        .args(["-groups", groups])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The group a rustls client offering only `groups` (in that order) negotiates with `port`.
+async fn negotiated_group(
+    port: u16,
+    ca: &Ca,
+    groups: &[&'static dyn SupportedKxGroup],
+) -> Result<NamedGroup, String> {
+    let mut provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+    provider.kx_groups = groups.to_vec();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca.issuer.der().to_vec()))
+        .unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, connection) = tls.get_ref();
+    Ok(connection.negotiated_key_exchange_group().unwrap().name())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curve_p521_is_negotiated_when_named_and_accepted_by_default() {
+    if !tool_available("openssl") {
+        return;
+    }
+    // Named alone, as exporter-toolkit spells it: a P-521 client gets in, an X25519 one not.
+    let (dir, _ca, harness) = serve_tls("  curve_preferences: [CurveP521]\n").await;
+    let port = harness.exporter.port();
+    let said = openssl_handshake(dir.path(), port, "P-521");
+    assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
+    assert!(said.contains("Server Temp Key: ECDH, secp521r1"), "{said}");
+    let said = openssl_handshake(dir.path(), port, "X25519");
+    assert!(!said.contains("CONNECTION ESTABLISHED"), "{said}");
+    drop(harness);
+    // Not named: Go's servers take P-521 among their defaults, and so does this one.
+    let (dir, _ca, harness) = serve_tls("").await;
+    let said = openssl_handshake(dir.path(), harness.exporter.port(), "P-521");
+    assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
+    assert!(said.contains("Server Temp Key: ECDH, secp521r1"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_offering_the_post_quantum_hybrid_first_gets_it() {
+    let (_dir, ca, harness) = serve_tls("").await;
+    let port = harness.exporter.port();
+    // Go 1.24+'s order (Prometheus 3, node_exporter): the hybrid first, then X25519.
+    let go = [
+        kx_group::X25519MLKEM768,
+        kx_group::X25519,
+        kx_group::SECP256R1,
+    ];
+    assert_eq!(
+        negotiated_group(port, &ca, &go).await.unwrap(),
+        NamedGroup::X25519MLKEM768
+    );
+    // A client without it still gets a classic group.
+    assert_eq!(
+        negotiated_group(port, &ca, &[kx_group::SECP384R1])
+            .await
+            .unwrap(),
+        NamedGroup::secp384r1
+    );
+    drop(harness);
+    // curve_preferences narrows what is offered, the hybrid too, as in Go.
+    let (_dir, ca, harness) = serve_tls("  curve_preferences: [X25519]\n").await;
+    let port = harness.exporter.port();
+    assert_eq!(
+        negotiated_group(port, &ca, &go).await.unwrap(),
+        NamedGroup::X25519
+    );
+    assert!(negotiated_group(port, &ca, &[kx_group::X25519MLKEM768])
+        .await
+        .is_err());
+    drop(harness);
+    let (_dir, ca, harness) = serve_tls("  curve_preferences: [X25519MLKEM768]\n").await;
+    assert_eq!(
+        negotiated_group(harness.exporter.port(), &ca, &go)
+            .await
+            .unwrap(),
+        NamedGroup::X25519MLKEM768
+    );
 }

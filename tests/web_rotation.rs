@@ -26,7 +26,7 @@ fn replace(path: &Path, text: &str) {
 }
 
 fn install_provider() {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    udts_exporter::tls_provider::install();
 }
 
 /// Handshakes with `port` trusting `ca` (only TLS 1.2 when `tls12_only`); returns the server's

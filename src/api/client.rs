@@ -128,6 +128,7 @@ impl Client {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
+        crate::tls_provider::install();
         let mut builder = reqwest::Client::builder();
         if let Some(pem) = &settings.extra_root_certificate {
             let certificate = reqwest::Certificate::from_pem(pem)

@@ -220,8 +220,8 @@ impl SourceSnapshot {
         Self::default().after(reading, now)
     }
 
-    /// The snapshot after a good reading at `now`.
-    fn after(&self, reading: ParsedReading, now: f64) -> Self {
+    /// The snapshot after a good reading at `now`, as the source loop folds each round in.
+    pub fn after(&self, reading: ParsedReading, now: f64) -> Self {
         let mut next = self.clone();
         let advanced = match &self.reading {
             Some(previous) if previous.base == reading.base => advance(previous, &reading),

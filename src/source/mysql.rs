@@ -105,6 +105,7 @@ impl MySqlReader {
     }
 
     async fn connect(&self) -> Result<(Conn, Flavor), SourceError> {
+        crate::tls_provider::install();
         let use_tls = self.connection.tls != TlsMode::Disabled;
         let mut result = Conn::new(options(&self.connection, use_tls)).await;
         if self.connection.tls == TlsMode::Preferred

@@ -16,8 +16,7 @@ use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClient
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::version::{TLS12, TLS13};
 use tokio_rustls::rustls::{
-    DigitallySignedStruct, DistinguishedName, NamedGroup, RootCertStore, ServerConfig,
-    SignatureScheme,
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
 };
 use tracing::{info, warn};
 
@@ -52,7 +51,7 @@ pub(super) struct TlsServerConfig {
     /// Accepted for compatibility; rustls always uses the server's order.
     #[allow(dead_code)]
     prefer_server_cipher_suites: Option<bool>,
-    /// `X25519`, `CurveP256`, `CurveP384`.
+    /// `X25519MLKEM768`, `X25519`, `CurveP256`, `CurveP384`, `CurveP521` (Go's names).
     #[serde(default)]
     curve_preferences: Vec<String>,
 }
@@ -135,9 +134,10 @@ fn certificate_resolver(
     }
 }
 
-/// The ring provider, with `cipher_suites` and `curve_preferences` applied.
+/// The process's provider ([`crate::tls_provider`]), with `cipher_suites` and
+/// `curve_preferences` applied.
 fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
-    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    let mut provider = crate::tls_provider::provider();
     if !tls.cipher_suites.is_empty() {
         let mut chosen = Vec::new();
         let mut unusable = Vec::new();
@@ -187,19 +187,14 @@ fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
     if !tls.curve_preferences.is_empty() {
         let mut groups = Vec::new();
         for name in &tls.curve_preferences {
-            let wanted = match name.as_str() {
-                "X25519" => NamedGroup::X25519,
-                "CurveP256" => NamedGroup::secp256r1,
-                "CurveP384" => NamedGroup::secp384r1,
-                other => {
-                    return Err(format!(
-                        "tls_server_config.curve_preferences: {other} is not supported (X25519, CurveP256, CurveP384)"
-                    ))
-                }
-            };
-            if let Some(group) = provider.kx_groups.iter().find(|g| g.name() == wanted) {
-                groups.push(*group);
-            }
+            let group = crate::tls_provider::named_group(name).ok_or_else(|| {
+                format!(
+                    "tls_server_config.curve_preferences: {name} is not a curve this exporter \
+                     knows ({})",
+                    crate::tls_provider::GROUP_NAMES
+                )
+            })?;
+            groups.push(group);
         }
         provider.kx_groups = groups;
     }

@@ -385,8 +385,8 @@ pub async fn start_browser() -> Option<(Driver, fantoccini::Client)> {
                      format!("--user-data-dir={}", driver._profile.path().display())],
         }),
     );
-    // fantoccini's TLS stack brings a second rustls provider; pick the exporter's.
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    // The exporter's provider is the process default every rustls client here uses.
+    udts_exporter::tls_provider::install();
     for _ in 0..100 {
         let connected = fantoccini::ClientBuilder::rustls()
             .unwrap()
