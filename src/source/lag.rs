@@ -109,9 +109,11 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
             .files
             .iter()
             .filter(|(i, _)| (index..reading.head_index).contains(i))
-            .map(|(_, size)| size)
-            .sum();
-        (before_head + reading.head_position).saturating_sub(position)
+            .map(|(_, size)| *size)
+            .fold(0, u64::saturating_add);
+        before_head
+            .saturating_add(reading.head_position)
+            .saturating_sub(position)
     });
     let seconds = bytes.and_then(|bytes| {
         if bytes == 0 {

@@ -12,7 +12,7 @@ pub mod gtid;
 pub mod lag;
 pub mod mysql;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -228,7 +228,7 @@ impl SourceSnapshot {
             _ => Some(0),
         };
         match advanced {
-            Some(bytes) => next.written_total += bytes,
+            Some(bytes) => next.written_total = next.written_total.saturating_add(bytes),
             // The head went back (a reset or another server): earlier samples no longer
             // describe this binlog.
             None => next.samples = HeadSamples::default(),
@@ -262,17 +262,23 @@ fn advance(previous: &ParsedReading, current: &ParsedReading) -> Option<u64> {
         return Some(to.1 - from.1);
     }
     // The rest of the old head file, every file between, and the new head up to its position.
-    let size = |index: u64| {
-        current
-            .files
-            .iter()
-            .chain(previous.files.iter())
-            .find(|(i, _)| *i == index)
-            .map_or(0, |(_, size)| *size)
-    };
-    let rest = size(from.0).saturating_sub(from.1);
-    let between: u64 = (from.0 + 1..to.0).map(size).sum();
-    Some(rest + between + to.1)
+    // Sizes come from the files either reading lists (the current one's word first); a file
+    // neither lists counts nothing, so a head that jumps a million indices (a reset, another
+    // server) costs the files listed, not a walk over the indices.
+    let sizes: BTreeMap<u64, u64> = previous
+        .files
+        .iter()
+        .chain(current.files.iter())
+        .copied()
+        .collect();
+    let rest = sizes
+        .get(&from.0)
+        .map_or(0, |size| size.saturating_sub(from.1));
+    let between = sizes
+        .range(from.0 + 1..to.0)
+        .map(|(_, size)| *size)
+        .fold(0, u64::saturating_add);
+    Some(rest.saturating_add(between).saturating_add(to.1))
 }
 
 /// Every source's latest snapshot, by name, read by the exposition; `changed` wakes it.
@@ -513,6 +519,22 @@ mod tests {
         let c = reading((3, 50), &[(1, 500), (2, 1000), (3, 50)]);
         assert_eq!(advance(&b, &c), Some(100 + 1000 + 50));
         assert_eq!(advance(&c, &b), None);
+    }
+
+    /// Found by the `binlog_rounds` fuzz target: a head that jumped 2^40 indices walked every
+    /// index in between.
+    #[test]
+    fn a_head_that_jumps_far_counts_the_files_listed_without_walking_the_gap() {
+        let a = reading((1, 100), &[(1, 500)]);
+        let far = 1 << 40;
+        let b = reading((far, 70), &[(7, 1000), (far, 70)]);
+        assert_eq!(advance(&a, &b), Some(400 + 1000 + 70));
+        // Sizes near the top of u64 saturate instead of overflowing.
+        let c = reading(
+            (far + 2, u64::MAX),
+            &[(far + 1, u64::MAX), (far + 2, u64::MAX)],
+        );
+        assert_eq!(advance(&b, &c), Some(u64::MAX));
     }
 
     #[test]
