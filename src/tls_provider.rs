@@ -19,37 +19,41 @@ use tokio_rustls::rustls::crypto::{
 };
 use tokio_rustls::rustls::{Error, NamedGroup, PeerMisbehaved};
 
-/// aws-lc-rs' provider with Go 1.24's groups in Go's order: X25519MLKEM768, X25519, P-256,
-/// P-384, P-521. Spelt out rather than left to rustls' `prefer-post-quantum` feature, which
-/// another crate's feature choice could turn off.
+/// Go 1.24's groups in Go's order, by the names `curve_preferences` takes (exporter-toolkit's;
+/// `X25519MLKEM768` is not among them yet, but Go's constant has that name).
+static GROUPS: [(&str, &dyn SupportedKxGroup); 5] = [
+    ("X25519MLKEM768", kx_group::X25519MLKEM768),
+    ("X25519", kx_group::X25519),
+    ("CurveP256", kx_group::SECP256R1),
+    ("CurveP384", kx_group::SECP384R1),
+    ("CurveP521", SECP521R1),
+];
+
+/// aws-lc-rs' provider offering [`GROUPS`], the hybrid first. Spelt out rather than left to
+/// rustls' `prefer-post-quantum` feature, which another crate's feature choice could turn off.
 pub fn provider() -> CryptoProvider {
     CryptoProvider {
-        kx_groups: vec![
-            kx_group::X25519MLKEM768,
-            kx_group::X25519,
-            kx_group::SECP256R1,
-            kx_group::SECP384R1,
-            SECP521R1,
-        ],
+        kx_groups: GROUPS.iter().map(|(_, group)| *group).collect(),
         ..default_provider()
     }
 }
 
-/// The groups `curve_preferences` may name, by their exporter-toolkit (Go) names:
-/// `X25519MLKEM768` is not among exporter-toolkit's names yet, but Go's constant has that name.
+/// The group `curve_preferences` names `name`, if there is one.
 pub fn named_group(name: &str) -> Option<&'static dyn SupportedKxGroup> {
-    Some(match name {
-        "X25519MLKEM768" => kx_group::X25519MLKEM768,
-        "X25519" => kx_group::X25519,
-        "CurveP256" => kx_group::SECP256R1,
-        "CurveP384" => kx_group::SECP384R1,
-        "CurveP521" => SECP521R1,
-        _ => return None,
-    })
+    GROUPS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, group)| *group)
 }
 
 /// The names [`named_group`] knows, for an error message.
-pub const GROUP_NAMES: &str = "X25519MLKEM768, X25519, CurveP256, CurveP384, CurveP521";
+pub fn group_names() -> String {
+    GROUPS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Makes [`provider`] the process default, once. Every client (reqwest, mysql_async) built
 /// after it uses it; calling it again is free.
@@ -142,7 +146,7 @@ mod tests {
     #[test]
     fn the_default_groups_offer_the_hybrid_first_and_p521_last() {
         let offered: Vec<NamedGroup> = provider().kx_groups.iter().map(|g| g.name()).collect();
-        let named: Vec<NamedGroup> = GROUP_NAMES
+        let named: Vec<NamedGroup> = group_names()
             .split(", ")
             .map(|name| named_group(name).unwrap().name())
             .collect();

@@ -100,36 +100,6 @@ fn what_exporter_toolkit_loads_loads_here_too() {
     WebSecurity::load(&dir.path().join("web.yml")).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_client_cert_if_given_serves_a_client_without_one() {
-    if !tool_available("openssl") {
-        return;
-    }
-    let (dir, ca) = layout(&format!(
-        "{SERVER}  client_auth_type: VerifyClientCertIfGiven\n"
-    ));
-    let harness = start_unready(
-        vec![udts_exporter::simulator::SimTask::new(
-            "udts-a",
-            udts_exporter::simulator::Behaviour::Fixed(serde_json::json!({"Status": "Synced"})),
-        )],
-        PRIVATE_KEY,
-        |config| config.web.config_file = Some(dir.path().join("web.yml")),
-    )
-    .await;
-    std::fs::write(dir.path().join("ca.crt"), ca.pem()).unwrap();
-    let port = harness.exporter.port();
-    let output = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("localhost:{port}")])
-        .args(["-CAfile", "ca.crt", "-verify_return_error", "-brief"])
-        .current_dir(dir.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
-}
-
 /// An exporter serving TLS with `extra` under `tls_server_config`; its directory holds `ca.crt`,
 /// the CA of its certificate.
 async fn serve_tls(extra: &str) -> (tempfile::TempDir, Ca, Harness) {
@@ -148,12 +118,12 @@ async fn serve_tls(extra: &str) -> (tempfile::TempDir, Ca, Harness) {
     (dir, ca, harness)
 }
 
-/// What `openssl s_client -groups <groups>` says of a handshake with `port` (stderr, `-brief`).
-fn openssl_handshake(dir: &std::path::Path, port: u16, groups: &str) -> String {
+/// What `openssl s_client <extra>` says of a handshake with `port` (stderr, `-brief`).
+fn openssl_handshake(dir: &std::path::Path, port: u16, extra: &[&str]) -> String {
     let output = Command::new("openssl")
         .args(["s_client", "-connect", &format!("localhost:{port}")])
         .args(["-CAfile", "ca.crt", "-verify_return_error", "-brief"])
-        .args(["-groups", groups])
+        .args(extra)
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .output()
@@ -188,6 +158,16 @@ async fn negotiated_group(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_client_cert_if_given_serves_a_client_without_one() {
+    if !tool_available("openssl") {
+        return;
+    }
+    let (dir, _ca, harness) = serve_tls("  client_auth_type: VerifyClientCertIfGiven\n").await;
+    let said = openssl_handshake(dir.path(), harness.exporter.port(), &[]);
+    assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curve_p521_is_negotiated_when_named_and_accepted_by_default() {
     if !tool_available("openssl") {
         return;
@@ -195,15 +175,15 @@ async fn curve_p521_is_negotiated_when_named_and_accepted_by_default() {
     // Named alone, as exporter-toolkit spells it: a P-521 client gets in, an X25519 one not.
     let (dir, _ca, harness) = serve_tls("  curve_preferences: [CurveP521]\n").await;
     let port = harness.exporter.port();
-    let said = openssl_handshake(dir.path(), port, "P-521");
+    let said = openssl_handshake(dir.path(), port, &["-groups", "P-521"]);
     assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
     assert!(said.contains("Server Temp Key: ECDH, secp521r1"), "{said}");
-    let said = openssl_handshake(dir.path(), port, "X25519");
+    let said = openssl_handshake(dir.path(), port, &["-groups", "X25519"]);
     assert!(!said.contains("CONNECTION ESTABLISHED"), "{said}");
     drop(harness);
     // Not named: Go's servers take P-521 among their defaults, and so does this one.
     let (dir, _ca, harness) = serve_tls("").await;
-    let said = openssl_handshake(dir.path(), harness.exporter.port(), "P-521");
+    let said = openssl_handshake(dir.path(), harness.exporter.port(), &["-groups", "P-521"]);
     assert!(said.contains("CONNECTION ESTABLISHED"), "{said}");
     assert!(said.contains("Server Temp Key: ECDH, secp521r1"), "{said}");
 }

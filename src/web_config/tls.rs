@@ -185,18 +185,19 @@ fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
         }
     }
     if !tls.curve_preferences.is_empty() {
-        let mut groups = Vec::new();
-        for name in &tls.curve_preferences {
-            let group = crate::tls_provider::named_group(name).ok_or_else(|| {
-                format!(
-                    "tls_server_config.curve_preferences: {name} is not a curve this exporter \
-                     knows ({})",
-                    crate::tls_provider::GROUP_NAMES
-                )
-            })?;
-            groups.push(group);
-        }
-        provider.kx_groups = groups;
+        provider.kx_groups = tls
+            .curve_preferences
+            .iter()
+            .map(|name| {
+                crate::tls_provider::named_group(name).ok_or_else(|| {
+                    format!(
+                        "tls_server_config.curve_preferences: {name} is not a curve this \
+                         exporter knows ({})",
+                        crate::tls_provider::group_names()
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
     }
     Ok(provider)
 }
