@@ -97,7 +97,7 @@ async fn main() {
     )
     .await;
     let url = format!("http://{}/metrics", exporter.addr);
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     // Let the first cycles pass and the credentials be cached.
     tokio::time::sleep(Duration::from_secs(6)).await;
 
@@ -110,7 +110,7 @@ async fn main() {
     for connection in 0..connections {
         let (stop, refused, url) = (Arc::clone(&stop), Arc::clone(&refused), url.clone());
         flood.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = common::http_client();
             let mut attempt = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 attempt += 1;

@@ -48,7 +48,7 @@ async fn run(label: &str, strategy: &str, task: fn(usize) -> SimTask) -> Vec<f64
     );
     let (mut exporter, _dir) = common::spawn_with_config(&config, "warn").await;
     let pid = exporter.child.id().unwrap();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut calls = Vec::new();
     let mut durations = Vec::new();
     let mut last_duration = None;

@@ -131,7 +131,7 @@ async fn bench(tasks: usize) {
     let pid = exporter.child.id().unwrap();
     let url = exporter.url.clone();
     common::wait_ready_within(exporter.addr, Duration::from_secs(120)).await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let first_cycle = started.elapsed();
     // Idle after the first cycle: what a scraper of gzip (Prometheus) leaves it at.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -315,7 +315,7 @@ async fn cycle_bench(tasks: usize, latency: Duration, concurrency: usize) {
     let pid = exporter.child.id().unwrap();
     let url = exporter.url.clone();
     common::wait_ready_within(exporter.addr, Duration::from_secs(120)).await;
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let text = client.get(&url).send().await.unwrap().text().await.unwrap();
     let cycle = sample(&text, "udts_poll_cycle_duration_seconds").unwrap_or(f64::NAN);
     let calls = sample(&text, "udts_api_calls_per_cycle").unwrap_or(f64::NAN) as usize;

@@ -84,7 +84,7 @@ async fn main() {
     let (mut exporter, _dir) = common::spawn_with_config(&config, "error").await;
     let pid = exporter.child.id().unwrap();
     let url = exporter.url.clone();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
 
     println!("| minute | RSS | open fds | tasks exported | poll cycles |");
     println!("|---|---|---|---|---|");

@@ -302,7 +302,7 @@ impl Signals {
                     Some(()) = recv(&mut interrupt) => break,
                     Some(()) = recv(&mut hangup) => {
                         info!("SIGHUP: reloading the configuration");
-                        let _ = reloader.reload();
+                        let _ = Arc::clone(&reloader).reload_in_background().await;
                     }
                     () = shutdown.cancelled() => return,
                 }

@@ -58,8 +58,14 @@ impl RunningExporter {
 /// Re-reads the configuration and applies it: tasks and accounts come and go, unchanged tasks
 /// keep their state. A configuration that does not validate is rejected and the running one
 /// stays in force.
+///
+/// A reload reads files, parses certificates and builds HTTP clients: blocking work, which
+/// [`Reloader::reload_in_background`] moves to tokio's blocking pool so scrapes never wait for
+/// it. Reloads run one at a time (`one_at_a_time`), so two at once leave the later one's
+/// configuration in force whole, never the web security of one beside the tasks of the other.
 pub struct Reloader {
     loader: ConfigLoader,
+    one_at_a_time: std::sync::Mutex<()>,
     web: LiveWebSecurity,
     runtime: Arc<ArcSwap<Runtime>>,
     inventory: Arc<Inventory>,
@@ -69,8 +75,21 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Loads, validates and applies the configuration; on error nothing changes.
+    /// [`Reloader::reload`] on the blocking pool: what the async callers (`POST /-/reload`,
+    /// SIGHUP) use.
+    pub async fn reload_in_background(self: Arc<Self>) -> anyhow::Result<()> {
+        tokio::task::spawn_blocking(move || Reloader::reload(&self))
+            .await
+            .context("the reload did not finish")?
+    }
+
+    /// Loads, validates and applies the configuration; on error nothing changes. Blocks the
+    /// calling thread, also while another reload finishes.
     pub fn reload(&self) -> anyhow::Result<()> {
+        let _turn = self
+            .one_at_a_time
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let result = self.try_reload();
         match &result {
             Ok(()) => {
@@ -124,8 +143,8 @@ impl Reloader {
 }
 
 impl Reload for Reloader {
-    fn reload(&self) -> anyhow::Result<()> {
-        Reloader::reload(self)
+    fn reload(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(self.reload_in_background())
     }
 }
 
@@ -206,6 +225,7 @@ pub async fn start_with_settings(
     let ready = Arc::new(AtomicBool::new(false));
     let reloader = Arc::new(Reloader {
         loader,
+        one_at_a_time: std::sync::Mutex::new(()),
         web: Arc::clone(&web),
         runtime: Arc::clone(&runtime),
         inventory: Arc::clone(&inventory),

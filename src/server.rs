@@ -38,7 +38,8 @@ pub struct AppState {
 /// Applies a new configuration (the exporter's reloader); the server only triggers it.
 pub trait Reload: Send + Sync {
     /// Loads, validates and applies the configuration; on error the old one stays in force.
-    fn reload(&self) -> anyhow::Result<()>;
+    /// The work runs off the async workers, so the handler's future only waits for it.
+    fn reload(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>>;
 }
 
 /// The router, separate from serving so tests can drive it directly.
@@ -258,7 +259,7 @@ async fn reload(State(state): State<AppState>) -> (StatusCode, String) {
                 .into(),
         );
     }
-    match state.reloader.reload() {
+    match Arc::clone(&state.reloader).reload().await {
         Ok(()) => (StatusCode::OK, "configuration reloaded\n".into()),
         Err(error) => (StatusCode::BAD_REQUEST, format!("{error:#}\n")),
     }

@@ -4,8 +4,10 @@
 //! post-quantum hybrid `X25519MLKEM768` first, and exporter-toolkit's web config may name
 //! `CurveP521`; ring has neither. rustls' aws-lc-rs provider has the hybrid but leaves P-521
 //! out of its groups, so [`SECP521R1`] adapts aws-lc-rs' own ECDH on P-521 (no cryptography
-//! here, only the TLS key-share framing rustls asks for). Go's servers accept P-521 by default,
-//! so the default groups here do too, last.
+//! here, only the TLS key-share framing rustls asks for). P-521 is offered only where
+//! `curve_preferences` names it: Mozilla's intermediate and modern profiles offer X25519, P-256
+//! and P-384 (and the hybrid), and a scanner (sslyze) calls a server that takes P-521
+//! non-compliant; no real client needs it.
 //!
 //! The server builds its configuration from [`provider`]; the gateway client (reqwest), the
 //! MySQL reader (mysql_async) and `wait` use the process default, which [`install`] sets.
@@ -29,11 +31,19 @@ static GROUPS: [(&str, &dyn SupportedKxGroup); 5] = [
     ("CurveP521", SECP521R1),
 ];
 
-/// aws-lc-rs' provider offering [`GROUPS`], the hybrid first. Spelt out rather than left to
-/// rustls' `prefer-post-quantum` feature, which another crate's feature choice could turn off.
+/// How many of [`GROUPS`], from the first, are offered when `curve_preferences` is not set:
+/// all but P-521, which meets Mozilla's intermediate and modern profiles.
+const DEFAULT_GROUPS: usize = 4;
+
+/// aws-lc-rs' provider offering the default groups, the hybrid first. Spelt out rather than
+/// left to rustls' `prefer-post-quantum` feature, which another crate's feature choice could
+/// turn off.
 pub fn provider() -> CryptoProvider {
     CryptoProvider {
-        kx_groups: GROUPS.iter().map(|(_, group)| *group).collect(),
+        kx_groups: GROUPS[..DEFAULT_GROUPS]
+            .iter()
+            .map(|(_, group)| *group)
+            .collect(),
         ..default_provider()
     }
 }
@@ -144,15 +154,22 @@ mod tests {
     }
 
     #[test]
-    fn the_default_groups_offer_the_hybrid_first_and_p521_last() {
+    fn the_default_groups_offer_the_hybrid_first_and_p521_only_when_named() {
         let offered: Vec<NamedGroup> = provider().kx_groups.iter().map(|g| g.name()).collect();
-        let named: Vec<NamedGroup> = group_names()
-            .split(", ")
-            .map(|name| named_group(name).unwrap().name())
-            .collect();
-        assert_eq!(offered, named);
-        assert_eq!(offered.first(), Some(&NamedGroup::X25519MLKEM768));
-        assert_eq!(offered.last(), Some(&NamedGroup::secp521r1));
+        assert_eq!(
+            offered,
+            [
+                NamedGroup::X25519MLKEM768,
+                NamedGroup::X25519,
+                NamedGroup::secp256r1,
+                NamedGroup::secp384r1
+            ]
+        );
+        assert_eq!(
+            named_group("CurveP521").map(|g| g.name()),
+            Some(NamedGroup::secp521r1)
+        );
+        assert!(group_names().ends_with("CurveP521"));
         assert!(named_group("CurveP224").is_none());
     }
 }

@@ -332,7 +332,7 @@ async fn reload_endpoint_needs_the_lifecycle_flag() {
     async fn reload_demo(flags: &[&str]) -> (reqwest::StatusCode, String) {
         let exporter = spawn_exporter([&["demo"], flags].concat(), Stdio::null()).await;
         wait_ready(exporter.addr).await;
-        let response = reqwest::Client::new()
+        let response = http_client()
             .post(format!("http://{}/-/reload", exporter.addr))
             .send()
             .await

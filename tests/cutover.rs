@@ -52,7 +52,7 @@ fn redis(delay: u64) -> Behaviour {
 }
 
 async fn task_json(addr: std::net::SocketAddr, id: &str) -> Value {
-    let body = reqwest::get(format!("http://{addr}/api/v1/tasks/{id}"))
+    let body = http_get(format!("http://{addr}/api/v1/tasks/{id}"))
         .await
         .unwrap()
         .text()

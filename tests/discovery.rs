@@ -490,7 +490,7 @@ async fn reload_adds_and_removes_tasks_keeps_state_and_rejects_a_broken_file() {
     .unwrap();
 
     write(&["udts-b", "udts-c"]);
-    let client = reqwest::Client::new();
+    let client = http_client();
     let response = client
         .post(format!("http://{addr}/-/reload"))
         .send()

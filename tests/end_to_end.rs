@@ -361,7 +361,7 @@ async fn wrong_private_key_is_a_credentials_error_that_stops_the_hammering_and_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_is_served_to_scrapers_that_accept_it() {
     let harness = start(tasks()).await;
-    let response = reqwest::Client::new()
+    let response = http_client()
         .get(format!("http://{}/metrics", harness.exporter))
         .header("Accept-Encoding", "gzip")
         .send()
@@ -380,7 +380,7 @@ async fn gzip_is_served_to_scrapers_that_accept_it() {
     assert_eq!(family(&text, "udts_task_info").len(), 11);
     assert!(compressed.len() < text.len());
 
-    let plain = reqwest::get(format!("http://{}/metrics", harness.exporter))
+    let plain = http_get(format!("http://{}/metrics", harness.exporter))
         .await
         .unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
@@ -390,13 +390,13 @@ async fn gzip_is_served_to_scrapers_that_accept_it() {
 async fn health_readiness_and_index_are_served() {
     let harness = start(vec![fixed("udts-a", json!({"Status": "Done"}))]).await;
     let base = format!("http://{}", harness.exporter);
-    let healthz = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let healthz = http_get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(healthz.status(), 200);
-    let readyz = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    let readyz = http_get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(readyz.status(), 200);
-    let index = reqwest::get(&base).await.unwrap().text().await.unwrap();
+    let index = http_get(&base).await.unwrap().text().await.unwrap();
     assert!(index.contains("href=\"/metrics\""), "{index}");
-    let missing = reqwest::get(format!("{base}/nope")).await.unwrap();
+    let missing = http_get(format!("{base}/nope")).await.unwrap();
     assert_eq!(missing.status(), 404);
 }
 
@@ -411,7 +411,7 @@ async fn readiness_waits_for_the_first_cycle() {
     let running = udts_exporter::exporter::start(&config, listener, shutdown.clone())
         .await
         .unwrap();
-    let readyz = reqwest::get(format!("http://{}/readyz", running.local_addr))
+    let readyz = http_get(format!("http://{}/readyz", running.local_addr))
         .await
         .unwrap();
     assert_eq!(readyz.status(), 503);

@@ -67,7 +67,7 @@ fn tasks() -> Vec<SimTask> {
 async fn the_json_api_follows_its_schema() {
     let harness = start(tasks()).await;
     let base = format!("http://{}", harness.exporter);
-    let response = reqwest::get(format!("{base}/api/v1/tasks")).await.unwrap();
+    let response = http_get(format!("{base}/api/v1/tasks")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
@@ -143,7 +143,7 @@ async fn the_json_api_follows_its_schema() {
     }
 
     // Gzip when asked, the same document.
-    let gzipped = reqwest::Client::new()
+    let gzipped = http_client()
         .get(format!("{base}/api/v1/tasks"))
         .header("Accept-Encoding", "gzip")
         .send()
@@ -153,7 +153,7 @@ async fn the_json_api_follows_its_schema() {
 
     // One task with its history; an unknown one is a JSON 404.
     let one: Value = serde_json::from_str(
-        &reqwest::get(format!("{base}/api/v1/tasks/udts-loading"))
+        &http_get(format!("{base}/api/v1/tasks/udts-loading"))
             .await
             .unwrap()
             .text()
@@ -167,7 +167,7 @@ async fn the_json_api_follows_its_schema() {
     assert_eq!(history.len(), 1, "{one}");
     assert_eq!(history[0]["kind"], "progress");
     assert_eq!(history[0]["value"], 0.25);
-    let missing = reqwest::get(format!("{base}/api/v1/tasks/udts-nope"))
+    let missing = http_get(format!("{base}/api/v1/tasks/udts-nope"))
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
@@ -180,7 +180,7 @@ async fn the_json_api_follows_its_schema() {
 async fn the_server_rendered_page_is_complete_and_escaped() {
     let harness = start(tasks()).await;
     let base = format!("http://{}", harness.exporter);
-    let response = reqwest::get(format!("{base}/")).await.unwrap();
+    let response = http_get(format!("{base}/")).await.unwrap();
     let csp = response.headers()["content-security-policy"]
         .to_str()
         .unwrap()
@@ -210,7 +210,7 @@ async fn the_server_rendered_page_is_complete_and_escaped() {
     assert!(html.contains("500 / 2,000 rows"), "{html}");
     assert!(html.contains("<code>mysql-bin.000042:154</code>"), "{html}");
     // The filter works without JavaScript too.
-    let filtered = reqwest::get(format!("{base}/?q=sync-"))
+    let filtered = http_get(format!("{base}/?q=sync-"))
         .await
         .unwrap()
         .text()
@@ -222,7 +222,7 @@ async fn the_server_rendered_page_is_complete_and_escaped() {
         ("/static/udts.js", "text/javascript"),
         ("/static/udts.css", "text/css"),
     ] {
-        let asset = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let asset = http_get(format!("{base}{path}")).await.unwrap();
         assert_eq!(asset.status(), 200);
         assert!(asset.headers()["content-type"]
             .to_str()

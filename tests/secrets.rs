@@ -78,7 +78,7 @@ async fn run(key: &str) -> (String, String, String, Vec<String>) {
         config.replace("timeout = \"500ms\"", "timeout = \"forever\""),
     )
     .unwrap();
-    let reload = reqwest::Client::new()
+    let reload = http_client()
         .post(format!("http://{addr}/-/reload"))
         .send()
         .await

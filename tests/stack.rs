@@ -33,7 +33,7 @@ async fn wait_json(
     logs: &[&Path],
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let mut last = serde_json::Value::Null;
     while Instant::now() < deadline {
         if let Ok(response) = client.get(url).send().await {

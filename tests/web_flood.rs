@@ -244,7 +244,7 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
 /// Scrapes every 250 ms for the flood's length: each scrape's latency or failure, and the
 /// exporter's peak RSS.
 async fn scrape_through_the_flood(port: u16, pid: u32) -> (Vec<Duration>, Vec<String>, u64) {
-    let client = reqwest::Client::builder()
+    let client = http_client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

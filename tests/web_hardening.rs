@@ -111,7 +111,7 @@ fn run_output(program: &str, args: &[&str], dir: &Path) -> String {
 }
 
 fn client(server_ca: &Ca, identity: Option<&str>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().add_root_certificate(
+    let mut builder = http_client_builder().add_root_certificate(
         reqwest::Certificate::from_pem(server_ca.issuer.pem().as_bytes()).unwrap(),
     );
     if let Some(pem) = identity {
@@ -210,7 +210,7 @@ async fn refused_handshakes_are_explained_once_per_peer_and_counted() {
     let other_san = client_ca.identity(&["grafana.example.com"], |_| {});
     assert!(attempt(Some(other_san)).await.is_err());
     // A scrape job left on scheme: http gets Go's answer instead of an empty reply.
-    let plain = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let plain = http_get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap();
     assert_eq!(plain.status(), 400);
@@ -348,7 +348,7 @@ async fn an_unknown_user_costs_and_looks_the_same_as_a_wrong_password() {
     std::fs::write(&web, format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
     let harness = start_with_web(&web).await;
     let url = format!("http://{}/metrics", harness.exporter);
-    let client = reqwest::Client::new();
+    let client = http_client();
     let ask = |user: &'static str, password: String| {
         let (client, url) = (client.clone(), url.clone());
         async move {
@@ -403,7 +403,7 @@ async fn rate_limit_answers_429_beyond_the_burst_and_zero_turns_it_off() {
     let url = format!("http://{}/healthz", harness.exporter);
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        statuses.push(reqwest::get(&url).await.unwrap().status().as_u16());
+        statuses.push(http_get(&url).await.unwrap().status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
 
@@ -411,7 +411,7 @@ async fn rate_limit_answers_429_beyond_the_burst_and_zero_turns_it_off() {
     let harness = start_with_web(&web).await;
     let url = format!("http://{}/healthz", harness.exporter);
     for _ in 0..10 {
-        assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+        assert_eq!(http_get(&url).await.unwrap().status(), 200);
     }
 }
 

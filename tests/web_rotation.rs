@@ -83,7 +83,7 @@ async fn a_rotated_certificate_is_served_to_new_connections_and_a_broken_one_is_
     // min_version TLS13: a TLS 1.2 client is turned away.
     assert!(served_certificate(port, &ca, true).await.is_err());
     // The configured header is on every answer.
-    let client = reqwest::Client::builder()
+    let client = http_client_builder()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
         .build()
         .unwrap();
@@ -133,7 +133,7 @@ async fn mutual_tls_serves_only_clients_with_a_certificate_from_client_ca_file()
     let url = format!("https://localhost:{}/healthz", harness.exporter.port());
     let trust = reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).unwrap();
 
-    let anonymous = reqwest::Client::builder()
+    let anonymous = http_client_builder()
         .add_root_certificate(trust.clone())
         .build()
         .unwrap();
@@ -142,7 +142,7 @@ async fn mutual_tls_serves_only_clients_with_a_certificate_from_client_ca_file()
     let (client_cert, client_key, _) = client_ca.leaf(&["prometheus"]);
     let identity =
         reqwest::Identity::from_pem(format!("{client_cert}{client_key}").as_bytes()).unwrap();
-    let authenticated = reqwest::Client::builder()
+    let authenticated = http_client_builder()
         .add_root_certificate(trust.clone())
         .identity(identity)
         .build()
@@ -151,7 +151,7 @@ async fn mutual_tls_serves_only_clients_with_a_certificate_from_client_ca_file()
 
     // A certificate from another CA is refused.
     let (other_cert, other_key, _) = server_ca.leaf(&["mallory"]);
-    let stranger = reqwest::Client::builder()
+    let stranger = http_client_builder()
         .add_root_certificate(trust)
         .identity(
             reqwest::Identity::from_pem(format!("{other_cert}{other_key}").as_bytes()).unwrap(),
@@ -179,7 +179,7 @@ async fn a_new_basic_auth_user_works_after_sighup() {
         web.display()
     );
     let (exporter, _config_dir) = spawn_with_config(&config, "warn").await;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let status = |user: &'static str, password: &'static str| {
         let client = client.clone();
         let url = format!("http://{}/metrics", exporter.addr);

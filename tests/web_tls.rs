@@ -53,7 +53,7 @@ async fn start_over_tls(tls: &Tls) -> (Harness, reqwest::Client) {
     .await
     .ready_over_tls(&tls.ca)
     .await;
-    let client = reqwest::Client::builder()
+    let client = http_client_builder()
         .add_root_certificate(tls.ca.clone())
         .build()
         .unwrap();
@@ -115,14 +115,14 @@ async fn scrapes_over_tls_need_the_right_credentials() {
     }
 
     // Plain HTTP to the TLS port gets no metrics.
-    let plain = reqwest::get(format!(
+    let plain = http_get(format!(
         "http://127.0.0.1:{}/metrics",
         harness.exporter.port()
     ))
     .await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
     // A client that does not trust the certificate is refused.
-    assert!(reqwest::get(&url).await.is_err());
+    assert!(http_get(&url).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 
 /// A CA that signs leaf certificates.
 pub struct Ca {
@@ -18,6 +20,8 @@ impl Ca {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // As a real CA's: strict path validation (sslyze's) requires the key usage.
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.distinguished_name.push(
             DnType::CommonName,
             format!("test CA {}", NEXT.fetch_add(1, Ordering::Relaxed)),

@@ -109,7 +109,7 @@ impl Harness {
     /// Waits for readiness over HTTPS, trusting `ca` and ignoring authentication (401 means
     /// the server is up; readiness is then checked with the metrics scrape itself).
     pub async fn ready_over_tls(self, ca: &reqwest::Certificate) -> Self {
-        let client = reqwest::Client::builder()
+        let client = http_client_builder()
             .add_root_certificate(ca.clone())
             .build()
             .unwrap();
@@ -134,7 +134,7 @@ pub async fn wait_ready(addr: SocketAddr) {
 
 /// Polls `/readyz` every 10 ms until it answers 200, or fails after `limit`.
 pub async fn wait_ready_within(addr: SocketAddr, limit: Duration) {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {
         if let Ok(response) = client.get(format!("http://{addr}/readyz")).send().await {
@@ -147,8 +147,25 @@ pub async fn wait_ready_within(addr: SocketAddr, limit: Duration) {
     panic!("exporter at {addr} never became ready");
 }
 
+/// A reqwest client builder. reqwest is built without a crypto provider of its own (one
+/// crypto library in the binary), so the process's one is installed first, as the binary does.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    udts_exporter::tls_provider::install();
+    reqwest::Client::builder()
+}
+
+/// A default reqwest client (see [`http_client_builder`]).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().unwrap()
+}
+
+/// `reqwest::get` with the process's crypto provider installed.
+pub async fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http_client().get(url).send().await
+}
+
 pub async fn scrape(addr: SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics"))
+    http_get(format!("http://{addr}/metrics"))
         .await
         .unwrap()
         .text()
