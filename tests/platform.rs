@@ -230,3 +230,44 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     // Unknown or misspelt directives are only warnings; the unit must have none.
     assert!(stderr.trim().is_empty(), "{stderr}");
 }
+
+/// The listen backlog is the kernel's `net.core.somaxconn` even where systemd's
+/// `ProcSubset=pid` hides `/proc/sys`: in a network namespace of its own whose `somaxconn` is
+/// 3000 (no default would give that), under a `subset=pid` procfs, `ss` shows the listener's
+/// backlog as 3000.
+#[test]
+fn the_listen_backlog_is_somaxconn_under_a_pid_only_procfs() {
+    if !running_as_root("make a network namespace and mount a private procfs")
+        || !tool_available("unshare")
+        || !tool_available("ss")
+    {
+        return;
+    }
+    let script = r#"
+        ip link set lo up
+        sysctl -qw net.core.somaxconn=3000
+        mount -t proc -o subset=pid proc /proc
+        test ! -e /proc/sys/net/core/somaxconn || exit 3
+        "$0" demo --web.listen-address 127.0.0.1:9741 >/dev/null 2>&1 &
+        for _ in $(seq 100); do
+            ss -ltnH 'sport = :9741' | grep -q LISTEN && break
+            sleep 0.1
+        done
+        ss -ltnH 'sport = :9741'
+        kill $!
+    "#;
+    let output = std::process::Command::new("unshare")
+        .args(["--net", "--mount", "--pid", "--fork", "--kill-child"])
+        .args(["sh", "-c", script, env!("CARGO_BIN_EXE_udts-exporter")])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // State, Recv-Q, Send-Q (a listener's backlog), local address.
+    let columns: Vec<&str> = said.split_whitespace().collect();
+    assert_eq!(columns.get(2), Some(&"3000"), "{said}");
+}

@@ -325,6 +325,27 @@ async fn garbage_huge_heads_and_clients_that_leave_mid_answer_affect_only_themse
         String::from_utf8_lossy(&answer[..answer.len().min(200)])
     );
 
+    // The documented bound on a request head (16 KiB): a head just under it is served, one
+    // just over it is answered 431 and closed.
+    for (filler, status) in [(15 * 1024, "HTTP/1.1 200"), (17 * 1024, "HTTP/1.1 431")] {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\nConnection: close\r\n\r\n",
+            "y".repeat(filler)
+        );
+        client.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer))
+            .await
+            .expect("the connection is closed after the answer")
+            .unwrap();
+        assert!(
+            answer.starts_with(status.as_bytes()),
+            "{filler}: {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    }
+
     // A client that asks for the plain exposition and leaves after its first bytes.
     for _ in 0..20 {
         let mut leaver = TcpStream::connect(addr).await.unwrap();

@@ -7,21 +7,22 @@
 
 pub mod admission;
 pub mod connections;
+mod events;
+mod io;
+mod socket;
+
+pub use events::collectors;
+pub use socket::{bind, raise_open_file_limit, systemd_listeners};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
-use bytes::Bytes;
-use prometheus::core::Collector;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -32,134 +33,15 @@ use tracing::{debug, warn};
 use crate::config::WebLimits;
 use crate::web_config::{LiveWebSecurity, Refusal};
 use admission::{WaitingRoom, EVICTION_GRACE};
-use connections::{Connection, Registered, Registry, CLOSE_REASONS};
+use connections::{Connection, Registered, Registry};
+use events::EVENTS;
+use io::{Guarded, Tracked};
 
-/// The web counters: one server per process, adopted by the exporter's registry.
-struct WebEvents {
-    open: IntGauge,
-    closed: IntCounterVec,
-    accept_errors: IntCounter,
-    rejected: IntCounterVec,
-}
-
-fn must<T>(metric: prometheus::Result<T>) -> T {
-    metric.unwrap_or_else(|error| panic!("invalid metric definition: {error}"))
-}
-
-static EVENTS: LazyLock<WebEvents> = LazyLock::new(|| {
-    let closed = must(IntCounterVec::new(
-        Opts::new(
-            "udts_web_connections_closed_total",
-            "Connections the exporter closed because the client held them too long, or to make room, by reason.",
-        ),
-        &["reason"],
-    ));
-    for reason in CLOSE_REASONS {
-        closed.with_label_values(&[reason]);
-    }
-    let rejected = must(IntCounterVec::new(
-        Opts::new(
-            "udts_web_requests_rejected_total",
-            "Requests or connections refused at a bound, by reason (max_requests: 503; max_connections: every place was held and no whole request arrived while the connection waited).",
-        ),
-        &["reason"],
-    ));
-    for reason in ["max_requests", "max_connections"] {
-        rejected.with_label_values(&[reason]);
-    }
-    WebEvents {
-        open: must(IntGauge::new(
-            "udts_web_open_connections",
-            "Connections open to the exporter's endpoints.",
-        )),
-        closed,
-        accept_errors: must(IntCounter::new(
-            "udts_web_accept_errors_total",
-            "Failed accepts (EMFILE, ENFILE, ENOBUFS, ...): each makes the listener back off.",
-        )),
-        rejected,
-    }
-});
-
-/// The web counters, for the exporter's registry.
-pub fn collectors() -> Vec<Box<dyn Collector>> {
-    vec![
-        Box::new(EVENTS.open.clone()),
-        Box::new(EVENTS.closed.clone()),
-        Box::new(EVENTS.accept_errors.clone()),
-        Box::new(EVENTS.rejected.clone()),
-    ]
-}
-
-/// Raises the soft open-file limit to the hard one, as the Go runtime does for every Go
-/// exporter: at systemd's soft 1,024 a flood of idle connections would otherwise exhaust the
-/// descriptors before any timeout could close them. Returns the soft limit in force.
-pub fn raise_open_file_limit() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use rustix::process::{getrlimit, setrlimit, Resource};
-        let mut limit = getrlimit(Resource::Nofile);
-        if let Some(hard) = limit.maximum {
-            if limit.current.is_some_and(|soft| soft < hard) {
-                limit.current = Some(hard);
-                if let Err(error) = setrlimit(Resource::Nofile, limit) {
-                    debug!(%error, "cannot raise the open-file limit");
-                }
-            }
-        }
-        let soft = getrlimit(Resource::Nofile).current;
-        match soft {
-            Some(soft) if soft < 4096 => warn!(
-                limit = soft,
-                "the open-file limit is low: a flood of connections can exhaust it; raise \
-                 LimitNOFILE= (systemd) or ulimit -n"
-            ),
-            Some(soft) => debug!(limit = soft, "open-file limit"),
-            None => debug!("no open-file limit"),
-        }
-        soft.or(Some(u64::MAX))
-    }
-    #[cfg(not(unix))]
-    None
-}
-
-/// Binds a listener with the kernel's largest accept backlog (`net.core.somaxconn`), as Go's
-/// net package does, rather than tokio's 1,024: under a flood of connections a fuller backlog
-/// drops the SYN of a real scrape, which then waits for its retransmission (1 s, 3 s, 7 s).
-pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let backlog = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .unwrap_or(4096)
-        .clamp(128, 65_535);
-    let socket = match address {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(backlog)
-}
-
-/// The TCP sockets systemd passed (socket activation, `LISTEN_FDS`), in order.
-pub fn systemd_listeners() -> std::io::Result<Vec<TcpListener>> {
-    let mut passed = listenfd::ListenFd::from_env();
-    let mut listeners = Vec::new();
-    for index in 0..passed.len() {
-        if let Some(listener) = passed.take_tcp_listener(index)? {
-            listener.set_nonblocking(true)?;
-            listeners.push(TcpListener::from_std(listener)?);
-        }
-    }
-    if listeners.is_empty() {
-        return Err(std::io::Error::other(
-            "--web.systemd-socket: systemd passed no TCP socket (LISTEN_FDS is unset or not \
-             for this process); start it from udts-exporter.socket, or leave the flag out",
-        ));
-    }
-    Ok(listeners)
-}
+/// The largest request head (request line and headers) a client may send; beyond it the answer
+/// is 431 and the connection is closed. A Prometheus scrape's head is under 1 KiB and a
+/// browser's under 8 KiB; hyper's own bound would be its ~400 KB read buffer, which 1,024
+/// connections could fill to ~400 MB.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
 /// What every connection of a server shares.
 struct Shared {
@@ -385,6 +267,7 @@ where
         connection: Arc::clone(connection),
     };
     let served = hyper::server::conn::http1::Builder::new()
+        .max_header_size(MAX_REQUEST_HEAD)
         .serve_connection(hyper_util::rt::TokioIo::new(tracked), service);
     tokio::pin!(served);
     tokio::select! {
@@ -393,99 +276,5 @@ where
             served.as_mut().graceful_shutdown();
             let _ = served.await;
         }
-    }
-}
-
-/// A response body that marks its connection idle once it is sent (or dropped).
-struct Guarded {
-    body: Body,
-    phase: Arc<Connection>,
-}
-
-impl http_body::Body for Guarded {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        self.phase.idle();
-    }
-}
-
-/// A stream that tells its connection when bytes come in and go out.
-struct Tracked<S> {
-    inner: S,
-    connection: Arc<Connection>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.connection.on_read();
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.connection.on_write();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.connection.on_write();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
