@@ -367,3 +367,74 @@ async fn garbage_huge_heads_and_clients_that_leave_mid_answer_affect_only_themse
     exporter.signal("TERM");
     shutdown.cancel();
 }
+
+/// One address that completes a request on every connection and then idles, keep-alive,
+/// holding every place: a scrape from another address gets in within a second, round after
+/// round, while the hog refills what it lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holding_every_place_cannot_keep_a_scrape_out() {
+    const PLACES: usize = 16;
+    let shutdown = CancellationToken::new();
+    let (text, _dir) = config(
+        &shutdown,
+        &format!("max_connections = {PLACES}\nidle_timeout = \"2m\""),
+    )
+    .await;
+    let (exporter, _config_dir) = spawn_with_config(&text, "warn").await;
+    let addr = exporter.addr;
+    wait_ready(addr).await;
+    let scraper = http_client_builder()
+        .timeout(Duration::from_secs(1))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut hog: Vec<TcpStream> = Vec::new();
+    for round in 0..5 {
+        // Refill: from 127.0.0.2, a request answered on each connection, then nothing.
+        while hog.len() < PLACES {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            let mut stream = socket.connect(addr).await.unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buffer = [0u8; 256];
+            let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await;
+            match read {
+                Ok(Ok(n)) if buffer[..n].starts_with(b"HTTP/1.1 200") => hog.push(stream),
+                // Refused at the bound: every place is the hog's already.
+                _ => break,
+            }
+        }
+        assert!(
+            hog.len() >= PLACES - 1,
+            "round {round}: only {} held",
+            hog.len()
+        );
+        let response = scraper
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the scrape did not get in: {e:?}"));
+        assert_eq!(response.status(), 200, "round {round}");
+        assert!(response.text().await.unwrap().contains("udts_task_up"));
+        // Drop what the server closed to make room.
+        let mut open = Vec::new();
+        for mut stream in hog.drain(..) {
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(Duration::from_millis(20), stream.read(&mut byte)).await {
+                Ok(_) => {} // closed (or, never here, more bytes)
+                Err(_) => open.push(stream),
+            }
+        }
+        hog = open;
+    }
+    // Each round's scrape took one of the hog's places.
+    scrape_until(addr, "five evictions counted", |text| {
+        counted(text, "evicted") >= 5.0
+    })
+    .await;
+    exporter.signal("TERM");
+    shutdown.cancel();
+}

@@ -107,13 +107,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: Cance
                 burst_logged.store(false, Ordering::Relaxed);
                 let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
                 let max = shared.limits.max_connections;
-                if let Some(registered) = shared.registry.admit(max, EVICTION_GRACE) {
+                if let Some(registered) = shared.registry.admit(max, EVICTION_GRACE, peer.ip()) {
                     connections.spawn(serve_admitted(stream, peer, registered, shared, shutdown));
                 } else {
                     // Every place is held by a connection within its grace: wait for a request.
                     connections.spawn(async move {
                         let admitted = match shared.room.whole_request_arrives(&stream).await {
-                            true => shared.registry.admit(max, Duration::ZERO),
+                            true => shared.registry.admit(max, Duration::ZERO, peer.ip()),
                             false => None,
                         };
                         match admitted {
