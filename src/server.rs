@@ -265,23 +265,32 @@ async fn reload(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
-/// Whether `Accept-Encoding` lists gzip with a non-zero quality.
+/// Whether `Accept-Encoding` makes gzip acceptable (RFC 9110 12.5.3): gzip listed with a
+/// non-zero quality, or, when gzip is not listed, `*` with a non-zero quality. `gzip;q=0, *`
+/// therefore refuses it.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip = None;
+    let mut any = None;
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let zero_quality = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero_quality
-        })
+    {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let acceptable = !parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(acceptable);
+        } else if coding == "*" {
+            any = Some(acceptable);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -299,6 +308,10 @@ mod tests {
         assert!(accepts_gzip(&with_accept("gzip")));
         assert!(accepts_gzip(&with_accept("deflate, gzip;q=0.5")));
         assert!(!accepts_gzip(&with_accept("gzip;q=0")));
+        assert!(!accepts_gzip(&with_accept("gzip;q=0, *")));
+        assert!(!accepts_gzip(&with_accept("*, GZIP; q=0")));
+        assert!(accepts_gzip(&with_accept("br, *")));
+        assert!(!accepts_gzip(&with_accept("br, *;q=0")));
         assert!(!accepts_gzip(&with_accept("identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }

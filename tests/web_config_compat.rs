@@ -231,3 +231,55 @@ async fn a_client_offering_the_post_quantum_hybrid_first_gets_it() {
         NamedGroup::X25519MLKEM768
     );
 }
+
+/// `VerifyClientCertIfGiven` without `client_ca_file` checks a given certificate against the
+/// system's trust store, as Go does: here the store is `SSL_CERT_FILE` (which Go and OpenSSL
+/// read too) holding the scrapers' CA, so its client certificate gets in, one from another CA
+/// is refused, and a client without one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_client_cert_if_given_uses_the_system_trust_store() {
+    let (dir, server_ca) = layout(&format!(
+        "{SERVER}  client_auth_type: VerifyClientCertIfGiven\n"
+    ));
+    let scrapers = Ca::new();
+    std::fs::write(dir.path().join("system-roots.pem"), scrapers.pem()).unwrap();
+    let store = format!(
+        "SSL_CERT_FILE={}",
+        dir.path().join("system-roots.pem").display()
+    );
+    let exporter = spawn_exporter_via(
+        &["env", "-u", "SSL_CERT_DIR", &store],
+        [
+            "demo".as_ref(),
+            "--web.config.file".as_ref(),
+            dir.path().join("web.yml").as_os_str(),
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let url = format!("https://localhost:{}/healthz", exporter.addr.port());
+    let server_root = reqwest::Certificate::from_pem(server_ca.pem().as_bytes()).unwrap();
+    let attempt = |identity: Option<String>| {
+        let mut builder = http_client_builder().add_root_certificate(server_root.clone());
+        if let Some(pem) = identity {
+            builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+        }
+        let (client, url) = (builder.build().unwrap(), url.clone());
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    };
+    let client_auth = |p: &mut rcgen::CertificateParams| {
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    };
+    assert_eq!(
+        attempt(Some(scrapers.identity(&["prometheus"], client_auth)))
+            .await
+            .unwrap(),
+        200
+    );
+    assert!(
+        attempt(Some(Ca::new().identity(&["prometheus"], client_auth)))
+            .await
+            .is_err()
+    );
+    assert_eq!(attempt(None).await.unwrap(), 200);
+}

@@ -1,7 +1,9 @@
 //! The flood of issue 24 against the release-like binary serving a 10,000-task exposition, its
 //! soft open-file limit at 1,024 as systemd gives a service: 10,000 idle connections and 1,000
 //! slowloris connections held from another loopback address (reopened as soon as they are
-//! closed), slow readers of the plain `/metrics`, and Debian's `slowhttptest` when it is here.
+//! closed), slow readers of the plain `/metrics`, 1,024 connections each sending a 400 KB
+//! request head, keep-alive connections from a third address that complete a request and then
+//! idle, and Debian's `slowhttptest` when it is here.
 //! Meanwhile a scrape from Prometheus' address succeeds every time; the idle and slowloris
 //! connections are closed on their deadline and counted; the process neither panics nor exits,
 //! and afterwards everything is as before. The latencies and memory are printed for
@@ -25,6 +27,8 @@ const TASKS: usize = 10_000;
 const IDLE: usize = 10_000;
 const SLOWLORIS: usize = 1_000;
 const SLOW_READERS: usize = 20;
+const HUGE_HEADS: usize = 1_024;
+const KEEP_ALIVE: usize = 300;
 const FLOOD: Duration = Duration::from_secs(20);
 
 /// Raises this process's own soft open-file limit: the attacker needs 11,000 descriptors.
@@ -33,15 +37,20 @@ fn raise_own_limit() -> bool {
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
     let _ = setrlimit(Resource::Nofile, limit);
-    getrlimit(Resource::Nofile)
-        .current
-        .is_none_or(|soft| soft >= (IDLE + SLOWLORIS + SLOW_READERS + 1_000) as u64)
+    getrlimit(Resource::Nofile).current.is_none_or(|soft| {
+        soft >= (IDLE + SLOWLORIS + SLOW_READERS + HUGE_HEADS + KEEP_ALIVE + 1_000) as u64
+    })
 }
 
 /// A connection to `target` from 127.0.0.2, another host as far as the server can tell.
 async fn connect_from_elsewhere(target: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    connect_from("127.0.0.2", target).await
+}
+
+/// A connection to `target` from the loopback address `from`.
+async fn connect_from(from: &str, target: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
     let socket = TcpSocket::new_v4()?;
-    socket.bind("127.0.0.2:0".parse().unwrap())?;
+    socket.bind(format!("{from}:0").parse().unwrap())?;
     socket.connect(target).await
 }
 
@@ -158,6 +167,57 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
             }
         }));
     }
+    // Heads of 400 KB (hyper's own read buffer): each answered 431 at 16 KiB and closed,
+    // whereupon the attacker sends the next.
+    let huge_line = Arc::new(format!("X-Big: {}\r\n", "y".repeat(8 * 1024)));
+    for _ in 0..HUGE_HEADS {
+        let (stop, line) = (Arc::clone(&stop), Arc::clone(&huge_line));
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut stream) = connect_from("127.0.0.4", target).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let _ = stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                    .await;
+                for _ in 0..50 {
+                    if stream.write_all(line.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                let mut rest = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    // Keep-alive from 127.0.0.3: a request answered on each connection, then idle until the
+    // server closes it (to make room, or at idle_timeout), then again.
+    for _ in 0..KEEP_ALIVE {
+        let stop = Arc::clone(&stop);
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut stream) = connect_from("127.0.0.3", target).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let _ = stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await;
+                let mut buffer = [0u8; 1024];
+                while !stop.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer))
+                        .await
+                    {
+                        Ok(Ok(0) | Err(_)) => break,
+                        Ok(Ok(_)) | Err(_) => {}
+                    }
+                }
+            }
+        }));
+    }
     // Debian's slowhttptest, slowloris mode, beside ours.
     let slowhttptest = tool_available("slowhttptest").then(|| {
         std::process::Command::new("slowhttptest")
@@ -220,7 +280,8 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
     latencies.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
-        "flood of {IDLE} idle + {SLOWLORIS} slowloris + {SLOW_READERS} slow readers for {:?}: \
+        "flood of {IDLE} idle + {SLOWLORIS} slowloris + {SLOW_READERS} slow readers + \
+         {HUGE_HEADS} 400 KB heads + {KEEP_ALIVE} keep-alive for {:?}: \
          {} scrapes, all ok, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; peak RSS {} MiB; \
          {closed} connections closed by the server ({} reopened by the attackers); {}",
         FLOOD,

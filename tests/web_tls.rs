@@ -96,6 +96,25 @@ async fn scrapes_over_tls_need_the_right_credentials() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 401);
+    // The scheme in any case, as Go's Request.BasicAuth takes it (RFC 9110 11.1).
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode("prometheus:scrape-secret");
+    for scheme in ["basic", "BASIC", "bAsIc"] {
+        let response = client
+            .get(&url)
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let not_basic = client
+        .get(&url)
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_basic.status(), 401);
 
     // The task page and its JSON sit behind the same authentication.
     for path in ["/", "/api/v1/tasks", "/api/v1/tasks/udts-a"] {

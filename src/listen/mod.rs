@@ -206,7 +206,11 @@ async fn handle(
         }
         Ok(crate::web_config::FirstByte::Nothing) => return,
         Err(_) => {
-            crate::web_config::record_refusal(peer, Refusal::Timeout, &"sent nothing");
+            let detail = format!(
+                "sent nothing within {}",
+                humantime::format_duration(deadline)
+            );
+            crate::web_config::record_refusal(peer, Refusal::Timeout, &detail);
             return connection.close_for("tls_handshake");
         }
     }
@@ -217,7 +221,11 @@ async fn handle(
             crate::web_config::record_refusal(peer, Refusal::of(&error), &error);
         }
         Err(_) => {
-            crate::web_config::record_refusal(peer, Refusal::Timeout, &"no complete handshake");
+            let detail = format!(
+                "no complete handshake within {}",
+                humantime::format_duration(deadline)
+            );
+            crate::web_config::record_refusal(peer, Refusal::Timeout, &detail);
             connection.close_for("tls_handshake");
         }
     }

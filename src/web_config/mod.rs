@@ -231,13 +231,17 @@ async fn authorized(auth: Option<&Arc<BasicAuth>>, credentials: Option<String>) 
     }
 }
 
-/// `user:password` of the request's basic authorization, if any.
+/// `user:password` of the request's basic authorization, if any. The scheme's case does not
+/// matter (RFC 9110 11.1), as in Go's `Request.BasicAuth`, which exporter-toolkit uses.
 fn credentials(request: &Request) -> Option<String> {
     request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|v| {
+            let (scheme, rest) = v.split_at_checked("Basic ".len())?;
+            scheme.eq_ignore_ascii_case("Basic ").then_some(rest)
+        })
         .and_then(|v| {
             base64::engine::general_purpose::STANDARD
                 .decode(v.trim())

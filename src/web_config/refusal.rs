@@ -118,7 +118,11 @@ impl Refusal {
                 "client and server share no TLS version, cipher suite or curve: compare \
                  min_version, max_version, cipher_suites and curve_preferences with the client"
             }
-            Self::Timeout => "the TLS handshake did not finish within 10s",
+            Self::Timeout => {
+                "the TLS handshake did not finish within web.read_header_timeout (the detail \
+                 says how long that is): a client that connects and sends nothing, or a scraper \
+                 whose scrape_timeout ends first"
+            }
             Self::Other => "the TLS handshake failed",
         }
     }

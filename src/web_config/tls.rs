@@ -148,8 +148,9 @@ fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
             }
             // Go spells the ChaCha20 suites with and without the `_SHA256` suffix.
             let suite = provider.cipher_suites.iter().find(|suite| {
-                let rustls_name = format!("{:?}", suite.suite());
-                rustls_name == *name || rustls_name == format!("{name}_SHA256")
+                suite.suite().as_str().is_some_and(|rustls_name| {
+                    rustls_name == name || rustls_name == format!("{name}_SHA256")
+                })
             });
             match suite {
                 Some(suite) if suite.version() == &TLS12 => chosen.push(*suite),
@@ -317,7 +318,22 @@ fn client_verifier(
     };
     let mut roots = RootCertStore::empty();
     if certs.is_empty() {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // The system's trust store, as Go's `x509.SystemCertPool` (and so exporter-toolkit):
+        // `SSL_CERT_FILE`/`SSL_CERT_DIR` when set, else the distribution's bundle.
+        let system = rustls_native_certs::load_native_certs();
+        if system.certs.is_empty() {
+            return Err(format!(
+                "tls_server_config: client_auth_type {kind} without client_ca_file verifies a \
+                 given certificate against the system's trust store, and none was found{}; \
+                 set client_ca_file, or install ca-certificates (or set SSL_CERT_FILE)",
+                system
+                    .errors
+                    .first()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            ));
+        }
+        roots.add_parsable_certificates(system.certs);
     }
     for cert in certs {
         roots
