@@ -208,11 +208,10 @@ async fn a_flood_of_idle_slowloris_and_slow_clients_never_stops_a_scrape() {
                     .await;
                 let mut buffer = [0u8; 1024];
                 while !stop.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer))
-                        .await
-                    {
-                        Ok(Ok(0) | Err(_)) => break,
-                        Ok(Ok(_)) | Err(_) => {}
+                    let read =
+                        tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer));
+                    if let Ok(Ok(0) | Err(_)) = read.await {
+                        break;
                     }
                 }
             }
