@@ -11,7 +11,9 @@
 //! ```
 
 mod auth;
+mod client_auth;
 mod refusal;
+mod rotation;
 mod tls;
 
 use std::collections::BTreeMap;
