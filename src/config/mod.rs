@@ -1,7 +1,7 @@
 //! Configuration: defaults, then a TOML file, then `UDTS_` environment variables (`__` nests:
 //! `UDTS_API__PRIVATE_KEY`), then command-line flags. This module holds the file's shape;
-//! `settings.rs` validates it into what the exporter runs on, with errors that name the key and
-//! the fix, before anything starts.
+//! `resolve.rs` validates it, one step per section, into what the exporter runs on
+//! (`settings.rs`), with errors that name the key and the fix, before anything starts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ mod accounts;
 mod bounds;
 mod explain;
 pub mod key_file;
+mod resolve;
 pub(crate) mod settings;
 mod sources;
 
