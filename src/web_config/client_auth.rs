@@ -241,3 +241,45 @@ fn subject_alt_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> Ve
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web_config::tls::crypto_provider;
+
+    fn tls(yaml: &str) -> TlsServerConfig {
+        serde_yaml_ng::from_str(&format!("cert_file: a\nkey_file: b\n{yaml}")).unwrap()
+    }
+
+    #[test]
+    fn client_auth_types_are_checked() {
+        let provider = Arc::new(crypto_provider(&tls("")).unwrap());
+        let base = Path::new(".");
+        let error = client_verifier(
+            &tls("client_auth_type: RequireAndVerifyClientCert"),
+            base,
+            &provider,
+        )
+        .err()
+        .unwrap();
+        assert!(error.contains("client_ca_file"), "{error}");
+        assert!(client_verifier(
+            &tls("client_auth_type: RequireAnyClientCert"),
+            base,
+            &provider
+        )
+        .is_err());
+        assert!(client_verifier(&tls("client_auth_type: Sometimes"), base, &provider).is_err());
+        assert!(client_verifier(&tls(""), base, &provider)
+            .unwrap()
+            .is_none());
+        let error = client_verifier(
+            &tls("client_auth_type: VerifyClientCertIfGiven\nclient_allowed_sans: [a]"),
+            base,
+            &provider,
+        )
+        .err()
+        .unwrap();
+        assert!(error.contains("client_allowed_sans"), "{error}");
+    }
+}

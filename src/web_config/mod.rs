@@ -121,7 +121,7 @@ impl WebSecurity {
         let base = path.parent().unwrap_or(Path::new("."));
         let tls = match file.tls_server_config {
             None => None,
-            Some(tls) => Some(Arc::new(tls::server_config(&tls, base).map_err(fail)?)),
+            Some(tls) => Some(Arc::new(server_config(&tls, base).map_err(fail)?)),
         };
         let basic_auth = if file.basic_auth_users.is_empty() {
             None
@@ -231,6 +231,22 @@ async fn authorized(auth: Option<&Arc<BasicAuth>>, credentials: Option<String>) 
         Some((user, password)) => auth.check(user, password).await,
         None => false,
     }
+}
+
+/// Builds the rustls configuration of `tls_server_config`; paths are relative to `base`.
+fn server_config(tls: &tls::TlsServerConfig, base: &Path) -> Result<ServerConfig, String> {
+    let provider = Arc::new(tls::crypto_provider(tls)?);
+    let resolver = rotation::certificate_resolver(tls, base, &provider)?;
+    let versions = tls::protocol_versions(tls)?;
+    let verifier = client_auth::client_verifier(tls, base, &provider)?;
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+    let builder = match verifier {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    Ok(builder.with_cert_resolver(resolver))
 }
 
 /// `user:password` of the request's basic authorization, if any. The scheme's case does not

@@ -1,18 +1,16 @@
-//! `tls_server_config`: exporter-toolkit's schema with Go's names for suites, groups and
-//! versions, turned into the rustls configuration. The client certificate checks
+//! `tls_server_config`: exporter-toolkit's schema, and Go's names for suites, groups and
+//! versions turned into rustls' terms (`mod.rs` assembles the configuration). The client certificate checks
 //! (`client_auth_type`, `client_allowed_sans`) are in `client_auth.rs`, the served certificate
 //! and its re-reading in `rotation.rs`; why a handshake is refused, and its counting and
 //! explaining, in `refusal.rs`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::version::{TLS12, TLS13};
-use tokio_rustls::rustls::ServerConfig;
 
 /// `tls_server_config`, every key of exporter-toolkit's format.
 #[derive(Debug, Default, Deserialize)]
@@ -48,25 +46,9 @@ pub(super) struct TlsServerConfig {
     pub(super) curve_preferences: Vec<String>,
 }
 
-/// Builds the rustls configuration of `tls_server_config`; paths are relative to `base`.
-pub(super) fn server_config(tls: &TlsServerConfig, base: &Path) -> Result<ServerConfig, String> {
-    let provider = Arc::new(crypto_provider(tls)?);
-    let resolver = super::rotation::certificate_resolver(tls, base, &provider)?;
-    let versions = protocol_versions(tls)?;
-    let verifier = super::client_auth::client_verifier(tls, base, &provider)?;
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("tls_server_config: {e}"))?;
-    let builder = match verifier {
-        Some(verifier) => builder.with_client_cert_verifier(verifier),
-        None => builder.with_no_client_auth(),
-    };
-    Ok(builder.with_cert_resolver(resolver))
-}
-
 /// The process's provider ([`crate::tls_provider`]), with `cipher_suites` and
 /// `curve_preferences` applied.
-fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
+pub(super) fn crypto_provider(tls: &TlsServerConfig) -> Result<CryptoProvider, String> {
     let mut provider = crate::tls_provider::provider();
     if !tls.cipher_suites.is_empty() {
         let mut chosen = Vec::new();
@@ -146,7 +128,7 @@ fn version_rank(field: &str, name: &str) -> Result<u8, String> {
 }
 
 /// TLS 1.2 and 1.3, narrowed by `min_version` and `max_version`.
-fn protocol_versions(
+pub(super) fn protocol_versions(
     tls: &TlsServerConfig,
 ) -> Result<Vec<&'static tokio_rustls::rustls::SupportedProtocolVersion>, String> {
     let min = tls
@@ -185,7 +167,6 @@ pub(super) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web_config::client_auth::client_verifier;
     use crate::web_config::refusal::ClientCertProblem;
     use crate::web_config::Refusal;
     use tokio_rustls::rustls::CertificateError;
@@ -219,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn versions_and_client_auth_are_checked() {
+    fn versions_are_checked() {
         assert_eq!(protocol_versions(&tls("")).unwrap().len(), 2);
         assert_eq!(
             protocol_versions(&tls("min_version: TLS13")).unwrap(),
@@ -231,34 +212,6 @@ mod tests {
         );
         assert!(protocol_versions(&tls("max_version: TLS11")).is_err());
         assert!(protocol_versions(&tls("min_version: SSL3")).is_err());
-        let provider = Arc::new(crypto_provider(&tls("")).unwrap());
-        let base = Path::new(".");
-        let error = client_verifier(
-            &tls("client_auth_type: RequireAndVerifyClientCert"),
-            base,
-            &provider,
-        )
-        .err()
-        .unwrap();
-        assert!(error.contains("client_ca_file"), "{error}");
-        assert!(client_verifier(
-            &tls("client_auth_type: RequireAnyClientCert"),
-            base,
-            &provider
-        )
-        .is_err());
-        assert!(client_verifier(&tls("client_auth_type: Sometimes"), base, &provider).is_err());
-        assert!(client_verifier(&tls(""), base, &provider)
-            .unwrap()
-            .is_none());
-        let error = client_verifier(
-            &tls("client_auth_type: VerifyClientCertIfGiven\nclient_allowed_sans: [a]"),
-            base,
-            &provider,
-        )
-        .err()
-        .unwrap();
-        assert!(error.contains("client_allowed_sans"), "{error}");
     }
 
     #[test]
