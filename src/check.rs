@@ -23,7 +23,7 @@ use crate::time::unix_now;
 /// One row of the report.
 pub struct CheckRow {
     /// The task polled.
-    pub task: TaskSpec,
+    pub task: Arc<TaskSpec>,
     /// What the poll returned.
     pub result: Result<StatusData, ApiError>,
 }
@@ -32,7 +32,7 @@ pub struct CheckRow {
 /// with discovery on, every listed task, merged and sharded; and each listing that failed.
 pub struct PollSet {
     /// Every task to poll, merged and sharded.
-    pub tasks: Vec<TaskSpec>,
+    pub tasks: Vec<Arc<TaskSpec>>,
     /// The listed tasks of this shard, in listing order (for `discover`'s table).
     pub listed: Vec<DiscoveredTask>,
     /// The listings that failed, and why.
@@ -94,7 +94,7 @@ pub const NOTHING_TO_POLL: &str = "nothing to poll: no [[tasks]] are configured 
      found none; add [[tasks]], or turn on [discovery] and check its kinds, projects and filters";
 
 /// Polls every task once, at most `api.concurrency` at a time; rows come back in task order.
-pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<TaskSpec>) -> Vec<CheckRow> {
+pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<Arc<TaskSpec>>) -> Vec<CheckRow> {
     let semaphore = Arc::new(Semaphore::new(runtime.settings.concurrency));
     let handles: Vec<_> = tasks
         .into_iter()
@@ -159,7 +159,9 @@ fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions
     let now = unix_now();
     let states: Vec<Arc<TaskState>> = rows
         .iter()
-        .map(|row| Arc::new(TaskState::new(row.task.clone()).after_poll(row.result.clone(), now)))
+        .map(|row| {
+            Arc::new(TaskState::new(Arc::clone(&row.task)).after_poll(row.result.clone(), now))
+        })
         .collect();
     let snapshots = sources
         .iter()

@@ -176,8 +176,10 @@ pub struct Inventory {
 
 #[derive(Default)]
 struct InventoryState {
-    static_tasks: Vec<TaskSpec>,
-    discovered: BTreeMap<ListSource, Vec<DiscoveredTask>>,
+    static_tasks: Arc<[TaskSpec]>,
+    /// What each source listed: the specs only; what the lists said of the tasks' states is
+    /// handed to the poller once ([`Inventory::apply`]) and not kept.
+    discovered: BTreeMap<ListSource, Vec<Arc<TaskSpec>>>,
     shard: Option<Shard>,
     /// Sources whose last list failed, so an outage is logged once, not every round.
     failing: HashSet<ListSource>,
@@ -202,7 +204,7 @@ impl Inventory {
 
     /// Takes the static tasks and shard of a (new) configuration; with discovery off, forgets
     /// what was discovered.
-    pub fn configure(&self, static_tasks: Vec<TaskSpec>, shard: Shard, discovery_enabled: bool) {
+    pub fn configure(&self, static_tasks: Arc<[TaskSpec]>, shard: Shard, discovery_enabled: bool) {
         self.metrics
             .discovery_enabled
             .set(if discovery_enabled { 1.0 } else { 0.0 });
@@ -229,12 +231,12 @@ impl Inventory {
         for (source, outcome) in outcomes {
             match outcome {
                 Ok(tasks) => {
-                    for task in &tasks {
-                        listed
-                            .entry(task.spec.key())
-                            .or_insert_with(|| task.listed.clone());
+                    let mut specs = Vec::with_capacity(tasks.len());
+                    for task in tasks {
+                        listed.entry(task.spec.key()).or_insert(task.listed);
+                        specs.push(Arc::new(task.spec));
                     }
-                    next.insert(source, tasks);
+                    next.insert(source, specs);
                 }
                 Err(error) => {
                     let previous = state.discovered.remove(&source).unwrap_or_default();
@@ -253,29 +255,30 @@ impl Inventory {
     /// from it.
     fn publish(&self, state: &InventoryState) {
         let shard = state.shard.unwrap_or(Shard { index: 0, total: 1 });
-        let mut discovered: HashMap<_, &DiscoveredTask> = HashMap::new();
-        for task in state.discovered.values().flatten() {
-            discovered.entry(task.spec.key()).or_insert(task);
+        let mut discovered: HashMap<_, &Arc<TaskSpec>> = HashMap::new();
+        for spec in state.discovered.values().flatten() {
+            discovered.entry(spec.key()).or_insert(spec);
         }
         let mut merged = BTreeMap::new();
-        for spec in &state.static_tasks {
+        for spec in state.static_tasks.iter() {
             let mut spec = spec.clone();
             if let Some(found) = discovered.remove(&spec.key()) {
-                spec.name = spec.name.or_else(|| found.spec.name.clone());
+                spec.name = spec.name.or_else(|| found.name.clone());
                 // A static entry's own labels win over the rules'.
                 if spec.labels.is_empty() {
-                    spec.labels = found.spec.labels.clone();
+                    spec.labels = found.labels.clone();
                 }
-                spec.mode = found.spec.mode.clone();
-                spec.created = found.spec.created;
-                spec.expires = found.spec.expires;
+                spec.mode = found.mode.clone();
+                spec.created = found.created;
+                spec.expires = found.expires;
             }
-            merged.insert(spec.key(), spec);
+            merged.insert(spec.key(), Arc::new(spec));
         }
-        for (key, task) in discovered {
-            merged.entry(key).or_insert_with(|| task.spec.clone());
+        // A discovered task's spec is shared with its states in the store, not copied.
+        for (key, spec) in discovered {
+            merged.entry(key).or_insert_with(|| Arc::clone(spec));
         }
-        let tasks: Vec<TaskSpec> = merged
+        let tasks: Vec<Arc<TaskSpec>> = merged
             .into_values()
             .filter(|spec| shard.owns(&spec.id))
             .collect();
@@ -450,7 +453,7 @@ mod tests {
     }
 
     fn ids(store: &Store) -> Vec<String> {
-        store.specs().into_iter().map(|s| s.id).collect()
+        store.specs().into_iter().map(|s| s.id.clone()).collect()
     }
 
     #[test]
@@ -459,7 +462,7 @@ mod tests {
         let inventory = Inventory::new(Arc::clone(&store), ExporterMetrics::new());
         let mut static_a = TaskSpec::new("a");
         static_a.project_id = Some("org-static".into());
-        inventory.configure(vec![static_a], Shard { index: 0, total: 1 }, true);
+        inventory.configure(vec![static_a].into(), Shard { index: 0, total: 1 }, true);
 
         let (failures, _) = inventory.apply(BTreeMap::from([
             (

@@ -158,10 +158,10 @@ impl Poller {
     fn refresh_from_list(
         &self,
         runtime: &Runtime,
-        tasks: Vec<TaskSpec>,
+        tasks: Vec<Arc<TaskSpec>>,
         listed: &ListedStates,
         cycle: Cycle,
-    ) -> Vec<TaskSpec> {
+    ) -> Vec<Arc<TaskSpec>> {
         let now = unix_now();
         let full_refresh = runtime.settings.full_refresh_interval;
         let mut need_status = Vec::new();
@@ -211,7 +211,7 @@ impl Poller {
     async fn cycle(
         &self,
         runtime: &Arc<Runtime>,
-        tasks: Vec<TaskSpec>,
+        tasks: Vec<Arc<TaskSpec>>,
         spread: Duration,
         shutdown: &CancellationToken,
     ) -> Option<Duration> {

@@ -116,7 +116,11 @@ async fn tasks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let mut response = prepared(
         &headers,
         JSON,
-        || Body::from(prepared_views.tasks_json.clone()),
+        || {
+            Body::from_stream(crate::exposition::inflated_chunks(
+                prepared_views.tasks_json_gzip.clone(),
+            ))
+        },
         &prepared_views.tasks_json_gzip,
     );
     response

@@ -19,7 +19,9 @@ use crate::task::{TaskKey, TaskSpec};
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskState {
     /// What the task is.
-    pub spec: TaskSpec,
+    /// What the task is; shared by every state of the task (a poll copies a pointer, not
+    /// the strings).
+    pub spec: Arc<TaskSpec>,
     /// The last successful answer; kept through failed polls, so a flaky gateway does not blank
     /// the dashboards (`up` says whether it is current).
     pub data: Option<StatusData>,
@@ -98,9 +100,9 @@ impl Sample {
 
 impl TaskState {
     /// A task that has not been polled yet.
-    pub fn new(spec: TaskSpec) -> Self {
+    pub fn new(spec: impl Into<Arc<TaskSpec>>) -> Self {
         Self {
-            spec,
+            spec: spec.into(),
             data: None,
             up: None,
             last_success: None,
@@ -260,7 +262,7 @@ impl Store {
 
     /// Makes `specs` the set of tasks. Tasks that stay keep their state; tasks that go lose it
     /// (and with it every series); new tasks start unpolled.
-    pub fn set_tasks(&self, specs: Vec<TaskSpec>) {
+    pub fn set_tasks(&self, specs: Vec<Arc<TaskSpec>>) {
         let mut tasks = self.lock();
         let mut next = BTreeMap::new();
         let mut added = false;
@@ -285,8 +287,8 @@ impl Store {
     }
 
     /// The tasks to poll, in account and task id order.
-    pub fn specs(&self) -> Vec<TaskSpec> {
-        self.lock().values().map(|t| t.spec.clone()).collect()
+    pub fn specs(&self) -> Vec<Arc<TaskSpec>> {
+        self.lock().values().map(|t| Arc::clone(&t.spec)).collect()
     }
 
     /// The current state of the task `key`.
@@ -295,11 +297,11 @@ impl Store {
     }
 
     /// Tasks that have never been polled.
-    pub fn unpolled_specs(&self) -> Vec<TaskSpec> {
+    pub fn unpolled_specs(&self) -> Vec<Arc<TaskSpec>> {
         self.lock()
             .values()
             .filter(|t| t.up.is_none())
-            .map(|t| t.spec.clone())
+            .map(|t| Arc::clone(&t.spec))
             .collect()
     }
 
@@ -405,14 +407,14 @@ mod tests {
     #[test]
     fn set_tasks_keeps_state_of_tasks_that_stay_and_drops_the_rest() {
         let store = Store::new();
-        store.set_tasks(vec![spec("a"), spec("b")]);
+        store.set_tasks(vec![spec("a").into(), spec("b").into()]);
         store.update(&spec("a").key(), |s| {
             s.after_poll(Ok(syncing_at(1.0)), 100.0)
         });
         store.update(&spec("b").key(), |s| {
             s.after_poll(Ok(syncing_at(1.0)), 100.0)
         });
-        store.set_tasks(vec![spec("a"), spec("c")]);
+        store.set_tasks(vec![spec("a").into(), spec("c").into()]);
         let ids: Vec<_> = store.snapshot().iter().map(|t| t.spec.id.clone()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(store.snapshot()[0].up, Some(true));

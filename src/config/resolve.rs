@@ -99,7 +99,8 @@ impl Config {
             list_first: discovery.is_some() && self.poll.strategy == PollStrategy::Auto,
             full_refresh_interval,
             ca_certificate,
-            static_tasks,
+            // Shared, not copied, with the inventory and every reload's runtime.
+            static_tasks: static_tasks.into(),
             discovery,
             shard: Shard {
                 index: sharding.shard,

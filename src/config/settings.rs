@@ -51,7 +51,7 @@ pub struct Settings {
     /// Extra CA certificate (PEM) for the gateways.
     pub ca_certificate: Option<Vec<u8>>,
     /// Tasks listed by hand.
-    pub static_tasks: Vec<TaskSpec>,
+    pub static_tasks: Arc<[TaskSpec]>,
     /// Discovery, when enabled.
     pub discovery: Option<DiscoverySettings>,
     /// This exporter's share of the tasks.

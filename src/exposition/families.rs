@@ -698,7 +698,7 @@ mod tests {
     #[test]
     fn account_label_comes_first_when_set() {
         let mut state = syncing("t");
-        state.spec.account = Some("prod".into());
+        Arc::make_mut(&mut state.spec).account = Some("prod".into());
         let text = render_tasks(vec![state]);
         assert!(
             text.contains("udts_task_up{account=\"prod\",task_id=\"t\"} 1\n"),

@@ -71,9 +71,9 @@ struct Snapshot {
 pub struct Prepared {
     /// The tasks as the page shows them, worst first.
     pub views: Views,
-    /// `GET /api/v1/tasks`, JSON.
-    pub tasks_json: Bytes,
-    /// The same, gzip-compressed.
+    /// `GET /api/v1/tasks`, JSON, gzip-compressed: as for the exposition, only the compressed
+    /// form is kept (3.7 MB plain at 10,000 tasks, twenty times its gzip), and a client that
+    /// does not accept gzip gets it inflated as it is sent ([`inflated_chunks`]).
     pub tasks_json_gzip: Bytes,
 }
 
@@ -83,25 +83,7 @@ impl Exposition {
     pub fn text_chunks(
         &self,
     ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-        let mut decoder = flate2::read::GzDecoder::new(std::io::Cursor::new(self.gzip.clone()));
-        let mut done = false;
-        futures_util::stream::iter(std::iter::from_fn(move || {
-            if done {
-                return None;
-            }
-            let mut chunk = vec![0; 64 * 1024];
-            match std::io::Read::read(&mut decoder, &mut chunk) {
-                Ok(0) => None,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    Some(Ok(Bytes::from(chunk)))
-                }
-                Err(error) => {
-                    done = true;
-                    Some(Err(error))
-                }
-            }
-        }))
+        inflated_chunks(self.gzip.clone())
     }
 
     /// The views and their JSON, built on the first call after a render and then kept with
@@ -128,11 +110,23 @@ impl Exposition {
                 poll_interval_seconds: self.poll_interval_seconds,
                 tasks: views.tasks.iter().collect(),
             };
-            let tasks_json = serde_json::to_vec(&list).unwrap_or_default();
+            // Serialized straight into the compressor: the plain JSON never exists whole.
+            let mut writer = std::io::BufWriter::with_capacity(
+                64 * 1024,
+                GzEncoder::new(Vec::new(), Compression::fast()),
+            );
+            if let Err(error) = serde_json::to_writer(&mut writer, &list) {
+                tracing::error!(%error, "cannot write the task list");
+            }
             drop(list);
+            let mut json_gzip = writer
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(GzEncoder::finish)
+                .unwrap_or_default();
+            json_gzip.shrink_to_fit();
             Arc::new(Prepared {
-                tasks_json_gzip: Bytes::from(gzip(&tasks_json)),
-                tasks_json: Bytes::from(tasks_json),
+                tasks_json_gzip: Bytes::from(json_gzip),
                 views,
             })
         }))
@@ -208,8 +202,12 @@ pub fn render(
     metrics.encode(|name| options.filter.allows(name), &mut own);
     out.write_bytes(&own);
     drop(own);
+    // The buffer grew by doubling; the rest of its capacity would live as long as the
+    // exposition does.
+    let mut gzip = out.finish();
+    gzip.shrink_to_fit();
     Exposition {
-        gzip: Bytes::from(out.finish()),
+        gzip: Bytes::from(gzip),
         rendered_at: now,
         poll_interval_seconds: options.poll_interval.as_secs_f64(),
         snapshot: Snapshot {
@@ -222,12 +220,30 @@ pub fn render(
     }
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 8), Compression::fast());
-    encoder
-        .write_all(bytes)
-        .and_then(|()| encoder.finish())
-        .unwrap_or_default()
+/// `gzip` inflated in 64 KiB chunks as a body is sent: the plain form never exists whole.
+pub fn inflated_chunks(
+    gzip: Bytes,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut decoder = flate2::read::GzDecoder::new(std::io::Cursor::new(gzip));
+    let mut done = false;
+
+    futures_util::stream::iter(std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut chunk = vec![0; 64 * 1024];
+        match std::io::Read::read(&mut decoder, &mut chunk) {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some(Ok(Bytes::from(chunk)))
+            }
+            Err(error) => {
+                done = true;
+                Some(Err(error))
+            }
+        }
+    }))
 }
 
 /// Holds the latest exposition and re-renders it when the store changes.

@@ -235,8 +235,15 @@ fn outlook(
             written: source.map(|(_, s)| s.written_total),
             rows: progress.and_then(|p| p.cur_count).filter(|r| *r >= 0.0),
         };
-        // A Redis or MongoDB task has nothing to take a rate of: no window at all.
-        if !sample.is_empty() {
+        // A Redis or MongoDB task has nothing to take a rate of, and a finished one (Done,
+        // Success, an unrecoverable end) nothing that moves any more: no window at all, which
+        // at 10,000 tasks of a long-lived account is most of the tracker's memory.
+        let finished = data
+            .and_then(|d| d.status.as_deref())
+            .is_some_and(crate::status::is_finished);
+        if finished {
+            track.window = Window::default();
+        } else if !sample.is_empty() {
             track.window.push(sample, rule.rate_window);
         }
         match &lag_now {
