@@ -19,6 +19,7 @@ use crate::config::{Config, ConfigError, Settings};
 use crate::discovery::Inventory;
 use crate::exposition::Publisher;
 use crate::metrics::ExporterMetrics;
+use crate::monitor::MonitorBoard;
 use crate::poller::Poller;
 use crate::runtime::Runtime;
 use crate::server::{self, AppState, Reload};
@@ -191,9 +192,11 @@ pub async fn start_with_settings(
     let metrics = ExporterMetrics::new();
     let store = Arc::new(Store::new());
     let board = Arc::new(SourceBoard::default());
+    let monitor = Arc::new(MonitorBoard::default());
     let publisher = Arc::new(Publisher::new(
         Arc::clone(&store),
         Arc::clone(&board),
+        Arc::clone(&monitor),
         metrics.clone(),
         settings.exposition.clone(),
     ));
@@ -221,6 +224,12 @@ pub async fn start_with_settings(
     metrics.reload_successful.set(1.0);
     metrics.reload_success_timestamp.set(unix_now());
     publisher.render_now();
+    let monitoring = crate::monitor::run(
+        monitor,
+        Arc::clone(&store),
+        Arc::clone(&runtime),
+        shutdown.clone(),
+    );
 
     let ready = Arc::new(AtomicBool::new(false));
     let reloader = Arc::new(Reloader {
@@ -281,6 +290,7 @@ pub async fn start_with_settings(
     };
     let tasks = vec![
         tokio::spawn(scheduler),
+        tokio::spawn(monitoring),
         tokio::spawn(readiness),
         tokio::spawn(publisher.run(shutdown.clone())),
     ];

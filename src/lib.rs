@@ -33,6 +33,7 @@ pub mod limits;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
+pub mod monitor;
 pub mod outlook;
 pub mod page;
 pub mod poller;

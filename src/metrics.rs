@@ -430,7 +430,10 @@ impl CallObserver for ExporterMetrics {
         self.api_requests
             .with_label_values(&[account, action])
             .inc();
-        self.api_calls.fetch_add(1, Ordering::Relaxed);
+        // A poll cycle's share of calls is the status poll's own; monitoring reads beside it.
+        if action != crate::api::monitor::ACTION {
+            self.api_calls.fetch_add(1, Ordering::Relaxed);
+        }
         self.api_duration
             .with_label_values(&[account, action])
             .observe(elapsed.as_secs_f64());

@@ -251,6 +251,35 @@ impl Client {
         }
     }
 
+    /// `QueryMetricDataSummary`: the latest value of every UDTS metric for `resources` (task
+    /// ids of one project and product), one page. `region` is sent only when set.
+    pub async fn metric_summary(
+        &self,
+        product: &str,
+        region: Option<&str>,
+        project_id: Option<&str>,
+        resources: &[&str],
+    ) -> Result<super::monitor::SummaryPage, ApiError> {
+        let mut params = Params::new();
+        params.insert("ProductKey".into(), product.into());
+        if let Some(region) = region.filter(|r| !r.is_empty()) {
+            params.insert("Region".into(), region.into());
+        }
+        if let Some(project) = project_id.filter(|p| !p.is_empty()) {
+            params.insert("ProjectId".into(), project.into());
+        }
+        params.insert("Offset".into(), "0".into());
+        params.insert("Limit".into(), resources.len().to_string());
+        for (i, metric) in super::monitor::MonitorMetric::ALL.iter().enumerate() {
+            params.insert(format!("Metrics.{i}"), metric.key(product));
+        }
+        for (i, id) in resources.iter().enumerate() {
+            params.insert(format!("ResourceIds.{i}"), (*id).to_string());
+        }
+        let data = self.call(super::monitor::ACTION, params).await?;
+        Ok(super::monitor::summary_page(&data))
+    }
+
     /// Signs and sends one action; returns its `Data` on RetCode 0. Counts the call and, on
     /// failure, its reason.
     pub async fn call(&self, action: &'static str, params: Params) -> Result<Value, ApiError> {

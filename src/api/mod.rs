@@ -6,6 +6,7 @@ pub mod client;
 pub mod decode;
 pub mod error;
 pub mod model;
+pub mod monitor;
 pub mod signer;
 
 pub use client::{CallObserver, Client, ClientSettings};

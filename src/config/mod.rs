@@ -26,7 +26,8 @@ mod sources;
 pub use accounts::Account;
 pub use bounds::{Cutover, WebLimits};
 pub use settings::{
-    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter, Settings, Shard,
+    DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
+    MonitorSettings, Settings, Shard,
 };
 pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
 
@@ -68,6 +69,33 @@ pub struct Config {
     /// When a task counts as ready for cut-over, and the window of its rates and ETAs.
     #[serde(default)]
     pub cutover: CutoverConfig,
+    /// UDTS's own monitoring numbers (UCloud CloudWatch), read with the same keys.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+}
+
+/// `[monitor]`: reading what UDTS publishes of each task to UCloud's monitoring service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Read them (default true); off, no monitoring call is made.
+    pub enabled: bool,
+    /// Sent as `Region` when set (the docs mark it required except for global products, and do
+    /// not say which `udts` is).
+    pub region: Option<String>,
+    /// How often to read (default and least 1m: the service samples once a minute).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            region: None,
+            interval: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `[cutover]`: the exporter's own readiness verdict and the window its rates are taken over.

@@ -12,7 +12,7 @@ use super::accounts::Account;
 use super::bounds::WebLimits;
 use super::settings::{
     regex_set, task_labels, DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule,
-    MetricFilter, Settings, Shard,
+    MetricFilter, MonitorSettings, Settings, Shard,
 };
 use super::sources::SourceMap;
 use super::{invalid, Config, ConfigError, PollStrategy};
@@ -28,6 +28,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `poll.full_refresh_interval` when not set, unless `poll.interval` is longer.
 const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(600);
+
+/// The least `monitor.interval`: the monitoring service samples once a minute.
+const MIN_MONITOR_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `[web]`, resolved.
 struct Web {
@@ -99,6 +102,7 @@ impl Config {
             list_first: discovery.is_some() && self.poll.strategy == PollStrategy::Auto,
             full_refresh_interval,
             ca_certificate,
+            monitor: self.resolve_monitor()?,
             // Shared, not copied, with the inventory and every reload's runtime.
             static_tasks: static_tasks.into(),
             discovery,
@@ -294,6 +298,28 @@ impl Config {
                 Some(pem)
             }
         })
+    }
+
+    /// `[monitor]`: off, or a region and an interval of at least a minute.
+    fn resolve_monitor(&self) -> Result<Option<MonitorSettings>, ConfigError> {
+        let monitor = &self.monitor;
+        if !monitor.enabled {
+            return Ok(None);
+        }
+        if monitor.interval < MIN_MONITOR_INTERVAL {
+            return Err(invalid(
+                "monitor.interval",
+                format!(
+                    "{} is shorter than a minute, and the monitoring service samples once a minute",
+                    humantime::format_duration(monitor.interval)
+                ),
+                "use at least \"1m\" (the default), e.g. \"2m\"",
+            ));
+        }
+        Ok(Some(MonitorSettings {
+            region: monitor.region.clone().filter(|r| !r.trim().is_empty()),
+            interval: monitor.interval,
+        }))
     }
 
     /// `[[tasks]]` as specs, checked against the accounts.

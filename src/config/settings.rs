@@ -60,6 +60,17 @@ pub struct Settings {
     pub exposition: ExpositionOptions,
     /// `[[sources]]`, validated.
     pub sources: Vec<SourceSettings>,
+    /// `[monitor]`, when enabled.
+    pub monitor: Option<MonitorSettings>,
+}
+
+/// `[monitor]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorSettings {
+    /// Sent as `Region` when set.
+    pub region: Option<String>,
+    /// Between two rounds of reads; at least a minute.
+    pub interval: Duration,
 }
 
 /// `[discovery]`, validated.

@@ -407,7 +407,7 @@ fn write_outlook_families(
 }
 
 /// `account="...",task_id="..."`, or just `task_id="..."` with a single account.
-struct TaskLabels<'a>(&'a TaskSpec);
+pub(super) struct TaskLabels<'a>(pub(super) &'a TaskSpec);
 
 impl std::fmt::Display for TaskLabels<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -418,7 +418,7 @@ impl std::fmt::Display for TaskLabels<'_> {
     }
 }
 
-fn header(out: &mut impl std::fmt::Write, name: &str, help: &str) {
+pub(super) fn header(out: &mut impl std::fmt::Write, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
@@ -433,7 +433,7 @@ fn first_line(message: &str) -> &str {
 /// A label value as the text format wants it: escaped, without control characters, and at most
 /// [`MAX_LABEL_CHARS`] characters, so a hostile or broken value cannot break the exposition or
 /// blow up its size.
-struct Label<'a>(&'a str);
+pub(super) struct Label<'a>(pub(super) &'a str);
 
 impl std::fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

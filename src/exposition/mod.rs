@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ExpositionOptions;
 use crate::metrics::ExporterMetrics;
+use crate::monitor::MonitorBoard;
 use crate::outlook::{Outlook, Tracker};
 use crate::source::lag::source_lags;
 use crate::source::SourceBoard;
@@ -25,6 +26,7 @@ use crate::task_view::{TaskList, Views};
 use crate::time::unix_now;
 
 mod families;
+mod monitor_families;
 
 pub use families::write_task_families;
 
@@ -186,6 +188,7 @@ impl std::fmt::Write for GzipText {
 pub fn render(
     store: &Store,
     sources: &SourceBoard,
+    monitor: &MonitorBoard,
     metrics: &ExporterMetrics,
     options: &Arc<ExpositionOptions>,
     tracker: &mut Tracker,
@@ -198,6 +201,13 @@ pub fn render(
     let mut out = GzipText::new();
     write_task_families(&tasks, options, &lags, &outlooks, &mut out);
     drop(lags);
+    monitor_families::write_monitor_families(
+        &tasks,
+        &monitor.snapshot(),
+        now,
+        |name| options.filter.allows(name),
+        &mut out,
+    );
     let mut own = Vec::new();
     metrics.encode(|name| options.filter.allows(name), &mut own);
     out.write_bytes(&own);
@@ -256,6 +266,7 @@ pub struct Publisher {
     rendering: std::sync::Mutex<Tracker>,
     store: Arc<Store>,
     sources: Arc<SourceBoard>,
+    monitor: Arc<MonitorBoard>,
     metrics: ExporterMetrics,
 }
 
@@ -269,6 +280,7 @@ impl Publisher {
     pub fn new(
         store: Arc<Store>,
         sources: Arc<SourceBoard>,
+        monitor: Arc<MonitorBoard>,
         metrics: ExporterMetrics,
         options: ExpositionOptions,
     ) -> Self {
@@ -278,6 +290,7 @@ impl Publisher {
             rendering: std::sync::Mutex::new(Tracker::default()),
             store,
             sources,
+            monitor,
             metrics,
         }
     }
@@ -297,6 +310,7 @@ impl Publisher {
         let next = render(
             &self.store,
             &self.sources,
+            &self.monitor,
             &self.metrics,
             &options,
             &mut tracker,

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::Lifecycle;
+use crate::api::monitor::MonitorMetric;
 use crate::api::signer::{sign, Params};
 use crate::task::{TaskKind, TaskSpec};
 
@@ -124,6 +125,11 @@ struct Inner {
     next_request: AtomicU64,
     /// When set, `ListUDTSTask` answers like this instead of listing.
     list_fault: Mutex<Option<Behaviour>>,
+    /// When set, `QueryMetricDataSummary` answers like this.
+    monitor_fault: Mutex<Option<Behaviour>>,
+    /// Monitoring values a test fixed for a task, instead of its lifecycle's, with their age in
+    /// seconds.
+    monitor_values: Mutex<HashMap<String, FixedMonitor>>,
     /// Added to every answer, to model a gateway far away.
     latency: Mutex<Duration>,
     /// The last signatures received, so tests can look for them where they must not be.
@@ -132,6 +138,9 @@ struct Inner {
     /// and per task exactly.
     log: Mutex<std::collections::VecDeque<Call>>,
 }
+
+/// Monitoring values fixed for a task, and their age in seconds.
+type FixedMonitor = (Vec<(MonitorMetric, f64)>, i64);
 
 /// One request the gateway received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +175,8 @@ impl Gateway {
                 requests: Mutex::new(HashMap::new()),
                 next_request: AtomicU64::new(1),
                 list_fault: Mutex::new(None),
+                monitor_fault: Mutex::new(None),
+                monitor_values: Mutex::new(HashMap::new()),
                 latency: Mutex::new(Duration::ZERO),
                 signatures: Mutex::new(std::collections::VecDeque::new()),
                 log: Mutex::new(std::collections::VecDeque::new()),
@@ -195,6 +206,18 @@ impl Gateway {
     /// with `None`.
     pub fn set_list_fault(&self, fault: Option<Behaviour>) {
         *lock(&self.inner.list_fault) = fault;
+    }
+
+    /// Makes `QueryMetricDataSummary` answer like `fault` (a RetCode, a hang, ...), or
+    /// normally again with `None`.
+    pub fn set_monitor_fault(&self, fault: Option<Behaviour>) {
+        *lock(&self.inner.monitor_fault) = fault;
+    }
+
+    /// Makes the monitoring service report `values` for task `id`, sampled `age` seconds ago
+    /// (rounded down to the minute as the service's samples are), instead of its lifecycle's.
+    pub fn set_monitor_values(&self, id: &str, values: Vec<(MonitorMetric, f64)>, age: i64) {
+        lock(&self.inner.monitor_values).insert(id.to_string(), (values, age));
     }
 
     /// Accepts signatures made with `private_key` from now on (a key rotation).
@@ -380,6 +403,9 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
     if expected != signature {
         return Answer::Error(171, "Signature VerifyAC Error".into());
     }
+    if action == crate::api::monitor::ACTION {
+        return metric_summary(inner, &params).await;
+    }
     let kind = match params.get("Type").map(String::as_str) {
         None | Some("transfer") => TaskKind::Transfer,
         Some("integration") => TaskKind::Integration,
@@ -440,6 +466,52 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
         }
         _ => Answer::Error(161, format!("Action [{action}] not exist")),
     }
+}
+
+/// `QueryMetricDataSummary` for the tasks of `ProductKey` named by `ResourceIds.N` (or all of
+/// them), a page by `Offset` and `Limit`; ids it does not know are left out, as the service
+/// does.
+async fn metric_summary(inner: &Inner, params: &Params) -> Answer {
+    let fault = lock(&inner.monitor_fault).clone();
+    if let Some(fault) = fault {
+        return fault_answer(fault).await;
+    }
+    let kind = match params.get("ProductKey").map(String::as_str) {
+        Some("udts") => TaskKind::Transfer,
+        Some("udtsdis") => TaskKind::Integration,
+        _ => return Answer::Error(230, "Params [ProductKey] not valid".into()),
+    };
+    let number = |key: &str| params.get(key).and_then(|v| v.parse::<usize>().ok());
+    let (Some(offset), Some(limit)) = (number("Offset"), number("Limit")) else {
+        return Answer::Error(230, "Missing params [Offset] or [Limit]".into());
+    };
+    let wanted: Vec<&String> = params
+        .iter()
+        .filter(|(key, _)| key.starts_with("ResourceIds."))
+        .map(|(_, id)| id)
+        .collect();
+    let now = inner.started.elapsed().as_secs_f64();
+    let minute = (crate::time::unix_now() / 60.0).floor() as i64 * 60 - 60;
+    let product = super::monitor::product(kind);
+    let tasks = lock(&inner.tasks);
+    let fixed = lock(&inner.monitor_values);
+    let list: Vec<Value> = tasks
+        .values()
+        .filter(|t| t.kind == kind && (wanted.is_empty() || wanted.contains(&&t.id)))
+        .skip(offset)
+        .take(limit)
+        .map(|task| match fixed.get(&task.id) {
+            Some((values, age)) => {
+                super::monitor::resource(task, product, values, minute + 60 - age)
+            }
+            None => {
+                let state = state_at(task, now);
+                let values = super::monitor::values(task, &state, now - task.start_offset);
+                super::monitor::resource(task, product, &values, minute)
+            }
+        })
+        .collect();
+    Answer::Data(json!({"Total": list.len(), "List": list}))
 }
 
 /// The answer of a misbehaving task or list.

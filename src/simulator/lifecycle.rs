@@ -66,6 +66,32 @@ const ATTEMPT: f64 = 18.0;
 pub const FAILURE_MESSAGE: &str = "Access denied for user 'udts'@'10.0.0.5' (using password: YES)";
 
 impl Lifecycle {
+    /// Seconds of the source's changes not yet applied at `t`, for the lifecycles with an
+    /// incremental phase (what UDTS's monitoring reports as the sync delay); `None` outside it.
+    pub fn behind_at(&self, t: f64) -> Option<f64> {
+        let t = t.max(0.0);
+        // A task at the head still trails by a second or two.
+        let jitter = 1.0 + (t / 7.0).sin().abs();
+        match self {
+            Self::MysqlIncremental | Self::RedisIncremental | Self::MongoIncremental => {
+                Some(jitter)
+            }
+            Self::FullThenIncremental { seconds, .. } => (t > PRELUDE + seconds).then_some(jitter),
+            Self::Stops => (t < 40.0).then_some(jitter),
+            Self::MysqlFallsBehind => {
+                Some(60.0 * (1.0 - (t * std::f64::consts::TAU / 360.0).cos()) + jitter)
+            }
+            Self::MysqlAtSpeed {
+                from,
+                behind,
+                speed,
+            } => Some(t - (from - behind + speed * (t - from)).min(t) + jitter),
+            Self::FullLoad { .. }
+            | Self::FailsAndGivesUp { .. }
+            | Self::FailedHoldingBinlog { .. } => None,
+        }
+    }
+
     /// The `Data` of `GetUDTSTaskStatus` at `t` seconds into the task's life.
     pub fn status_at(&self, t: f64) -> Value {
         let t = t.max(0.0);

@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod lifecycle;
+mod monitor;
 pub mod source;
 
 pub use gateway::{Behaviour, Call, Gateway, SimTask};

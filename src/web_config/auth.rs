@@ -2,10 +2,11 @@
 //! user costs the same bcrypt verification as a wrong password (no user enumeration by timing),
 //! verifications run one at a time on the blocking pool (a flood of wrong passwords cannot take
 //! the async workers that serve scrapes and drive the poller), and outcomes are cached so a
-//! scraper's repeated credentials cost one verification, not one per scrape.
+//! scraper's repeated credentials cost one verification, not one per scrape, also across
+//! reloads of the web config.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -17,18 +18,40 @@ pub struct BasicAuth {
     users: BTreeMap<String, String>,
     /// A hash at the users' usual cost that an unknown user's password is verified against.
     dummy_hash: String,
-    outcomes: Mutex<Outcomes>,
     /// Held for the length of one verification: exporter-toolkit's mutex, so at most one core
     /// does bcrypt at a time however many requests arrive.
     verifying: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Credentials already verified, by a digest of user, password and stored hash. Refusals are
-/// kept apart so a flood of wrong passwords can never push out the scraper's accepted entry.
+/// Verifications already made, by a digest of password and hash: whether `bcrypt::verify`
+/// said yes, which depends on nothing else, so the memo is the process's and survives a reload
+/// (a reload every few seconds would otherwise cost every scraper a verification each time).
+/// Whether the user is configured is decided per request, never cached. Refusals are kept
+/// apart so a flood of wrong passwords can never push out the scraper's accepted entry.
 #[derive(Default)]
 struct Outcomes {
     accepted: HashSet<[u8; 20]>,
     refused: HashSet<[u8; 20]>,
+}
+
+static OUTCOMES: LazyLock<Mutex<Outcomes>> = LazyLock::new(Mutex::default);
+
+fn outcomes() -> std::sync::MutexGuard<'static, Outcomes> {
+    OUTCOMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the memo says of `key`, if it has seen it.
+fn cached(key: &[u8; 20]) -> Option<bool> {
+    let outcomes = outcomes();
+    if outcomes.accepted.contains(key) {
+        Some(true)
+    } else if outcomes.refused.contains(key) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Entries per outcome at most; a full set is emptied (refusals then cost a verification
@@ -61,7 +84,6 @@ impl BasicAuth {
         Ok(Self {
             users,
             dummy_hash,
-            outcomes: Mutex::new(Outcomes::default()),
             verifying: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -71,16 +93,22 @@ impl BasicAuth {
     pub async fn check(self: &Arc<Self>, user: &str, password: &str) -> bool {
         let known = self.users.get(user);
         let hash = known.unwrap_or(&self.dummy_hash);
-        let key = cache_key(user, password, hash);
-        if let Some(outcome) = self.cached(&key) {
-            return outcome;
+        let matches = self.verify(password, hash).await;
+        matches && known.is_some()
+    }
+
+    /// `bcrypt::verify(password, hash)`, from the memo or on the blocking pool in turn.
+    async fn verify(&self, password: &str, hash: &str) -> bool {
+        let key = cache_key(password, hash);
+        if let Some(matches) = cached(&key) {
+            return matches;
         }
         let turn = Arc::clone(&self.verifying).lock_owned().await;
         // Another request may have verified the same credentials while this one waited.
-        if let Some(outcome) = self.cached(&key) {
-            return outcome;
+        if let Some(matches) = cached(&key) {
+            return matches;
         }
-        let (password, hash) = (password.to_string(), hash.clone());
+        let (password, hash) = (password.to_string(), hash.to_string());
         // The turn moves into the blocking task: a client that hangs up does not end it early.
         let matches = tokio::task::spawn_blocking(move || {
             let matches = bcrypt::verify(password, &hash).unwrap_or(false);
@@ -89,12 +117,8 @@ impl BasicAuth {
         })
         .await
         .unwrap_or(false);
-        let accepted = matches && known.is_some();
-        let mut outcomes = self
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let set = if accepted {
+        let mut outcomes = outcomes();
+        let set = if matches {
             &mut outcomes.accepted
         } else {
             &mut outcomes.refused
@@ -103,21 +127,7 @@ impl BasicAuth {
             set.clear();
         }
         set.insert(key);
-        accepted
-    }
-
-    fn cached(&self, key: &[u8; 20]) -> Option<bool> {
-        let outcomes = self
-            .outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if outcomes.accepted.contains(key) {
-            Some(true)
-        } else if outcomes.refused.contains(key) {
-            Some(false)
-        } else {
-            None
-        }
+        matches
     }
 }
 
@@ -128,11 +138,11 @@ fn bcrypt_cost(hash: &str) -> Option<u32> {
     (4..=31).contains(&cost).then_some(cost)
 }
 
-/// Digest of the credentials and the hash they were checked against: a changed password or a
-/// reloaded user list (another hash) never meets a stale entry.
-fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 20] {
+/// Digest of a password and the hash it was checked against: a changed password (another
+/// hash) never meets a stale entry.
+fn cache_key(password: &str, hash: &str) -> [u8; 20] {
     let mut digest = Sha1::new();
-    for part in [user, password, hash] {
+    for part in [password, hash] {
         digest.update((part.len() as u64).to_le_bytes());
         digest.update(part.as_bytes());
     }
@@ -194,25 +204,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn outcomes_are_cached_for_the_hash_they_were_checked_against() {
+    async fn outcomes_are_cached_for_the_hash_they_were_checked_against_across_reloads() {
         let hash = bcrypt::hash("right", 4).unwrap();
-        let auth = Arc::new(BasicAuth::new([("u".to_string(), hash)].into()).unwrap());
+        let users = |names: &[&str]| -> BTreeMap<String, String> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), hash.clone()))
+                .collect()
+        };
+        let auth = Arc::new(BasicAuth::new(users(&["u", "m"])).unwrap());
         assert!(auth.check("u", "right").await);
+        assert!(auth.check("m", "right").await);
         assert!(!auth.check("u", "wrong").await);
         assert!(!auth.check("nobody", "right").await);
-        assert_eq!(
-            auth.cached(&cache_key("u", "right", &auth.users["u"])),
-            Some(true)
-        );
-        assert_eq!(
-            auth.cached(&cache_key("u", "wrong", &auth.users["u"])),
-            Some(false)
-        );
-        // The same credentials against another hash (a changed password) are not cached.
+        assert_eq!(cached(&cache_key("right", &hash)), Some(true));
+        assert_eq!(cached(&cache_key("wrong", &hash)), Some(false));
+        // The same password against another hash (a changed password) is not cached.
         let other = bcrypt::hash("right", 4).unwrap();
-        assert_eq!(auth.cached(&cache_key("u", "right", &other)), None);
+        assert_eq!(cached(&cache_key("right", &other)), None);
+        // A reload keeps the memo; a user it removed is refused although the memo knows
+        // their password matches the hash (which is now the dummy's).
+        let reloaded = Arc::new(BasicAuth::new(users(&["u"])).unwrap());
+        assert_eq!(reloaded.dummy_hash, hash);
+        assert!(reloaded.check("u", "right").await);
+        assert!(!reloaded.check("m", "right").await);
         // An unknown user never matches, not even with the dummy's own password.
-        assert!(!auth.check("nobody", "udts-exporter: no such user").await);
+        assert!(!reloaded.check("nobody", "right").await);
     }
 
     #[test]

@@ -1,0 +1,403 @@
+//! UDTS's own monitoring numbers, read beside the status poll: every `monitor.interval`, one
+//! `QueryMetricDataSummary` per 100 active tasks of a project and product, their latest samples
+//! kept per task in a [`MonitorBoard`] that the renderer reads. A task whose status is final
+//! (Done, Success, Stopped, unrecoverable) is not asked again until its status changes.
+//!
+//! Monitoring never touches the status poll: its failures mark `udts_monitor_up` 0 for the
+//! account and leave every other series alone. A key without the permission (RetCode 299) or a
+//! gateway without the action (161) is asked again only every tenth interval, and said once in
+//! the log with the fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::monitor::{product_key, MonitorMetric, SummaryPage};
+use crate::api::ApiError;
+use crate::runtime::Runtime;
+use crate::state::{Store, TaskState};
+use crate::status::is_finished;
+use crate::task::TaskKey;
+use crate::time::unix_now;
+
+/// Resources asked for in one call: 2,000 active tasks cost 20 calls an interval.
+pub const RESOURCES_PER_CALL: usize = 100;
+
+/// Rounds to skip after the gateway said monitoring is not available to this key.
+const UNAVAILABLE_BACKOFF: u32 = 10;
+
+/// One task's newest sample of each metric: (unix seconds, value in the base unit).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TaskMonitor {
+    samples: [Option<(f64, f64)>; MonitorMetric::ALL.len()],
+}
+
+impl TaskMonitor {
+    /// The newest sample of `metric`, if any.
+    pub fn get(&self, metric: MonitorMetric) -> Option<(f64, f64)> {
+        self.samples[index(metric)]
+    }
+
+    /// Keeps `sample` unless a newer one of the same metric is kept already.
+    fn record(&mut self, metric: MonitorMetric, at: f64, value: f64) -> bool {
+        let slot = &mut self.samples[index(metric)];
+        if slot.is_some_and(|(kept, _)| kept >= at) {
+            return false;
+        }
+        *slot = Some((at, metric.to_base_unit(value)));
+        true
+    }
+
+    /// The time of the newest sample of any metric.
+    pub fn newest(&self) -> Option<f64> {
+        self.samples
+            .iter()
+            .flatten()
+            .map(|(at, _)| *at)
+            .reduce(f64::max)
+    }
+}
+
+fn index(metric: MonitorMetric) -> usize {
+    MonitorMetric::ALL
+        .iter()
+        .position(|m| *m == metric)
+        .unwrap_or_default()
+}
+
+/// What monitoring knows: each task's samples and each account's last round.
+#[derive(Debug, Default)]
+pub struct MonitorBoard {
+    state: Mutex<BoardState>,
+}
+
+#[derive(Debug, Default)]
+struct BoardState {
+    tasks: HashMap<TaskKey, TaskMonitor>,
+    /// Whether the account's last round of reads succeeded, by account label.
+    up: BTreeMap<Option<String>, bool>,
+    /// `monitor.interval` in force; `None` while monitoring is off.
+    interval: Option<Duration>,
+    /// Samples left out, by reason.
+    dropped: BTreeMap<&'static str, u64>,
+}
+
+/// A copy of the board for one render.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorSnapshot {
+    pub tasks: HashMap<TaskKey, TaskMonitor>,
+    pub up: BTreeMap<Option<String>, bool>,
+    pub interval: Option<Duration>,
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+impl MonitorSnapshot {
+    /// `key`'s samples, each only while it is newer than five intervals at `now`.
+    pub fn current(&self, key: &TaskKey, now: f64) -> Option<TaskMonitor> {
+        let interval = self.interval?;
+        let oldest = now - 5.0 * interval.as_secs_f64();
+        let mut monitor = *self.tasks.get(key)?;
+        for slot in &mut monitor.samples {
+            if slot.is_some_and(|(at, _)| at < oldest) {
+                *slot = None;
+            }
+        }
+        monitor.newest().map(|_| monitor)
+    }
+}
+
+impl MonitorBoard {
+    fn lock(&self) -> MutexGuard<'_, BoardState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the renderer writes from.
+    pub fn snapshot(&self) -> MonitorSnapshot {
+        let state = self.lock();
+        MonitorSnapshot {
+            tasks: state.tasks.clone(),
+            up: state.up.clone(),
+            interval: state.interval,
+            dropped: state.dropped.clone(),
+        }
+    }
+
+    fn drop_samples(&self, reason: &'static str, count: usize) {
+        if count > 0 {
+            *self.lock().dropped.entry(reason).or_default() += count as u64;
+        }
+    }
+}
+
+/// Whether monitoring has anything to say of a task in `state`: its status is known and not
+/// final (a final task's numbers no longer move).
+fn active(state: &TaskState) -> bool {
+    state
+        .data
+        .as_ref()
+        .and_then(|d| d.status.as_deref())
+        .is_some_and(|status| !is_finished(status))
+}
+
+/// Reads monitoring every `monitor.interval` until `shutdown`; off while `[monitor]` is.
+pub async fn run(
+    board: Arc<MonitorBoard>,
+    store: Arc<Store>,
+    runtime: Arc<ArcSwap<Runtime>>,
+    shutdown: CancellationToken,
+) {
+    let mut outcomes = Outcomes::default();
+    loop {
+        let current = runtime.load_full();
+        let Some(settings) = current.settings.monitor.clone() else {
+            {
+                let mut state = board.lock();
+                state.interval = None;
+                state.tasks.clear();
+                state.up.clear();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                () = shutdown.cancelled() => return,
+            }
+        };
+        board.lock().interval = Some(settings.interval);
+        let round = round(
+            &board,
+            &store,
+            &current,
+            settings.region.as_deref(),
+            &mut outcomes,
+        );
+        let known = tokio::select! {
+            known = round => known,
+            () = shutdown.cancelled() => return,
+        };
+        // Until the first poll says which tasks are active, look again shortly rather than a
+        // whole interval later.
+        let pause = if known {
+            settings.interval
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// What one call can ask for together: (account, project, product).
+type Group = (Option<String>, Option<String>, &'static str);
+
+/// One round: the active tasks of each account, by project and product, a call per 100.
+/// Returns whether any task has been polled yet (else nobody knows which are active).
+async fn round(
+    board: &MonitorBoard,
+    store: &Store,
+    runtime: &Runtime,
+    region: Option<&str>,
+    outcomes: &mut Outcomes,
+) -> bool {
+    let tasks = store.snapshot();
+    let known = tasks.is_empty() || tasks.iter().any(|t| t.up.is_some());
+    let mut groups: BTreeMap<Group, Vec<&str>> = BTreeMap::new();
+    for task in tasks.iter().filter(|t| active(t)) {
+        let spec = &task.spec;
+        groups
+            .entry((
+                spec.account.clone(),
+                spec.project_id.clone(),
+                product_key(spec.kind),
+            ))
+            .or_default()
+            .push(spec.id.as_str());
+    }
+    let mut outcome: BTreeMap<Option<String>, Option<ApiError>> = BTreeMap::new();
+    let mut pages: Vec<(Option<String>, SummaryPage)> = Vec::new();
+    for ((account, project, product), ids) in &groups {
+        if outcomes.pausing(account) {
+            continue;
+        }
+        let Some(client) = runtime.client(account) else {
+            continue;
+        };
+        for chunk in ids.chunks(RESOURCES_PER_CALL) {
+            match client
+                .metric_summary(product, region, project.as_deref(), chunk)
+                .await
+            {
+                Ok(page) => {
+                    outcome.entry(account.clone()).or_insert(None);
+                    pages.push((account.clone(), page));
+                }
+                Err(error) => {
+                    outcome.insert(account.clone(), Some(error));
+                    break;
+                }
+            }
+        }
+    }
+    record(board, &tasks, pages);
+    let mut state = board.lock();
+    for (account, error) in outcome {
+        state.up.insert(account.clone(), error.is_none());
+        outcomes.note(&account, error.as_ref());
+    }
+    // Accounts no longer configured, and tasks gone from the store, leave the board.
+    state
+        .up
+        .retain(|account, _| runtime.client(account).is_some());
+    let present: std::collections::HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
+    state.tasks.retain(|key, _| present.contains(key));
+    known
+}
+
+/// Keeps what the pages said of tasks the store holds; counts the rest.
+fn record(
+    board: &MonitorBoard,
+    tasks: &[Arc<TaskState>],
+    pages: Vec<(Option<String>, SummaryPage)>,
+) {
+    let known: std::collections::HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
+    let now = unix_now();
+    let (mut unknown, mut stale_or_invalid) = (0, 0);
+    {
+        let mut state = board.lock();
+        for (account, page) in pages {
+            stale_or_invalid += page.rejected;
+            for (id, samples) in page.resources {
+                let key = TaskKey {
+                    account: account.clone(),
+                    id,
+                };
+                if !known.contains(&key) {
+                    unknown += 1;
+                    continue;
+                }
+                let monitor = state.tasks.entry(key).or_default();
+                for sample in samples {
+                    // A sample from the future is a clock problem, not a measurement.
+                    if sample.at > now + 120.0
+                        || !monitor.record(sample.metric, sample.at, sample.value)
+                    {
+                        stale_or_invalid += 1;
+                    }
+                }
+            }
+        }
+    }
+    board.drop_samples("unknown_resource", unknown);
+    board.drop_samples("invalid_or_old", stale_or_invalid);
+}
+
+/// Each account's last monitoring failure, so a change is logged once, and the rounds it
+/// still sits out after an answer that said monitoring is not available to its key.
+#[derive(Debug, Default)]
+struct Outcomes {
+    failing: HashMap<Option<String>, String>,
+    paused: HashMap<Option<String>, u32>,
+}
+
+impl Outcomes {
+    /// Whether `account` sits this round out (and counts it).
+    fn pausing(&mut self, account: &Option<String>) -> bool {
+        match self.paused.get_mut(account) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Logs a change of `account`'s outcome once, with the fix; a permission (299) or missing
+    /// action (161) answer pauses it for [`UNAVAILABLE_BACKOFF`] rounds.
+    fn note(&mut self, account: &Option<String>, error: Option<&ApiError>) {
+        let name = account.as_deref().unwrap_or("default");
+        let Some(error) = error else {
+            self.paused.remove(account);
+            if self.failing.remove(account).is_some() {
+                info!(account = name, "UDTS monitoring is readable again");
+            }
+            return;
+        };
+        let not_available = matches!(
+            error,
+            ApiError::RetCode {
+                code: 161 | 299,
+                ..
+            }
+        );
+        if not_available {
+            self.paused.insert(account.clone(), UNAVAILABLE_BACKOFF - 1);
+        }
+        let said = error.to_string();
+        if self.failing.get(account) == Some(&said) {
+            return;
+        }
+        if not_available {
+            warn!(
+                account = name,
+                error = %said,
+                "monitoring is not available with this key/gateway; grant the key read access \
+                 to UCloud monitoring (QueryMetricDataSummary) or set monitor.enabled = false; \
+                 asked again every {UNAVAILABLE_BACKOFF} intervals"
+            );
+        } else {
+            warn!(
+                account = name,
+                error = %said,
+                hint = error.hint(),
+                "reading UDTS monitoring failed; status polling goes on"
+            );
+        }
+        self.failing.insert(account.clone(), said);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_sample_never_replaces_a_newer_one_and_old_ones_expire() {
+        let mut monitor = TaskMonitor::default();
+        assert!(monitor.record(MonitorMetric::SyncDelay, 1000.0, 5.0));
+        assert!(!monitor.record(MonitorMetric::SyncDelay, 940.0, 50.0));
+        assert!(!monitor.record(MonitorMetric::SyncDelay, 1000.0, 50.0));
+        assert_eq!(monitor.get(MonitorMetric::SyncDelay), Some((1000.0, 5.0)));
+        assert!(monitor.record(MonitorMetric::SourceLatency, 1060.0, 250.0));
+        assert_eq!(
+            monitor.get(MonitorMetric::SourceLatency),
+            Some((1060.0, 0.25))
+        );
+        let key = TaskKey {
+            account: None,
+            id: "udts-a".into(),
+        };
+        let snapshot = MonitorSnapshot {
+            tasks: [(key.clone(), monitor)].into(),
+            interval: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        // Within five intervals of the newest: both; later, only what is younger than that.
+        let both = snapshot.current(&key, 1200.0).unwrap();
+        assert_eq!(both.get(MonitorMetric::SyncDelay), Some((1000.0, 5.0)));
+        let one = snapshot.current(&key, 1330.0).unwrap();
+        assert_eq!(one.get(MonitorMetric::SyncDelay), None);
+        assert!(one.get(MonitorMetric::SourceLatency).is_some());
+        assert!(snapshot.current(&key, 1400.0).is_none());
+        let off = MonitorSnapshot {
+            interval: None,
+            ..snapshot
+        };
+        assert!(off.current(&key, 1200.0).is_none());
+    }
+}

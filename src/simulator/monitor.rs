@@ -1,0 +1,97 @@
+//! The simulated gateway's `QueryMetricDataSummary`: UDTS's monitoring numbers for its tasks,
+//! following each task's lifecycle. An incremental task reports its delay, the data behind it
+//! and UDTS's estimate, which grow while it falls behind and shrink while it catches up; read
+//! and write rates (rows per second only for MySQL); and network latency with some jitter. A
+//! full load reports its rates only; a finished, stopped or failing task reports nothing.
+//! Samples are a minute old and on the minute, as the service's are.
+
+use serde_json::{json, Value};
+
+use super::gateway::{Behaviour, SimTask};
+use crate::api::monitor::MonitorMetric;
+
+/// Bytes a simulated source writes a second; what an incremental task reads at the head.
+const WRITE_RATE: f64 = 40_000.0;
+
+/// The monitored values of `task` at `t` seconds into its life, with `state` its status data.
+pub fn values(task: &SimTask, state: &Value, t: f64) -> Vec<(MonitorMetric, f64)> {
+    use MonitorMetric::*;
+    let status = state["Status"].as_str().unwrap_or("");
+    let wave = |period: f64| (t / period).sin();
+    let latency = [
+        (SourceLatency, 2.0 + 1.5 * wave(11.0).abs()),
+        (TargetLatency, 1.0 + 0.8 * wave(13.0).abs()),
+    ];
+    let mysql = state.get("Sync").is_some_and(|sync| sync.is_object());
+    match status {
+        "Syncing" | "Synced" => {
+            let behind = match &task.behaviour {
+                Behaviour::Lifecycle(lifecycle) => lifecycle.behind_at(t).unwrap_or(1.0),
+                _ => state["Progress"]["RedisDelayTime"]
+                    .as_f64()
+                    .or_else(|| state["Progress"]["MongoDelayTime"].as_f64())
+                    .unwrap_or(1.0),
+            };
+            // Falling behind: it writes slower than the source does; catching up, faster.
+            let write = WRITE_RATE * if behind > 5.0 { 0.8 } else { 1.0 } * (1.0 + 0.1 * wave(5.0));
+            let mut values = vec![
+                (SyncDelay, behind.round()),
+                (RemainingBytes, (behind * WRITE_RATE).round()),
+                (
+                    SourceReadBytes,
+                    (WRITE_RATE * (1.0 + 0.1 * wave(3.0))).round(),
+                ),
+                (TargetWriteBytes, write.round()),
+            ];
+            if mysql {
+                values.push((EstimatedRemaining, (behind * 1.5).round()));
+                values.push((SourceReadRows, (WRITE_RATE / 200.0).round()));
+                values.push((TargetWriteRows, (write / 200.0).round()));
+            }
+            values.extend(latency);
+            values
+        }
+        "Dumping" | "Loading" => {
+            let rate = 2_000_000.0 * (1.0 + 0.2 * wave(4.0));
+            let mut values = vec![
+                (SourceReadBytes, rate.round()),
+                (TargetWriteBytes, (rate * 0.95).round()),
+            ];
+            values.extend(latency);
+            values
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// One resource of the answer, as the service words it.
+pub fn resource(task: &SimTask, product: &str, values: &[(MonitorMetric, f64)], at: i64) -> Value {
+    let attrs: Vec<Value> = values
+        .iter()
+        .map(|(metric, value)| {
+            let key = metric.key(product);
+            json!({
+                "Metric": key,
+                "MetricValues": [{
+                    "Metric": key,
+                    "TagsList": [],
+                    "Value": {"Timestamp": at, "Value": value},
+                }],
+            })
+        })
+        .collect();
+    json!({
+        "ResourceId": task.id,
+        "Name": task.name,
+        "ProductKey": product,
+        "Region": "cn-bj2",
+        "Zone": "",
+        "Status": "Running",
+        "MonitorAttr": attrs,
+    })
+}
+
+/// The product key of a task kind.
+pub fn product(kind: crate::task::TaskKind) -> &'static str {
+    crate::api::monitor::product_key(kind)
+}
