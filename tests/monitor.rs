@@ -1,0 +1,130 @@
+//! UDTS's own monitoring numbers against the simulated gateway: each series is what the
+//! gateway said (latency in seconds), absent where it said nothing or only something older than
+//! five intervals; a finished task is not asked; a key without the permission leaves the status
+//! poll and every other series as they were.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use serde_json::json;
+use udts_exporter::api::monitor::MonitorMetric;
+use udts_exporter::simulator::{Behaviour, SimTask};
+
+use common::*;
+
+fn syncing(id: &str) -> SimTask {
+    SimTask::new(
+        id,
+        Behaviour::Fixed(json!({"Status": "Syncing",
+            "Sync": {"BinlogName": "mysql-bin.000012", "BinlogPos": 4711}})),
+    )
+}
+
+fn done(id: &str) -> SimTask {
+    SimTask::new(
+        id,
+        Behaviour::Fixed(json!({"Status": "Done",
+            "Progress": {"Percentage": 100, "CurCount": 10, "TotalCount": 10}})),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_series_is_what_the_gateway_said_and_a_finished_task_is_not_asked() {
+    let harness = start_unready(
+        vec![syncing("udts-inc"), syncing("udts-old"), done("udts-done")],
+        PRIVATE_KEY,
+        |_| {},
+    )
+    .await;
+    use MonitorMetric::*;
+    harness.gateway.set_monitor_values(
+        "udts-inc",
+        vec![
+            (SyncDelay, 42.0),
+            (RemainingBytes, 1_048_576.0),
+            (EstimatedRemaining, 63.0),
+            (SourceReadBytes, 40_000.0),
+            (SourceReadRows, 200.0),
+            (TargetWriteBytes, 30_000.0),
+            (TargetWriteRows, 150.0),
+            (SourceLatency, 250.0),
+            (TargetLatency, 4.0),
+        ],
+        60,
+    );
+    // Ten minutes old: more than five intervals (of a minute).
+    harness
+        .gateway
+        .set_monitor_values("udts-old", vec![(SyncDelay, 7.0)], 600);
+    // Were it asked, this would show.
+    harness
+        .gateway
+        .set_monitor_values("udts-done", vec![(SyncDelay, 1.0)], 60);
+    wait_ready(harness.exporter).await;
+    let text = scrape_until(harness.exporter, "the monitoring series", |text| {
+        value(text, "udts_task_sync_delay_seconds", &task("udts-inc")).is_some()
+    })
+    .await;
+    let inc = task("udts-inc");
+    for (family, expected) in [
+        ("udts_task_sync_delay_seconds", 42.0),
+        ("udts_task_sync_remaining_bytes", 1_048_576.0),
+        ("udts_task_sync_estimated_remaining_seconds", 63.0),
+        ("udts_task_source_read_bytes_per_second", 40_000.0),
+        ("udts_task_source_read_rows_per_second", 200.0),
+        ("udts_task_target_write_bytes_per_second", 30_000.0),
+        ("udts_task_target_write_rows_per_second", 150.0),
+        ("udts_task_source_network_latency_seconds", 0.25),
+        ("udts_task_target_network_latency_seconds", 0.004),
+    ] {
+        assert_eq!(value(&text, family, &inc), Some(expected), "{family}");
+        // Nothing for a finished task, nor a sample older than five intervals.
+        assert_eq!(value(&text, family, &task("udts-done")), None, "{family}");
+        assert_eq!(value(&text, family, &task("udts-old")), None, "{family}");
+    }
+    let sampled = value(&text, "udts_task_monitor_sample_timestamp_seconds", &inc).unwrap();
+    let now = udts_exporter::time::unix_now();
+    assert!((now - 120.0..=now).contains(&sampled), "{sampled} vs {now}");
+    assert_eq!(value(&text, "udts_monitor_up", ""), Some(1.0));
+    // One call for the two active tasks; the status poll's own count leaves it out.
+    assert_eq!(harness.gateway.requests("QueryMetricDataSummary"), 1);
+    assert!(value(&text, "udts_api_calls_per_cycle", "").unwrap() <= 4.0);
+    assert_eq!(
+        value(
+            &text,
+            "udts_api_requests_total",
+            "{account=\"default\",action=\"QueryMetricDataSummary\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_monitoring_permission_leaves_the_status_poll_untouched() {
+    let harness = start_unready(vec![syncing("udts-inc"), done("udts-done")], PRIVATE_KEY, |_| {})
+        .await;
+    harness.gateway.set_monitor_fault(Some(Behaviour::RetCode(
+        299,
+        "No permission".into(),
+    )));
+    wait_ready(harness.exporter).await;
+    let text = scrape_until(harness.exporter, "udts_monitor_up 0", |text| {
+        value(text, "udts_monitor_up", "") == Some(0.0)
+    })
+    .await;
+    for id in ["udts-inc", "udts-done"] {
+        assert_eq!(value(&text, "udts_task_up", &task(id)), Some(1.0), "{id}");
+    }
+    assert_eq!(
+        value(&text, "udts_task_sync_delay_seconds", &task("udts-inc")),
+        None
+    );
+    let errors = family(&text, "udts_api_request_errors_total");
+    assert!(
+        errors
+            .iter()
+            .any(|(labels, count)| labels.contains("QueryMetricDataSummary") && *count >= 1.0),
+        "{errors:?}"
+    );
+}
