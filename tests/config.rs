@@ -156,6 +156,8 @@ fn bad_values_are_refused_naming_the_key() {
             "web.telemetry_path",
         ),
         ("[api]\ncolour = \"blue\"\n", "", "colour"),
+        // The monitoring service samples once a minute.
+        ("[monitor]\ninterval = \"30s\"\n", "", "monitor.interval"),
         ("", "[[tasks]]\nid = \"udts-a\"\n", "tasks[1].id"),
         (
             "",

@@ -93,7 +93,7 @@ async fn each_series_is_what_the_gateway_said_and_a_finished_task_is_not_asked()
         value(
             &text,
             "udts_api_requests_total",
-            "{account=\"default\",action=\"QueryMetricDataSummary\"}"
+            "{account=\"\",action=\"QueryMetricDataSummary\"}"
         ),
         Some(1.0),
         "{text}"
@@ -102,12 +102,15 @@ async fn each_series_is_what_the_gateway_said_and_a_finished_task_is_not_asked()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_without_monitoring_permission_leaves_the_status_poll_untouched() {
-    let harness = start_unready(vec![syncing("udts-inc"), done("udts-done")], PRIVATE_KEY, |_| {})
-        .await;
-    harness.gateway.set_monitor_fault(Some(Behaviour::RetCode(
-        299,
-        "No permission".into(),
-    )));
+    let harness = start_unready(
+        vec![syncing("udts-inc"), done("udts-done")],
+        PRIVATE_KEY,
+        |_| {},
+    )
+    .await;
+    harness
+        .gateway
+        .set_monitor_fault(Some(Behaviour::RetCode(299, "No permission".into())));
     wait_ready(harness.exporter).await;
     let text = scrape_until(harness.exporter, "udts_monitor_up 0", |text| {
         value(text, "udts_monitor_up", "") == Some(0.0)

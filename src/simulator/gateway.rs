@@ -492,7 +492,7 @@ async fn metric_summary(inner: &Inner, params: &Params) -> Answer {
         .collect();
     let now = inner.started.elapsed().as_secs_f64();
     let minute = (crate::time::unix_now() / 60.0).floor() as i64 * 60 - 60;
-    let product = super::monitor::product(kind);
+    let product = crate::api::monitor::product_key(kind);
     let tasks = lock(&inner.tasks);
     let fixed = lock(&inner.monitor_values);
     let list: Vec<Value> = tasks

@@ -90,8 +90,3 @@ pub fn resource(task: &SimTask, product: &str, values: &[(MonitorMetric, f64)], 
         "MonitorAttr": attrs,
     })
 }
-
-/// The product key of a task kind.
-pub fn product(kind: crate::task::TaskKind) -> &'static str {
-    crate::api::monitor::product_key(kind)
-}

@@ -23,11 +23,14 @@ pub struct BasicAuth {
     verifying: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Verifications already made, by a digest of password and hash: whether `bcrypt::verify`
-/// said yes, which depends on nothing else, so the memo is the process's and survives a reload
-/// (a reload every few seconds would otherwise cost every scraper a verification each time).
-/// Whether the user is configured is decided per request, never cached. Refusals are kept
-/// apart so a flood of wrong passwords can never push out the scraper's accepted entry.
+/// Verifications already made, by a digest of user, password and hash: whether
+/// `bcrypt::verify` said yes. It depends on nothing else, so the memo is the process's and
+/// survives a reload (a reload every few seconds would otherwise cost every scraper a
+/// verification each time); whether the user is configured is decided per request, never
+/// cached. The user is part of the key so that an unknown user's verification against the
+/// dummy hash (a configured user's) can never make that user's next answer faster, which would
+/// tell them apart. Refusals are kept apart so a flood of wrong passwords can never push out
+/// the scraper's accepted entry.
 #[derive(Default)]
 struct Outcomes {
     accepted: HashSet<[u8; 20]>,
@@ -93,13 +96,14 @@ impl BasicAuth {
     pub async fn check(self: &Arc<Self>, user: &str, password: &str) -> bool {
         let known = self.users.get(user);
         let hash = known.unwrap_or(&self.dummy_hash);
-        let matches = self.verify(password, hash).await;
+        let matches = self.verify(user, password, hash).await;
         matches && known.is_some()
     }
 
-    /// `bcrypt::verify(password, hash)`, from the memo or on the blocking pool in turn.
-    async fn verify(&self, password: &str, hash: &str) -> bool {
-        let key = cache_key(password, hash);
+    /// `bcrypt::verify(password, hash)` for `user`, from the memo or on the blocking pool in
+    /// turn.
+    async fn verify(&self, user: &str, password: &str, hash: &str) -> bool {
+        let key = cache_key(user, password, hash);
         if let Some(matches) = cached(&key) {
             return matches;
         }
@@ -138,11 +142,11 @@ fn bcrypt_cost(hash: &str) -> Option<u32> {
     (4..=31).contains(&cost).then_some(cost)
 }
 
-/// Digest of a password and the hash it was checked against: a changed password (another
-/// hash) never meets a stale entry.
-fn cache_key(password: &str, hash: &str) -> [u8; 20] {
+/// Digest of the credentials and the hash they were checked against: a changed password
+/// (another hash) never meets a stale entry.
+fn cache_key(user: &str, password: &str, hash: &str) -> [u8; 20] {
     let mut digest = Sha1::new();
-    for part in [password, hash] {
+    for part in [user, password, hash] {
         digest.update((part.len() as u64).to_le_bytes());
         digest.update(part.as_bytes());
     }
@@ -217,11 +221,13 @@ mod tests {
         assert!(auth.check("m", "right").await);
         assert!(!auth.check("u", "wrong").await);
         assert!(!auth.check("nobody", "right").await);
-        assert_eq!(cached(&cache_key("right", &hash)), Some(true));
-        assert_eq!(cached(&cache_key("wrong", &hash)), Some(false));
+        assert_eq!(cached(&cache_key("u", "right", &hash)), Some(true));
+        assert_eq!(cached(&cache_key("u", "wrong", &hash)), Some(false));
+        // An unknown user's verification against the dummy (u's hash) is not u's.
+        assert_eq!(cached(&cache_key("nobody", "right", &hash)), Some(true));
         // The same password against another hash (a changed password) is not cached.
         let other = bcrypt::hash("right", 4).unwrap();
-        assert_eq!(cached(&cache_key("right", &other)), None);
+        assert_eq!(cached(&cache_key("u", "right", &other)), None);
         // A reload keeps the memo; a user it removed is refused although the memo knows
         // their password matches the hash (which is now the dummy's).
         let reloaded = Arc::new(BasicAuth::new(users(&["u"])).unwrap());
