@@ -73,6 +73,8 @@ fn index(metric: MonitorMetric) -> usize {
 #[derive(Debug, Default)]
 pub struct MonitorBoard {
     state: Mutex<BoardState>,
+    /// Notified after every round, so the renderer shows it at once.
+    pub changed: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -197,7 +199,8 @@ pub async fn run(
 type Group = (Option<String>, Option<String>, &'static str);
 
 /// One round: the active tasks of each account, by project and product, a call per 100.
-/// Returns whether any task has been polled yet (else nobody knows which are active).
+/// Returns whether any task has been polled yet (else nobody knows which are active, and the
+/// next round comes a second later: at start, discovery and the first poll take that long).
 async fn round(
     board: &MonitorBoard,
     store: &Store,
@@ -206,7 +209,7 @@ async fn round(
     outcomes: &mut Outcomes,
 ) -> bool {
     let tasks = store.snapshot();
-    let known = tasks.is_empty() || tasks.iter().any(|t| t.up.is_some());
+    let known = tasks.iter().any(|t| t.up.is_some());
     let mut groups: BTreeMap<Group, Vec<&str>> = BTreeMap::new();
     for task in tasks.iter().filter(|t| active(t)) {
         let spec = &task.spec;
@@ -219,6 +222,12 @@ async fn round(
             .or_default()
             .push(spec.id.as_str());
     }
+    tracing::debug!(
+        tasks = tasks.len(),
+        groups = groups.len(),
+        known,
+        "monitoring round"
+    );
     let mut outcome: BTreeMap<Option<String>, Option<ApiError>> = BTreeMap::new();
     let mut pages: Vec<(Option<String>, SummaryPage)> = Vec::new();
     for ((account, project, product), ids) in &groups {
@@ -256,6 +265,8 @@ async fn round(
         .retain(|account, _| runtime.client(account).is_some());
     let present: std::collections::HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
     state.tasks.retain(|key, _| present.contains(key));
+    drop(state);
+    board.changed.notify_one();
     known
 }
 

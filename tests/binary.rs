@@ -65,7 +65,11 @@ async fn demo_exposition_passes_promtool() {
     }
     let exporter = spawn_exporter(["demo"], Stdio::null()).await;
     wait_ready(exporter.addr).await;
-    let text = scrape(exporter.addr).await;
+    // Every family the demo has, UDTS's monitoring numbers among them.
+    let text = scrape_until(exporter.addr, "the monitoring series", |text| {
+        text.contains("\nudts_task_sync_delay_seconds{")
+    })
+    .await;
     drop(exporter);
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])

@@ -342,6 +342,7 @@ impl Publisher {
             tokio::select! {
                 () = self.store.changed.notified() => {}
                 () = self.sources.changed.notified() => {}
+                () = self.monitor.changed.notified() => {}
                 () = tokio::time::sleep(Self::REFRESH) => {}
                 () = shutdown.cancelled() => return,
             }
