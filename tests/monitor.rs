@@ -131,3 +131,74 @@ async fn a_key_without_monitoring_permission_leaves_the_status_poll_untouched() 
         "{errors:?}"
     );
 }
+
+/// Whether UCloud's Python SDK can be imported; a skip with a notice (or, under
+/// `UDTS_REQUIRE_TOOLS=1`, a failure) when not.
+fn ucloud_sdk_available() -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import ucloud.client"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        if std::env::var("UDTS_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("UCloud's Python SDK is required (UDTS_REQUIRE_TOOLS=1): pip install ucloud-sdk-python3");
+        }
+        eprintln!("SKIPPED: UCloud's Python SDK not found; .ci/run installs it (pip install ucloud-sdk-python3)");
+    }
+    found
+}
+
+/// The simulated gateway answers `QueryMetricDataSummary` as the service does for UCloud's own
+/// SDK: the SDK's signed request is accepted (the gateway verifies the signature) and its
+/// response schema loads the answer, with the metric asked for and only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ucloud_s_python_sdk_reads_the_simulated_monitoring() {
+    if !ucloud_sdk_available() {
+        return;
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (gateway, endpoint) =
+        gateway_with(vec![syncing("udts-inc"), done("udts-done")], &shutdown).await;
+    gateway.set_monitor_values(
+        "udts-inc",
+        vec![
+            (MonitorMetric::SyncDelay, 42.0),
+            (MonitorMetric::SourceLatency, 3.0),
+        ],
+        60,
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/cloudwatch_summary.py"
+    );
+    let output = tokio::process::Command::new("python3")
+        .args([
+            script,
+            &endpoint,
+            PUBLIC_KEY,
+            PRIVATE_KEY,
+            "udts",
+            "udts-inc",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let list = answer["Data"]["List"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{answer}");
+    assert_eq!(list[0]["ResourceId"], "udts-inc");
+    let attrs = list[0]["MonitorAttr"].as_array().unwrap();
+    assert_eq!(attrs.len(), 1, "only the metric asked for: {answer}");
+    assert_eq!(attrs[0]["Metric"], "udts_sync_syncing_delay_time");
+    let sample = &attrs[0]["MetricValues"][0]["Value"];
+    assert_eq!(sample["Value"].as_f64(), Some(42.0));
+    assert!(sample["Timestamp"].as_i64().unwrap() > 1_700_000_000);
+    // The SDK's requests pass the gateway's signature check, or it would have raised.
+    assert_eq!(gateway.requests("QueryMetricDataSummary"), 1);
+    shutdown.cancel();
+}

@@ -490,6 +490,11 @@ async fn metric_summary(inner: &Inner, params: &Params) -> Answer {
         .filter(|(key, _)| key.starts_with("ResourceIds."))
         .map(|(_, id)| id)
         .collect();
+    let metrics: Vec<&str> = params
+        .iter()
+        .filter(|(key, _)| key.starts_with("Metrics."))
+        .map(|(_, metric)| metric.as_str())
+        .collect();
     let now = inner.started.elapsed().as_secs_f64();
     let minute = (crate::time::unix_now() / 60.0).floor() as i64 * 60 - 60;
     let product = crate::api::monitor::product_key(kind);
@@ -502,12 +507,12 @@ async fn metric_summary(inner: &Inner, params: &Params) -> Answer {
         .take(limit)
         .map(|task| match fixed.get(&task.id) {
             Some((values, age)) => {
-                super::monitor::resource(task, product, values, minute + 60 - age)
+                super::monitor::resource(task, product, values, &metrics, minute + 60 - age)
             }
             None => {
                 let state = state_at(task, now);
                 let values = super::monitor::values(task, &state, now - task.start_offset);
-                super::monitor::resource(task, product, &values, minute)
+                super::monitor::resource(task, product, &values, &metrics, minute)
             }
         })
         .collect();

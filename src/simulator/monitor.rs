@@ -64,10 +64,18 @@ pub fn values(task: &SimTask, state: &Value, t: f64) -> Vec<(MonitorMetric, f64)
     }
 }
 
-/// One resource of the answer, as the service words it.
-pub fn resource(task: &SimTask, product: &str, values: &[(MonitorMetric, f64)], at: i64) -> Value {
+/// One resource of the answer, as the service words it (and UCloud's SDK models it), with the
+/// metrics in `metrics` (all when empty).
+pub fn resource(
+    task: &SimTask,
+    product: &str,
+    values: &[(MonitorMetric, f64)],
+    metrics: &[&str],
+    at: i64,
+) -> Value {
     let attrs: Vec<Value> = values
         .iter()
+        .filter(|(metric, _)| metrics.is_empty() || metrics.contains(&metric.key(product).as_str()))
         .map(|(metric, value)| {
             let key = metric.key(product);
             json!({
@@ -86,7 +94,7 @@ pub fn resource(task: &SimTask, product: &str, values: &[(MonitorMetric, f64)], 
         "ProductKey": product,
         "Region": "cn-bj2",
         "Zone": "",
-        "Status": "Running",
+        "Status": 1,
         "MonitorAttr": attrs,
     })
 }
