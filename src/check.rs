@@ -174,7 +174,7 @@ fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions
         .collect();
     let lags = source_lags(&states, options, &snapshots, now);
     // A one-shot read has no samples to judge rates or readiness from.
-    Views::build(&states, &lags, &[], &options.cutover, now)
+    Views::build(&states, &lags, &[], None, &options.cutover, now)
 }
 
 /// A source in the JSON report.

@@ -181,7 +181,7 @@ pub async fn run(
             known = round => known,
             () = shutdown.cancelled() => return,
         };
-        // Until the first poll says which tasks are active, look again shortly rather than a
+        // Until the poll has said which tasks are active, look again shortly rather than a
         // whole interval later.
         let pause = if known {
             settings.interval
@@ -199,8 +199,9 @@ pub async fn run(
 type Group = (Option<String>, Option<String>, &'static str);
 
 /// One round: the active tasks of each account, by project and product, a call per 100.
-/// Returns whether any task has been polled yet (else nobody knows which are active, and the
-/// next round comes a second later: at start, discovery and the first poll take that long).
+/// Returns whether every task has been polled (else nobody knows which of them are active, and
+/// the next round comes a second later: at start, discovery and the first poll take about
+/// that long, and a task discovered later is read within a second of its first poll).
 async fn round(
     board: &MonitorBoard,
     store: &Store,
@@ -209,7 +210,7 @@ async fn round(
     outcomes: &mut Outcomes,
 ) -> bool {
     let tasks = store.snapshot();
-    let known = tasks.iter().any(|t| t.up.is_some());
+    let known = !tasks.is_empty() && tasks.iter().all(|t| t.up.is_some());
     let mut groups: BTreeMap<Group, Vec<&str>> = BTreeMap::new();
     for task in tasks.iter().filter(|t| active(t)) {
         let spec = &task.spec;

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ExpositionOptions;
 use crate::metrics::ExporterMetrics;
-use crate::monitor::MonitorBoard;
+use crate::monitor::{MonitorBoard, MonitorSnapshot};
 use crate::outlook::{Outlook, Tracker};
 use crate::source::lag::source_lags;
 use crate::source::SourceBoard;
@@ -65,6 +65,8 @@ struct Snapshot {
     /// Each task's outlook, in task order.
     outlooks: Vec<Outlook>,
     sources: Arc<std::collections::HashMap<String, Arc<crate::source::SourceSnapshot>>>,
+    /// What monitoring knew at the render.
+    monitor: Arc<MonitorSnapshot>,
     options: Arc<ExpositionOptions>,
 }
 
@@ -103,6 +105,7 @@ impl Exposition {
                 &snapshot.tasks,
                 &lags,
                 &snapshot.outlooks,
+                Some(&snapshot.monitor),
                 &snapshot.options.cutover,
                 self.rendered_at,
             );
@@ -201,9 +204,10 @@ pub fn render(
     let mut out = GzipText::new();
     write_task_families(&tasks, options, &lags, &outlooks, &mut out);
     drop(lags);
+    let monitor = Arc::new(monitor.snapshot());
     monitor_families::write_monitor_families(
         &tasks,
-        &monitor.snapshot(),
+        &monitor,
         now,
         |name| options.filter.allows(name),
         &mut out,
@@ -224,6 +228,7 @@ pub fn render(
             tasks,
             outlooks,
             sources: snapshots,
+            monitor,
             options: Arc::clone(options),
         },
         prepared: std::sync::OnceLock::new(),

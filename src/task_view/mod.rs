@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::api::monitor::MonitorMetric;
 use crate::config::Cutover;
+use crate::monitor::{MonitorSnapshot, TaskMonitor};
 use crate::outlook::{CutoverView, Eta, Outlook, Throughput};
 use crate::source::lag::{LagProblem, SourceLags, TaskLag};
 use crate::state::{Sample, SampleKind, TaskState};
@@ -83,10 +85,48 @@ pub struct TaskView {
     pub cutover: CutoverView,
     /// The outlook in one sentence, as the page shows it.
     pub outlook: Option<String>,
+    /// UDTS's own monitoring numbers, while a sample is newer than five monitoring intervals.
+    pub monitor: Option<MonitorView>,
     /// How bad it looks (an addition to the documented schema, for the page's colours and
     /// order): `unrecoverable`, `failed`, `unreadable`, `stalled`, `behind`, `other`, `active`,
     /// `done`.
     pub health: Health,
+}
+
+/// `monitor` of a [`TaskView`]: the numbers of the monitoring series, each `null` when the
+/// service has no recent sample of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MonitorView {
+    /// Unix time of the newest sample.
+    pub sample_at: f64,
+    pub sync_delay_seconds: Option<f64>,
+    pub remaining_bytes: Option<f64>,
+    pub estimated_remaining_seconds: Option<f64>,
+    pub source_read_bytes_per_second: Option<f64>,
+    pub source_read_rows_per_second: Option<f64>,
+    pub target_write_bytes_per_second: Option<f64>,
+    pub target_write_rows_per_second: Option<f64>,
+    pub source_network_latency_seconds: Option<f64>,
+    pub target_network_latency_seconds: Option<f64>,
+}
+
+impl MonitorView {
+    fn of(monitor: &TaskMonitor) -> Option<Self> {
+        use MonitorMetric::*;
+        let value = |metric| monitor.get(metric).map(|(_, value)| value);
+        Some(Self {
+            sample_at: monitor.newest()?,
+            sync_delay_seconds: value(SyncDelay),
+            remaining_bytes: value(RemainingBytes),
+            estimated_remaining_seconds: value(EstimatedRemaining),
+            source_read_bytes_per_second: value(SourceReadBytes),
+            source_read_rows_per_second: value(SourceReadRows),
+            target_write_bytes_per_second: value(TargetWriteBytes),
+            target_write_rows_per_second: value(TargetWriteRows),
+            source_network_latency_seconds: value(SourceLatency),
+            target_network_latency_seconds: value(TargetLatency),
+        })
+    }
 }
 
 /// `source_lag` of a [`TaskView`]: the numbers of the `udts_task_source_*` series.
@@ -369,6 +409,7 @@ pub fn view(
         eta: None,
         cutover: CutoverView::default(),
         outlook: None,
+        monitor: None,
         health: health(state, now),
     }
     .with_lag_health()
@@ -421,11 +462,13 @@ pub struct Views {
 }
 
 impl Views {
-    /// Builds the views of `states` at `now`.
+    /// Builds the views of `states` at `now`, with what monitoring knows of them when it is
+    /// on.
     pub fn build(
         states: &[Arc<TaskState>],
         lags: &SourceLags<'_>,
         outlooks: &[Outlook],
+        monitor: Option<&MonitorSnapshot>,
         rule: &Cutover,
         now: f64,
     ) -> Self {
@@ -438,6 +481,10 @@ impl Views {
                 if let Some(outlook) = outlooks.get(i) {
                     task = task.with_outlook(outlook, rule);
                 }
+                task.monitor = monitor
+                    .and_then(|m| m.current(&state.spec.key(), now))
+                    .as_ref()
+                    .and_then(MonitorView::of);
                 (task, Arc::clone(&state.trend))
             })
             .collect();
@@ -641,6 +688,7 @@ mod tests {
             &states,
             &Vec::new(),
             &[],
+            None,
             &Cutover::default(),
             1000.0 + STALLED_AFTER_SECONDS + 1.0,
         );
