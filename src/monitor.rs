@@ -8,9 +8,9 @@
 //! gateway without the action (161) is asked again only every tenth interval, and said once in
 //! the log with the fix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
@@ -79,7 +79,8 @@ pub struct MonitorBoard {
 
 #[derive(Debug, Default)]
 struct BoardState {
-    tasks: HashMap<TaskKey, TaskMonitor>,
+    /// Shared with the renders' snapshots; a round copies it only while one holds it.
+    tasks: Arc<HashMap<TaskKey, TaskMonitor>>,
     /// Whether the account's last round of reads succeeded, by account label.
     up: BTreeMap<Option<String>, bool>,
     /// `monitor.interval` in force; `None` while monitoring is off.
@@ -91,7 +92,7 @@ struct BoardState {
 /// A copy of the board for one render.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorSnapshot {
-    pub tasks: HashMap<TaskKey, TaskMonitor>,
+    pub tasks: Arc<HashMap<TaskKey, TaskMonitor>>,
     pub up: BTreeMap<Option<String>, bool>,
     pub interval: Option<Duration>,
     pub dropped: BTreeMap<&'static str, u64>,
@@ -123,7 +124,7 @@ impl MonitorBoard {
     pub fn snapshot(&self) -> MonitorSnapshot {
         let state = self.lock();
         MonitorSnapshot {
-            tasks: state.tasks.clone(),
+            tasks: Arc::clone(&state.tasks),
             up: state.up.clone(),
             interval: state.interval,
             dropped: state.dropped.clone(),
@@ -155,41 +156,52 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut outcomes = Outcomes::default();
+    // Tasks asked for since they became active, and when the next full round is due.
+    let mut asked: HashSet<TaskKey> = HashSet::new();
+    let mut next_full = Instant::now();
     loop {
         let current = runtime.load_full();
         let Some(settings) = current.settings.monitor.clone() else {
             {
                 let mut state = board.lock();
                 state.interval = None;
-                state.tasks.clear();
+                state.tasks = Arc::default();
                 state.up.clear();
             }
+            asked.clear();
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(5)) => continue,
                 () = shutdown.cancelled() => return,
             }
         };
         board.lock().interval = Some(settings.interval);
+        // Every interval all active tasks together (a call per 100); in between, once a
+        // second, only tasks that became active since and were never asked (at start, as the
+        // first poll tells which are active), so a new task is read within a second and then
+        // joins the full rounds.
+        let full = Instant::now() >= next_full;
+        if full {
+            next_full = Instant::now() + settings.interval;
+        }
         let round = round(
             &board,
             &store,
             &current,
             settings.region.as_deref(),
             &mut outcomes,
+            (!full).then_some(&asked),
         );
-        let known = tokio::select! {
-            known = round => known,
+        let newly_asked = tokio::select! {
+            newly_asked = round => newly_asked,
             () = shutdown.cancelled() => return,
         };
-        // Until the poll has said which tasks are active, look again shortly rather than a
-        // whole interval later.
-        let pause = if known {
-            settings.interval
+        if full {
+            asked = newly_asked;
         } else {
-            Duration::from_secs(1)
-        };
+            asked.extend(newly_asked);
+        }
         tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = shutdown.cancelled() => return,
         }
     }
@@ -198,22 +210,26 @@ pub async fn run(
 /// What one call can ask for together: (account, project, product).
 type Group = (Option<String>, Option<String>, &'static str);
 
-/// One round: the active tasks of each account, by project and product, a call per 100.
-/// Returns whether every task has been polled (else nobody knows which of them are active, and
-/// the next round comes a second later: at start, discovery and the first poll take about
-/// that long, and a task discovered later is read within a second of its first poll).
+/// One round: the active tasks of each account (those not in `skip`, when given), by project
+/// and product, a call per 100. Returns the tasks asked for.
 async fn round(
     board: &MonitorBoard,
     store: &Store,
     runtime: &Runtime,
     region: Option<&str>,
     outcomes: &mut Outcomes,
-) -> bool {
+    skip: Option<&HashSet<TaskKey>>,
+) -> HashSet<TaskKey> {
     let tasks = store.snapshot();
-    let known = !tasks.is_empty() && tasks.iter().all(|t| t.up.is_some());
+    let mut asked = HashSet::new();
     let mut groups: BTreeMap<Group, Vec<&str>> = BTreeMap::new();
     for task in tasks.iter().filter(|t| active(t)) {
         let spec = &task.spec;
+        let key = spec.key();
+        if skip.is_some_and(|skip| skip.contains(&key)) {
+            continue;
+        }
+        asked.insert(key);
         groups
             .entry((
                 spec.account.clone(),
@@ -223,16 +239,23 @@ async fn round(
             .or_default()
             .push(spec.id.as_str());
     }
+    if groups.is_empty() {
+        return asked;
+    }
     tracing::debug!(
-        tasks = tasks.len(),
+        tasks = asked.len(),
         groups = groups.len(),
-        known,
         "monitoring round"
     );
     let mut outcome: BTreeMap<Option<String>, Option<ApiError>> = BTreeMap::new();
     let mut pages: Vec<(Option<String>, SummaryPage)> = Vec::new();
     for ((account, project, product), ids) in &groups {
-        if outcomes.pausing(account) {
+        // A paused account sits out full rounds (counted) and every catch-up.
+        let paused = match skip {
+            None => outcomes.pausing(account),
+            Some(_) => outcomes.paused(account),
+        };
+        if paused {
             continue;
         }
         let Some(client) = runtime.client(account) else {
@@ -265,10 +288,10 @@ async fn round(
         .up
         .retain(|account, _| runtime.client(account).is_some());
     let present: std::collections::HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
-    state.tasks.retain(|key, _| present.contains(key));
+    Arc::make_mut(&mut state.tasks).retain(|key, _| present.contains(key));
     drop(state);
     board.changed.notify_one();
-    known
+    asked
 }
 
 /// Keeps what the pages said of tasks the store holds; counts the rest.
@@ -293,7 +316,7 @@ fn record(
                     unknown += 1;
                     continue;
                 }
-                let monitor = state.tasks.entry(key).or_default();
+                let monitor = Arc::make_mut(&mut state.tasks).entry(key).or_default();
                 for sample in samples {
                     // A sample from the future is a clock problem, not a measurement.
                     if sample.at > now + 120.0
@@ -318,6 +341,11 @@ struct Outcomes {
 }
 
 impl Outcomes {
+    /// Whether `account` is paused, without counting a round.
+    fn paused(&self, account: &Option<String>) -> bool {
+        self.paused.get(account).is_some_and(|left| *left > 0)
+    }
+
     /// Whether `account` sits this round out (and counts it).
     fn pausing(&mut self, account: &Option<String>) -> bool {
         match self.paused.get_mut(account) {
@@ -395,7 +423,7 @@ mod tests {
             id: "udts-a".into(),
         };
         let snapshot = MonitorSnapshot {
-            tasks: [(key.clone(), monitor)].into(),
+            tasks: Arc::new([(key.clone(), monitor)].into()),
             interval: Some(Duration::from_secs(60)),
             ..Default::default()
         };

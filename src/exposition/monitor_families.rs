@@ -35,17 +35,18 @@ pub fn write_monitor_families(
     if monitor.interval.is_none() {
         return;
     }
-    let current: Vec<Option<TaskMonitor>> = tasks
+    // Only the tasks with a current sample, in task order.
+    let current: Vec<(&TaskState, TaskMonitor)> = tasks
         .iter()
-        .map(|task| monitor.current(&task.spec.key(), now))
+        .filter_map(|task| Some((&**task, monitor.current(&task.spec.key(), now)?)))
         .collect();
     for (metric, name, help) in FAMILIES {
         if !allowed(name) {
             continue;
         }
         header(out, name, help);
-        for (task, samples) in tasks.iter().zip(&current) {
-            if let Some((_, value)) = samples.as_ref().and_then(|m| m.get(metric)) {
+        for (task, samples) in &current {
+            if let Some((_, value)) = samples.get(metric) {
                 let _ = writeln!(out, "{name}{{{}}} {value}", TaskLabels(&task.spec));
             }
         }
@@ -57,8 +58,8 @@ pub fn write_monitor_families(
             name,
             "Unix time of the newest monitoring sample served for the task (samples arrive about a minute late).",
         );
-        for (task, samples) in tasks.iter().zip(&current) {
-            if let Some(at) = samples.as_ref().and_then(TaskMonitor::newest) {
+        for (task, samples) in &current {
+            if let Some(at) = samples.newest() {
                 let _ = writeln!(out, "{name}{{{}}} {at}", TaskLabels(&task.spec));
             }
         }
