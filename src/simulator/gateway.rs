@@ -507,12 +507,18 @@ async fn metric_summary(inner: &Inner, params: &Params) -> Answer {
         .take(limit)
         .map(|task| match fixed.get(&task.id) {
             Some((values, age)) => {
-                super::monitor::resource(task, product, values, &metrics, minute + 60 - age)
+                let at = minute + 60 - age;
+                super::monitor::resource((&task.id, &task.name), product, values, &metrics, at)
             }
             None => {
                 let state = state_at(task, now);
-                let values = super::monitor::values(task, &state, now - task.start_offset);
-                super::monitor::resource(task, product, &values, &metrics, minute)
+                let t = now - task.start_offset;
+                let behind = match &task.behaviour {
+                    Behaviour::Lifecycle(lifecycle) => lifecycle.behind_at(t),
+                    _ => None,
+                };
+                let values = super::monitor::values(&state, behind, t);
+                super::monitor::resource((&task.id, &task.name), product, &values, &metrics, minute)
             }
         })
         .collect();

@@ -7,14 +7,14 @@
 
 use serde_json::{json, Value};
 
-use super::gateway::{Behaviour, SimTask};
 use crate::api::monitor::MonitorMetric;
 
 /// Bytes a simulated source writes a second; what an incremental task reads at the head.
 const WRITE_RATE: f64 = 40_000.0;
 
-/// The monitored values of `task` at `t` seconds into its life, with `state` its status data.
-pub fn values(task: &SimTask, state: &Value, t: f64) -> Vec<(MonitorMetric, f64)> {
+/// The monitored values of a task at `t` seconds into its life, with `state` its status data
+/// and `behind` the seconds its lifecycle is behind its source, when it has one.
+pub fn values(state: &Value, behind: Option<f64>, t: f64) -> Vec<(MonitorMetric, f64)> {
     use MonitorMetric::*;
     let status = state["Status"].as_str().unwrap_or("");
     let wave = |period: f64| (t / period).sin();
@@ -25,13 +25,10 @@ pub fn values(task: &SimTask, state: &Value, t: f64) -> Vec<(MonitorMetric, f64)
     let mysql = state.get("Sync").is_some_and(|sync| sync.is_object());
     match status {
         "Syncing" | "Synced" => {
-            let behind = match &task.behaviour {
-                Behaviour::Lifecycle(lifecycle) => lifecycle.behind_at(t).unwrap_or(1.0),
-                _ => state["Progress"]["RedisDelayTime"]
-                    .as_f64()
-                    .or_else(|| state["Progress"]["MongoDelayTime"].as_f64())
-                    .unwrap_or(1.0),
-            };
+            let behind = behind
+                .or_else(|| state["Progress"]["RedisDelayTime"].as_f64())
+                .or_else(|| state["Progress"]["MongoDelayTime"].as_f64())
+                .unwrap_or(1.0);
             // Falling behind: it writes slower than the source does; catching up, faster.
             let write = WRITE_RATE * if behind > 5.0 { 0.8 } else { 1.0 } * (1.0 + 0.1 * wave(5.0));
             let mut values = vec![
@@ -67,7 +64,7 @@ pub fn values(task: &SimTask, state: &Value, t: f64) -> Vec<(MonitorMetric, f64)
 /// One resource of the answer, as the service words it (and UCloud's SDK models it), with the
 /// metrics in `metrics` (all when empty).
 pub fn resource(
-    task: &SimTask,
+    (id, name): (&str, &str),
     product: &str,
     values: &[(MonitorMetric, f64)],
     metrics: &[&str],
@@ -89,8 +86,8 @@ pub fn resource(
         })
         .collect();
     json!({
-        "ResourceId": task.id,
-        "Name": task.name,
+        "ResourceId": id,
+        "Name": name,
         "ProductKey": product,
         "Region": "cn-bj2",
         "Zone": "",
