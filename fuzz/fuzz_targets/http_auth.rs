@@ -20,8 +20,8 @@ struct Fixture {
 
 struct NoReload;
 impl udts_exporter::server::Reload for NoReload {
-    fn reload(&self) -> anyhow::Result<()> {
-        Ok(())
+    fn reload(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -40,6 +40,7 @@ fn fixture() -> &'static Fixture {
         let publisher = Arc::new(udts_exporter::exposition::Publisher::new(
             store,
             board,
+            Arc::new(udts_exporter::monitor::MonitorBoard::default()),
             udts_exporter::metrics::ExporterMetrics::new(),
             Default::default(),
         ));
