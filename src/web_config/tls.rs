@@ -219,6 +219,11 @@ mod tests {
         let reasons: std::collections::HashSet<_> =
             Refusal::ALL.iter().map(|r| r.reason()).collect();
         assert_eq!(reasons.len(), Refusal::ALL.len());
+        // The handshake's deadline is web.read_header_timeout, whatever it is set to; the
+        // explanation names the key, the log line's detail the duration in force.
+        let timeout = Refusal::Timeout.explanation();
+        assert!(timeout.contains("web.read_header_timeout"), "{timeout}");
+        assert!(!timeout.contains("10s"), "{timeout}");
         let error = |e: tokio_rustls::rustls::Error| {
             Refusal::of(&std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         };
