@@ -277,7 +277,9 @@ async fn round(
             }
         }
     }
-    record(board, &tasks, pages);
+    // The store's tasks, once: what the pages may speak of, and what the board keeps.
+    let present: HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
+    record(board, &present, pages);
     let mut state = board.lock();
     for (account, error) in outcome {
         state.up.insert(account.clone(), error.is_none());
@@ -287,7 +289,6 @@ async fn round(
     state
         .up
         .retain(|account, _| runtime.client(account).is_some());
-    let present: std::collections::HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
     Arc::make_mut(&mut state.tasks).retain(|key, _| present.contains(key));
     drop(state);
     board.changed.notify_one();
@@ -297,10 +298,9 @@ async fn round(
 /// Keeps what the pages said of tasks the store holds; counts the rest.
 fn record(
     board: &MonitorBoard,
-    tasks: &[Arc<TaskState>],
+    known: &HashSet<TaskKey>,
     pages: Vec<(Option<String>, SummaryPage)>,
 ) {
-    let known: std::collections::HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
     let now = unix_now();
     let (mut unknown, mut stale_or_invalid) = (0, 0);
     {

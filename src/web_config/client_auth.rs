@@ -246,10 +246,7 @@ fn subject_alt_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> Ve
 mod tests {
     use super::*;
     use crate::web_config::tls::crypto_provider;
-
-    fn tls(yaml: &str) -> TlsServerConfig {
-        serde_yaml_ng::from_str(&format!("cert_file: a\nkey_file: b\n{yaml}")).unwrap()
-    }
+    use crate::web_config::tls::tests::tls;
 
     #[test]
     fn client_auth_types_are_checked() {

@@ -165,13 +165,15 @@ pub(super) fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, St
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::web_config::refusal::ClientCertProblem;
     use crate::web_config::Refusal;
     use tokio_rustls::rustls::CertificateError;
 
-    fn tls(yaml: &str) -> TlsServerConfig {
+    /// A `tls_server_config` of a certificate pair plus `yaml`, for the tests of this module
+    /// and `client_auth`.
+    pub(in crate::web_config) fn tls(yaml: &str) -> TlsServerConfig {
         serde_yaml_ng::from_str(&format!("cert_file: a\nkey_file: b\n{yaml}")).unwrap()
     }
 
