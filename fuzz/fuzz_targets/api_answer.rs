@@ -1,5 +1,6 @@
 //! The gateway's answers: the envelope and RetCode, then `GetUDTSTaskStatus`,
-//! `ListUDTSTask` and `GetUDTSTaskHistory` data, decoded by the client's own functions. Never a
+//! `ListUDTSTask`, `GetUDTSTaskHistory` and `QueryMetricDataSummary` data, decoded by the
+//! client's own functions. A monitoring sample kept is always a measurement. Never a
 //! panic; a failure is classified with a reason; a decoded task renders into an exposition and
 //! a JSON view that hold.
 #![no_main]
@@ -28,6 +29,15 @@ fuzz_target!(|body: &[u8]| {
     };
     let history = decode::history(data.clone());
     let _ = entered_current_status(&history, "Syncing");
+    let page = udts_exporter::api::monitor::summary_page(&data);
+    assert!(page.resources.len() <= page.listed);
+    for (_, samples) in &page.resources {
+        for sample in samples {
+            assert!(sample.value.is_finite() && sample.value >= 0.0, "{sample:?}");
+            assert!(sample.at.is_finite() && sample.at > 0.0, "{sample:?}");
+            assert!(sample.metric.to_base_unit(sample.value).is_finite());
+        }
+    }
     if let Ok(items) = decode::list_page(data.clone()) {
         for item in items {
             let _ = item.listed_state();
