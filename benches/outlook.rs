@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use udts_exporter::api::model::{StatusData, SyncData};
 use udts_exporter::config::ExpositionOptions;
+use udts_exporter::monitor::MonitorSnapshot;
 use udts_exporter::outlook::Tracker;
 use udts_exporter::source::lag::{SourceLags, TaskLag};
 use udts_exporter::source::{BinlogReading, SourceSnapshot};
@@ -45,7 +46,15 @@ fn main() {
         let (tasks, lags, sources) = inputs(&specs, render);
         let now = start + Duration::from_secs(render * 5);
         let began = Instant::now();
-        let outlooks = tracker.observe(&tasks, &lags, &sources, &options, now, unix);
+        let outlooks = tracker.observe(
+            &tasks,
+            &lags,
+            &sources,
+            &MonitorSnapshot::default(),
+            &options,
+            now,
+            unix,
+        );
         times.push(began.elapsed());
         assert_eq!(outlooks.len(), TASKS);
     }

@@ -43,7 +43,7 @@ impl TaskMonitor {
     }
 
     /// Keeps `sample` unless a newer one of the same metric is kept already.
-    fn record(&mut self, metric: MonitorMetric, at: f64, value: f64) -> bool {
+    pub fn record(&mut self, metric: MonitorMetric, at: f64, value: f64) -> bool {
         let slot = &mut self.samples[index(metric)];
         if slot.is_some_and(|(kept, _)| kept >= at) {
             return false;

@@ -669,4 +669,13 @@ fn cutover_settings_follow_the_interval_and_refuse_what_cannot_hold_a_rate() {
     assert!(error.contains("cutover.max_lag"), "{error}");
     let error = resolve("[cutover]\nsteady_for = \"5\"\n").unwrap_err();
     assert!(error.contains("cutover"), "{error}");
+    // The data a task judged by UDTS's monitoring may have left: 5MiB unless set, in the
+    // units people write, and never 0 or nonsense.
+    assert_eq!(defaults.max_remaining, 5 * 1024 * 1024);
+    let set = resolve("[cutover]\nmax_remaining = \"2 MB\"\n").unwrap();
+    assert_eq!(set.exposition.cutover.max_remaining, 2_000_000);
+    let error = resolve("[cutover]\nmax_remaining = \"0B\"\n").unwrap_err();
+    assert!(error.contains("cutover.max_remaining"), "{error}");
+    let error = resolve("[cutover]\nmax_remaining = \"lots\"\n").unwrap_err();
+    assert!(error.contains("max_remaining"), "{error}");
 }

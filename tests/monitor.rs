@@ -224,3 +224,79 @@ async fn ucloud_s_python_sdk_reads_the_simulated_monitoring() {
     assert_eq!(gateway.requests("QueryMetricDataSummary"), 1);
     shutdown.cancel();
 }
+
+/// The task's JSON from `/api/v1/tasks/{id}`.
+async fn task_json(exporter: std::net::SocketAddr, id: &str) -> serde_json::Value {
+    let response = http_get(format!("http://{exporter}/api/v1/tasks/{id}"))
+        .await
+        .unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// A MySQL task with no `[[sources]]` entry: judged by UDTS's monitoring, it turns ready after
+/// `steady_for`, `wait --for cutover` exits 0 for it, and a delay spike makes it not ready
+/// within one monitoring interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_task_without_a_source_turns_ready_by_udts_monitoring() {
+    let harness = start_unready(vec![syncing("udts-mysql")], PRIVATE_KEY, |config| {
+        config.cutover.steady_for = Some(std::time::Duration::from_secs(2));
+    })
+    .await;
+    use MonitorMetric::*;
+    let caught_up = vec![(SyncDelay, 1.0), (RemainingBytes, 40_000.0)];
+    harness
+        .gateway
+        .set_monitor_values("udts-mysql", caught_up, 60);
+    wait_ready(harness.exporter).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+        .args(["wait", "--url", &format!("http://{}", harness.exporter)])
+        .args(["--task", "udts-mysql", "--for", "cutover"])
+        .args(["--timeout", "30s", "--interval", "200ms"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ready for cut-over"), "{stderr}");
+    let json = task_json(harness.exporter, "udts-mysql").await;
+    assert_eq!(json["cutover"]["ready"], true, "{json}");
+    assert_eq!(json["cutover"]["basis"], "monitor", "{json}");
+    let outlook = json["outlook"].as_str().unwrap();
+    assert!(
+        outlook.contains("UDTS: sync delay 1 s, 39.1 KiB left to apply"),
+        "{outlook}"
+    );
+    assert_eq!(
+        value(
+            &scrape(harness.exporter).await,
+            "udts_task_cutover_ready",
+            &task("udts-mysql")
+        ),
+        Some(1.0)
+    );
+
+    // The delay jumps: the next monitoring round (at most an interval away) says not ready.
+    harness.gateway.set_monitor_values(
+        "udts-mysql",
+        vec![(SyncDelay, 40.0), (EstimatedRemaining, 95.0)],
+        60,
+    );
+    let spiked = std::time::Instant::now();
+    loop {
+        let task = task_json(harness.exporter, "udts-mysql").await;
+        if task["cutover"]["ready"] == false {
+            assert_eq!(
+                task["cutover"]["blocking"][0], "lag 40 s over 10 s",
+                "{task}"
+            );
+            assert_eq!(task["eta"]["basis"], "udts", "{task}");
+            assert_eq!(task["eta"]["udts_estimate_seconds"], 95, "{task}");
+            break;
+        }
+        assert!(
+            spiked.elapsed() < std::time::Duration::from_secs(75),
+            "still {task} more than an interval after the spike"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

@@ -45,7 +45,12 @@ pub struct Cutover {
     pub steady_for: Duration,
     /// Rates and ETAs are taken over this much recent time.
     pub rate_window: Duration,
+    /// A task judged by UDTS's monitoring has at most this many bytes left to apply.
+    pub max_remaining: u64,
 }
+
+/// UDTS's cut-over guide waits for "less than 5 MB remaining".
+pub const DEFAULT_MAX_REMAINING: u64 = 5 * 1024 * 1024;
 
 impl Default for Cutover {
     fn default() -> Self {
@@ -53,6 +58,7 @@ impl Default for Cutover {
             max_lag: Duration::from_secs(10),
             steady_for: Duration::from_secs(300),
             rate_window: Duration::from_secs(60),
+            max_remaining: DEFAULT_MAX_REMAINING,
         }
     }
 }
@@ -141,10 +147,21 @@ impl Config {
                 format!("set it to at least {}, or leave it out", human(floor)),
             ));
         }
+        let max_remaining = given
+            .max_remaining
+            .map_or(DEFAULT_MAX_REMAINING, |size| size.as_u64());
+        if max_remaining == 0 {
+            return Err(invalid(
+                "cutover.max_remaining",
+                "it is 0: UDTS never reports exactly nothing left while the source writes",
+                "set how much data a ready task may have left to apply, e.g. \"5MiB\"",
+            ));
+        }
         Ok(Cutover {
             max_lag,
             steady_for,
             rate_window,
+            max_remaining,
         })
     }
 }

@@ -123,6 +123,16 @@ pub(super) fn explain(error: figment::Error) -> ConfigError {
                 fix: duration_fix(u64::try_from(n.unsigned_abs()).ok()),
             }
         }
+        // bytesize's own words ("expected parsable string") do not say what a size looks like.
+        Kind::InvalidValue(Actual::Str(text), _)
+            if path.last().is_some_and(|k| k == "max_remaining") =>
+        {
+            ConfigError::Invalid {
+                key: origin.spell(&path),
+                problem: format!("\"{text}\" is not a size"),
+                fix: "write a size with its unit, e.g. \"5MiB\" or \"500 KB\"".into(),
+            }
+        }
         kind => ConfigError::Invalid {
             key: origin.spell(&path),
             problem: kind.to_string(),

@@ -113,6 +113,9 @@ pub struct CutoverConfig {
     /// (default 1m, or two intervals if longer).
     #[serde(with = "humantime_serde")]
     pub rate_window: Option<Duration>,
+    /// A task judged by UDTS's own numbers has at most this much data left to apply
+    /// (default 5MiB, as UDTS's cut-over guide waits for "less than 5 MB remaining").
+    pub max_remaining: Option<bytesize::ByteSize>,
 }
 
 /// `[web]`

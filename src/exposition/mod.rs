@@ -200,11 +200,19 @@ pub fn render(
     let now = unix_now();
     let snapshots = sources.snapshots();
     let lags = source_lags(&tasks, options, &snapshots, now);
-    let outlooks = tracker.observe(&tasks, &lags, &snapshots, options, Instant::now(), now);
+    let monitor = Arc::new(monitor.snapshot());
+    let outlooks = tracker.observe(
+        &tasks,
+        &lags,
+        &snapshots,
+        &monitor,
+        options,
+        Instant::now(),
+        now,
+    );
     let mut out = GzipText::new();
     write_task_families(&tasks, options, &lags, &outlooks, &mut out);
     drop(lags);
-    let monitor = Arc::new(monitor.snapshot());
     monitor_families::write_monitor_families(
         &tasks,
         &monitor,

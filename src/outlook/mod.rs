@@ -3,6 +3,10 @@
 //! will be done (catch-up or full-load ETA), and whether it is ready for cut-over
 //! (`udts_task_cutover_ready`, the JSON's `cutover`, the `wait` command).
 //!
+//! A task mapped to a `[[sources]]` database is judged by its lag behind that source; a Redis or
+//! MongoDB task by the delay its status reports; any other by UDTS's own monitoring numbers (sync
+//! delay and data remaining), which also give the ETA and the rates where the exporter has none.
+//!
 //! The [`Tracker`] is fed every render with the store's snapshot and the sources' readings. It
 //! keeps a bounded window per task ([`window::CAPACITY`] samples) on the monotonic clock, so a
 //! wall-clock step never yields a fake rate. Nothing is persisted: a restart starts the clocks
@@ -17,22 +21,42 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::api::monitor::MonitorMetric;
 use crate::config::ExpositionOptions;
+use crate::monitor::{MonitorSnapshot, TaskMonitor};
 use crate::source::lag::{SourceLags, TaskLag};
 use crate::source::SourceSnapshot;
 use crate::state::TaskState;
 use verdict::{judge, Facts};
 use window::{Sample, Window};
 
-/// Rates over the last `cutover.rate_window`, each absent until the window holds enough.
+/// How long after its minute UDTS's monitoring publishes a sample ("about a minute late"): a
+/// sample is current for two monitoring intervals past that.
+pub const MONITOR_PUBLICATION_DELAY: Duration = Duration::from_secs(60);
+
+/// Rates over the last `cutover.rate_window`, each absent until the window holds enough; or,
+/// where the exporter has none of its own, UDTS's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Throughput {
-    /// Binlog bytes the task's position advanced per second.
+    /// Binlog bytes the task's position advanced per second (basis `udts`: bytes UDTS writes
+    /// to the target per second).
     pub applied_bytes_per_second: Option<f64>,
     /// Bytes the task's source wrote per second.
     pub source_written_bytes_per_second: Option<f64>,
-    /// Full-load rows per second.
+    /// Full-load rows per second (basis `udts`: rows UDTS writes to the target per second).
     pub rows_per_second: Option<f64>,
+    /// Whose measurement the rates are.
+    pub basis: ThroughputBasis,
+}
+
+/// Whose measurement a [`Throughput`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThroughputBasis {
+    /// The exporter's own samples (its source's binlog, the status's row counts).
+    Exporter,
+    /// UDTS's monitoring (`udts_target_data_size`, `udts_target_data_count`).
+    Udts,
 }
 
 /// What an ETA is of.
@@ -43,6 +67,9 @@ pub enum EtaBasis {
     CatchUp,
     /// Finishing the full load: rows left over rows per second.
     FullLoad,
+    /// Catching up, by UDTS's own estimate (`udts_sync_estimate_remaining_seconds`), where the
+    /// exporter has no rates of its own.
+    Udts,
 }
 
 /// When the task will be done, at the current rates.
@@ -54,8 +81,21 @@ pub struct Eta {
     pub at: f64,
     /// What is estimated.
     pub basis: EtaBasis,
-    /// For a full load, UDTS's own estimate of the time left (`TotalDuration - CurDuration`).
+    /// UDTS's own estimate of the time left: for a full load `TotalDuration - CurDuration`,
+    /// for the incremental phase its monitoring's `udts_sync_estimate_remaining_seconds`.
     pub udts_estimate_seconds: Option<u64>,
+}
+
+/// What a cut-over verdict is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutoverBasis {
+    /// The task's `[[sources]]` database: its lag behind the binlog's head.
+    Source,
+    /// UDTS's own monitoring: sync delay and data remaining.
+    Monitor,
+    /// The Redis or MongoDB delay `GetUDTSTaskStatus` reports.
+    Status,
 }
 
 /// The cut-over verdict as the JSON carries it.
@@ -63,6 +103,8 @@ pub struct Eta {
 pub struct CutoverView {
     /// Ready, not ready, or `null` where it cannot be judged.
     pub ready: Option<bool>,
+    /// What the lag was judged by; `null` when there is none to judge by.
+    pub basis: Option<CutoverBasis>,
     /// Unix seconds the verdict has held since (this exporter's watch).
     pub since: Option<f64>,
     /// What stands in the way, in words (`"lag 42 s over 10 s"`).
@@ -73,6 +115,7 @@ impl Default for CutoverView {
     fn default() -> Self {
         Self {
             ready: None,
+            basis: None,
             since: None,
             blocking: vec!["not watched: judged by a running exporter from its own samples".into()],
         }
@@ -104,6 +147,8 @@ pub struct Outlook {
 struct Track {
     /// `last_success` of the state sampled last: a new one is a new poll.
     sampled: Option<f64>,
+    /// The time of the monitoring delay sample judged last: a new one is a new observation.
+    monitor_sampled: Option<f64>,
     /// The source (a hash of its name: a string per task would cost more than the rest) and
     /// the offset in its written bytes that the task's position was at when last counted.
     position: Option<(u64, i128)>,
@@ -127,6 +172,7 @@ impl Track {
     fn new(now: Instant) -> Self {
         Self {
             sampled: None,
+            monitor_sampled: None,
             position: None,
             applied_total: None,
             moved_back_logged: false,
@@ -153,17 +199,24 @@ pub struct Tracker {
 impl Tracker {
     /// Takes the snapshot at `now` (monotonic) and `unix_now` and returns each task's outlook,
     /// in task order. Tasks gone from the snapshot are forgotten.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         tasks: &[Arc<TaskState>],
         lags: &SourceLags<'_>,
         sources: &HashMap<String, Arc<SourceSnapshot>>,
+        monitor: &MonitorSnapshot,
         options: &ExpositionOptions,
         now: Instant,
         unix_now: f64,
     ) -> Vec<Outlook> {
         self.generation += 1;
         let generation = self.generation;
+        // A sample is current for two intervals after it is published.
+        let board = monitor
+            .interval
+            .filter(|_| !monitor.tasks.is_empty())
+            .map(|interval| (&monitor.tasks, interval * 2 + MONITOR_PUBLICATION_DELAY));
         let mut outlooks = Vec::with_capacity(tasks.len());
         for (i, task) in tasks.iter().enumerate() {
             let spec = &task.spec;
@@ -184,7 +237,16 @@ impl Tracker {
             track.generation = generation;
             let lag = lags.get(i).and_then(Option::as_ref);
             let source = lag.and_then(|(name, _)| Some((*name, sources.get(*name)?)));
-            outlooks.push(outlook(track, task, lag, source, options, now, unix_now));
+            let udts = board.and_then(|(tasks, allowed_age)| {
+                Some(Udts {
+                    samples: *tasks.get(&spec.key())?,
+                    allowed_age,
+                    unix_now,
+                })
+            });
+            outlooks.push(outlook(
+                track, task, lag, source, udts, options, now, unix_now,
+            ));
         }
         self.tracks.retain(|_, accounts| {
             accounts.retain(|(_, track)| track.generation == generation);
@@ -206,11 +268,44 @@ impl Tracker {
 
 type Lag<'a> = Option<&'a (&'a str, Result<TaskLag, crate::source::lag::LagProblem>)>;
 
+/// What UDTS's monitoring last said of one task, and how old a sample may be to count.
+#[derive(Debug, Clone, Copy)]
+struct Udts {
+    samples: TaskMonitor,
+    /// Two monitoring intervals past the publication delay.
+    allowed_age: Duration,
+    unix_now: f64,
+}
+
+impl Udts {
+    fn age(&self, metric: MonitorMetric) -> Option<Duration> {
+        let (at, _) = self.samples.get(metric)?;
+        Some(Duration::from_secs_f64((self.unix_now - at).max(0.0)))
+    }
+
+    /// `metric`'s value while its sample is current.
+    fn current(&self, metric: MonitorMetric) -> Option<f64> {
+        let (_, value) = self.samples.get(metric)?;
+        (self.age(metric)? <= self.allowed_age).then_some(value)
+    }
+}
+
+/// What the verdict judges a task's lag by, the lag, and for the monitoring basis the data
+/// remaining and the sample's age against the most it may be.
+struct Judged {
+    basis: Option<CutoverBasis>,
+    lag: Result<Duration, String>,
+    remaining: Option<u64>,
+    sample_age: Option<(Duration, Duration)>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn outlook(
     track: &mut Track,
     task: &TaskState,
     lag: Lag<'_>,
     source: Option<(&str, &Arc<SourceSnapshot>)>,
+    udts: Option<Udts>,
     options: &ExpositionOptions,
     now: Instant,
     unix_now: f64,
@@ -224,8 +319,29 @@ fn outlook(
         .last_success
         .map(|at| Duration::from_secs_f64((unix_now - at).max(0.0)));
     let fresh = since_read.is_some_and(|age| age <= options.poll_interval * 2);
-    let lag_now = lag_duration(task, lag);
+    let judged = lag_duration(task, lag, udts.as_ref());
+    let lag_now = &judged.lag;
+    let within_bounds = matches!(lag_now, Ok(lag) if *lag <= rule.max_lag)
+        && judged.remaining.is_none_or(|r| r <= rule.max_remaining)
+        && judged
+            .sample_age
+            .is_none_or(|(age, allowed)| age <= allowed);
     let new_poll = task.last_success.is_some() && task.last_success != track.sampled;
+    let monitor_sampled = (judged.basis == Some(CutoverBasis::Monitor))
+        .then(|| udts.and_then(|u| u.samples.get(MonitorMetric::SyncDelay)))
+        .flatten()
+        .map(|(at, _)| at);
+    let new_sample = monitor_sampled.is_some() && monitor_sampled != track.monitor_sampled;
+    if new_sample {
+        track.monitor_sampled = monitor_sampled;
+    }
+    if new_poll || new_sample {
+        if within_bounds {
+            track.steady_since.get_or_insert(now);
+        } else {
+            track.steady_since = None;
+        }
+    }
     if new_poll {
         track.sampled = task.last_success;
         let progress = data.and_then(|d| d.progress.as_ref());
@@ -246,12 +362,6 @@ fn outlook(
         } else if !sample.is_empty() {
             track.window.push(sample, rule.rate_window);
         }
-        match &lag_now {
-            Ok(lag) if *lag <= rule.max_lag => {
-                track.steady_since.get_or_insert(now);
-            }
-            _ => track.steady_since = None,
-        }
         let retries = data.and_then(|d| d.cur_retry_count);
         if let (Some(before), Some(after)) = (track.retries, retries) {
             if after > before {
@@ -263,13 +373,15 @@ fn outlook(
 
     // Within `max_lag` the task is at the head as far as a cut-over goes: a catch-up ETA of a
     // few seconds there would only flicker with the timing of the source's reads.
-    let within_reach = matches!(&lag_now, Ok(lag) if *lag <= rule.max_lag);
-    let beyond_max_lag = matches!(&lag_now, Ok(lag) if *lag > rule.max_lag);
+    let within_reach = matches!(lag_now, Ok(lag) if *lag <= rule.max_lag);
+    let beyond_max_lag = matches!(lag_now, Ok(lag) if *lag > rule.max_lag);
     let facts = Facts {
         status: data.and_then(|d| d.status.clone()),
         full_only: task.spec.mode.as_deref() == Some("full"),
         since_read,
-        lag: lag_now,
+        lag: judged.lag.clone(),
+        remaining: judged.remaining,
+        sample_age: judged.sample_age,
         watched: now.saturating_duration_since(track.watched_since),
         steady: track
             .steady_since
@@ -284,27 +396,66 @@ fn outlook(
 
     let window = &track.window;
     let span = rule.rate_window;
+    let has_rates = |t: &Throughput| {
+        t.applied_bytes_per_second.is_some()
+            || t.source_written_bytes_per_second.is_some()
+            || t.rows_per_second.is_some()
+    };
     let throughput = fresh
         .then(|| Throughput {
             applied_bytes_per_second: window.rate(span, |s| s.applied.map(|a| a as f64)),
             source_written_bytes_per_second: window.rate(span, |s| s.written.map(|w| w as f64)),
             rows_per_second: window.rate(span, |s| s.rows),
+            basis: ThroughputBasis::Exporter,
         })
-        .filter(|t| {
-            t.applied_bytes_per_second.is_some()
-                || t.source_written_bytes_per_second.is_some()
-                || t.rows_per_second.is_some()
-        });
+        .filter(has_rates);
     let lag_bytes = task_lag.and_then(|l| l.bytes);
+    let incremental =
+        !facts.full_only && matches!(facts.status.as_deref(), Some("Syncing" | "Synced"));
+    let udts_estimate = udts
+        .filter(|_| incremental)
+        .and_then(|u| u.current(MonitorMetric::EstimatedRemaining))
+        .map(|s| s.round() as u64);
+    let own_eta = throughput.and_then(|t| {
+        let catching_up = lag_bytes.filter(|_| !within_reach);
+        eta(task, catching_up, &t, unix_now)
+    });
+    let eta = match own_eta {
+        Some(mut own) if own.basis == EtaBasis::CatchUp => {
+            own.udts_estimate_seconds = udts_estimate;
+            Some(own)
+        }
+        Some(own) => Some(own),
+        // Within `max_lag` a countdown would only flicker, as for the exporter's own.
+        None => udts_estimate
+            .filter(|seconds| *seconds > 0 && !within_reach)
+            .map(|seconds| Eta {
+                seconds,
+                at: unix_now + seconds as f64,
+                basis: EtaBasis::Udts,
+                udts_estimate_seconds: Some(seconds),
+            }),
+    };
+    let finished = data
+        .and_then(|d| d.status.as_deref())
+        .is_some_and(crate::status::is_finished);
+    let throughput = throughput.or_else(|| {
+        let udts = udts.filter(|_| !finished)?;
+        Some(Throughput {
+            applied_bytes_per_second: udts.current(MonitorMetric::TargetWriteBytes),
+            source_written_bytes_per_second: None,
+            rows_per_second: udts.current(MonitorMetric::TargetWriteRows),
+            basis: ThroughputBasis::Udts,
+        })
+        .filter(has_rates)
+    });
     Outlook {
         applied_bytes_total: track.applied_total,
-        eta: throughput.and_then(|t| {
-            let catching_up = lag_bytes.filter(|_| !within_reach);
-            eta(task, catching_up, &t, unix_now)
-        }),
+        eta,
         throughput,
         cutover: CutoverView {
             ready: verdict.ready,
+            basis: judged.basis,
             since: Some(unix_now - held),
             blocking: verdict.blocking,
         },
@@ -358,12 +509,19 @@ fn count_applied(
     track.position = Some((source, offset));
 }
 
-/// The lag the verdict is judged by, or why there is none: a MySQL task by its source, a Redis
-/// or MongoDB task by the delay UDTS reports.
-fn lag_duration(task: &TaskState, lag: Lag<'_>) -> Result<Duration, String> {
+/// The lag the verdict is judged by, or why there is none: a task mapped to a source by its
+/// source, a Redis or MongoDB task by the delay its status reports, any other by UDTS's
+/// monitoring.
+fn lag_duration(task: &TaskState, lag: Lag<'_>, udts: Option<&Udts>) -> Judged {
     let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let judged = |basis, lag| Judged {
+        basis,
+        lag,
+        remaining: None,
+        sample_age: None,
+    };
     if let Some((source, lag)) = lag {
-        return match lag {
+        let lag = match lag {
             Err(problem) => Err(problem.explanation().to_string()),
             Ok(lag) if !lag.retained => Err(format!("its binlog file is purged from {source}")),
             Ok(lag) => lag.seconds.map(seconds).ok_or_else(|| {
@@ -373,16 +531,41 @@ fn lag_duration(task: &TaskState, lag: Lag<'_>) -> Result<Duration, String> {
                 )
             }),
         };
+        return judged(Some(CutoverBasis::Source), lag);
     }
     let data = task.data.as_ref();
     let progress = data.and_then(|d| d.progress.as_ref());
     if let Some(delay) = progress.and_then(|p| p.redis_delay_time.or(p.mongo_delay_time)) {
-        return Ok(seconds(delay));
+        return judged(Some(CutoverBasis::Status), Ok(seconds(delay)));
+    }
+    if let Some(udts) = udts {
+        if let (Some((_, delay)), Some(age)) = (
+            udts.samples.get(MonitorMetric::SyncDelay),
+            udts.age(MonitorMetric::SyncDelay),
+        ) {
+            // The data remaining counts where UDTS reports it (MySQL, Redis) and is current.
+            let remaining = udts
+                .current(MonitorMetric::RemainingBytes)
+                .map(|bytes| bytes.round() as u64);
+            return Judged {
+                basis: Some(CutoverBasis::Monitor),
+                lag: Ok(seconds(delay)),
+                remaining,
+                sample_age: Some((age, udts.allowed_age)),
+            };
+        }
     }
     if data.is_some_and(|d| d.sync.is_some()) {
-        return Err("no [[sources]] entry maps this task, so its lag is unknown".into());
+        return judged(
+            None,
+            Err(
+                "no [[sources]] entry maps this task and UDTS's monitoring has no sample of its \
+                 delay, so its lag is unknown"
+                    .into(),
+            ),
+        );
     }
-    Err("the task reports no lag".into())
+    judged(None, Err("the task reports no lag".into()))
 }
 
 /// The catch-up ETA of a task `lag_bytes` behind its source that applies faster than the

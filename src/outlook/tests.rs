@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::api::model::{Progress, StatusData, SyncData};
+use crate::api::monitor::MonitorMetric;
 use crate::config::Cutover;
+use crate::monitor::{MonitorSnapshot, TaskMonitor};
 use crate::source::{BinlogReading, SourceSnapshot};
 use crate::task::TaskSpec;
 
@@ -15,6 +17,7 @@ fn options() -> ExpositionOptions {
             max_lag: Duration::from_secs(10),
             steady_for: Duration::from_secs(60),
             rate_window: Duration::from_secs(30),
+            max_remaining: 5 * 1024 * 1024,
         },
         ..Default::default()
     }
@@ -82,7 +85,15 @@ impl Run {
         let sources = HashMap::from([("orders".to_string(), source(written))]);
         let now = self.start + Duration::from_secs(t);
         self.tracker
-            .observe(&[state], &lags, &sources, &self.options, now, unix)
+            .observe(
+                &[state],
+                &lags,
+                &sources,
+                &MonitorSnapshot::default(),
+                &self.options,
+                now,
+                unix,
+            )
             .remove(0)
     }
 }
@@ -216,6 +227,7 @@ fn a_full_load_has_rows_per_second_and_an_eta_beside_udts_estimate() {
                 &[state],
                 &Vec::new(),
                 &HashMap::new(),
+                &MonitorSnapshot::default(),
                 &options,
                 start + Duration::from_secs(t),
                 unix,
@@ -245,9 +257,135 @@ fn tasks_that_leave_are_forgotten_and_the_window_stays_bounded() {
         &[],
         &Vec::new(),
         &HashMap::new(),
+        &MonitorSnapshot::default(),
         &run.options,
         Instant::now(),
         0.0,
     );
     assert!(run.tracker.is_empty());
+}
+
+/// A MySQL task with no `[[sources]]` entry, judged by UDTS's monitoring.
+struct Monitored {
+    tracker: Tracker,
+    start: Instant,
+    options: ExpositionOptions,
+    samples: TaskMonitor,
+}
+
+impl Monitored {
+    fn new() -> Self {
+        Self {
+            tracker: Tracker::default(),
+            start: Instant::now(),
+            options: options(),
+            samples: TaskMonitor::default(),
+        }
+    }
+
+    fn unix(t: u64) -> f64 {
+        1_800_000_000.0 + t as f64
+    }
+
+    /// UDTS publishes the minute `t - 60`: `values` in the units it sends them.
+    fn publish(&mut self, t: u64, values: &[(MonitorMetric, f64)]) {
+        for (metric, value) in values {
+            self.samples.record(*metric, Self::unix(t) - 60.0, *value);
+        }
+    }
+
+    fn at(&mut self, t: u64) -> Outlook {
+        let unix = Self::unix(t);
+        let spec = TaskSpec::new("udts-a");
+        let key = spec.key();
+        let state = Arc::new(TaskState::new(spec).after_poll(Ok(syncing(4, 0.0)), unix));
+        let monitor = MonitorSnapshot {
+            tasks: Arc::new(HashMap::from([(key, self.samples)])),
+            interval: Some(Duration::from_secs(60)),
+            ..MonitorSnapshot::default()
+        };
+        self.tracker
+            .observe(
+                &[state],
+                &vec![None],
+                &HashMap::new(),
+                &monitor,
+                &self.options,
+                self.start + Duration::from_secs(t),
+                unix,
+            )
+            .remove(0)
+    }
+}
+
+#[test]
+fn a_task_without_a_source_is_judged_by_udts_monitoring() {
+    use MonitorMetric::*;
+    let mut run = Monitored::new();
+    let none = run.at(0);
+    assert_eq!(none.cutover.ready, None, "no sample, no verdict");
+    assert_eq!(none.cutover.basis, None);
+    assert!(none.cutover.blocking[0].contains("monitoring has no sample"));
+
+    // Caught up: 2 s of delay, 1 MiB left, for longer than `steady_for` (60 s).
+    let mut outlook = none;
+    for t in (0..=90).step_by(5) {
+        if t % 60 == 0 {
+            run.publish(t, &[(SyncDelay, 2.0), (RemainingBytes, 1_048_576.0)]);
+        }
+        outlook = run.at(t);
+    }
+    assert_eq!(outlook.cutover.basis, Some(CutoverBasis::Monitor));
+    assert_eq!(outlook.cutover.ready, Some(true), "{:?}", outlook.cutover);
+
+    // A spike in the next sample: not ready at the render that sees it.
+    run.publish(120, &[(SyncDelay, 40.0), (EstimatedRemaining, 300.0)]);
+    let spiked = run.at(120);
+    assert_eq!(spiked.cutover.ready, Some(false));
+    assert_eq!(spiked.cutover.blocking, ["lag 40 s over 10 s"]);
+    let eta = spiked.eta.expect("UDTS's estimate is the ETA");
+    assert_eq!((eta.basis, eta.seconds), (EtaBasis::Udts, 300));
+    assert_eq!(eta.udts_estimate_seconds, Some(300));
+
+    // Back within bounds but with more data left than `max_remaining`.
+    run.publish(
+        180,
+        &[(SyncDelay, 1.0), (RemainingBytes, 8.0 * 1_048_576.0)],
+    );
+    let heavy = run.at(180);
+    assert_eq!(
+        heavy.cutover.blocking,
+        ["8.0 MiB left to apply, over 5.0 MiB"]
+    );
+
+    // No new sample for long: the last one is too old to judge by.
+    let stale = run.at(420);
+    assert_eq!(stale.cutover.ready, Some(false));
+    assert_eq!(stale.cutover.blocking, ["monitoring sample 5 min old"]);
+    assert_eq!(stale.eta, None, "a stale estimate is no ETA");
+}
+
+#[test]
+fn udts_rates_stand_in_where_the_exporter_has_none_and_a_source_keeps_its_basis() {
+    use MonitorMetric::*;
+    let mut run = Monitored::new();
+    run.publish(
+        0,
+        &[
+            (SyncDelay, 1.0),
+            (TargetWriteBytes, 2048.0),
+            (TargetWriteRows, 30.0),
+        ],
+    );
+    let outlook = run.at(0);
+    let rates = outlook.throughput.expect("UDTS's write rates");
+    assert_eq!(rates.basis, ThroughputBasis::Udts);
+    assert_eq!(rates.applied_bytes_per_second, Some(2048.0));
+    assert_eq!(rates.rows_per_second, Some(30.0));
+    assert_eq!(rates.source_written_bytes_per_second, None);
+
+    // A task mapped to a source is judged by the source, whatever monitoring says.
+    let mut sourced = Run::new();
+    let judged = sourced.at(0, syncing(4, 0.0), 0, lag(0, 0.0));
+    assert_eq!(judged.cutover.basis, Some(CutoverBasis::Source));
 }

@@ -2,9 +2,11 @@
 //! that each clause is tested alone.
 //!
 //! Ready when all hold: status `Syncing` or `Synced`; read successfully within the last two
-//! intervals; its lag at most `max_lag` for at least `steady_for`; its retries not increased in
-//! that time. No verdict (never a guess) for a full-only task, a MySQL task without a source,
-//! a lag that cannot be known, or before `steady_for` of samples exist.
+//! intervals; its lag at most `max_lag` (and, judged by UDTS's monitoring, its data remaining at
+//! most `max_remaining`, from a sample no older than two monitoring intervals past its
+//! publication) for at least `steady_for`; its retries not increased in that time. No verdict
+//! (never a guess) for a full-only task, a lag that cannot be known (a MySQL task with neither a
+//! source nor a monitoring sample), or before `steady_for` of samples exist.
 
 use std::time::Duration;
 
@@ -21,6 +23,10 @@ pub struct Facts {
     pub since_read: Option<Duration>,
     /// The lag now, or why it cannot be known.
     pub lag: Result<Duration, String>,
+    /// The data left to apply, where UDTS's monitoring reports it.
+    pub remaining: Option<u64>,
+    /// For a lag from UDTS's monitoring: its sample's age, and the most it may be.
+    pub sample_age: Option<(Duration, Duration)>,
     /// How long the exporter has watched the task's lag.
     pub watched: Duration,
     /// How long the lag has been at most `max_lag` without a break (zero when it is not now).
@@ -48,6 +54,11 @@ pub fn words(duration: Duration) -> String {
     }
 }
 
+/// A size in words for the `blocking` reasons: "12.4 MiB".
+pub fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
 /// Judges `facts` under `rule`, with `interval` the poll interval.
 pub fn judge(facts: &Facts, rule: &Cutover, interval: Duration) -> Verdict {
     let unjudged = |reason: String| Verdict {
@@ -69,6 +80,9 @@ pub fn judge(facts: &Facts, rule: &Cutover, interval: Duration) -> Verdict {
         }
         Some(_) => {}
     }
+    if let Some((age, _)) = facts.sample_age.filter(|(age, allowed)| age > allowed) {
+        blocking.push(format!("monitoring sample {} old", words(age)));
+    }
     let lag = match &facts.lag {
         Ok(lag) => *lag,
         Err(reason) if blocking.is_empty() => return unjudged(reason.clone()),
@@ -82,6 +96,13 @@ pub fn judge(facts: &Facts, rule: &Cutover, interval: Duration) -> Verdict {
     };
     if lag > rule.max_lag {
         blocking.push(format!("lag {} over {}", words(lag), words(rule.max_lag)));
+    }
+    if let Some(remaining) = facts.remaining.filter(|r| *r > rule.max_remaining) {
+        blocking.push(format!(
+            "{} left to apply, over {}",
+            size(remaining),
+            size(rule.max_remaining)
+        ));
     }
     if let Some(since) = facts.since_retry.filter(|since| *since < rule.steady_for) {
         blocking.push(format!("retried {} ago", words(since)));
@@ -123,6 +144,7 @@ mod tests {
             max_lag: Duration::from_secs(10),
             steady_for: Duration::from_secs(300),
             rate_window: Duration::from_secs(60),
+            max_remaining: 5 * 1024 * 1024,
         }
     }
 
@@ -132,6 +154,8 @@ mod tests {
             full_only: false,
             since_read: Some(Duration::from_secs(3)),
             lag: Ok(Duration::from_secs(2)),
+            remaining: None,
+            sample_age: None,
             watched: Duration::from_secs(600),
             steady: Duration::from_secs(420),
             since_retry: None,
@@ -150,6 +174,13 @@ mod tests {
             ..steady()
         };
         assert_eq!(judged(synced).ready, Some(true));
+        // Judged by UDTS's monitoring: a current sample and little data left.
+        let monitored = Facts {
+            remaining: Some(4 * 1024 * 1024),
+            sample_age: Some((Duration::from_secs(170), Duration::from_secs(180))),
+            ..steady()
+        };
+        assert_eq!(judged(monitored).ready, Some(true));
     }
 
     #[test]
@@ -183,6 +214,20 @@ mod tests {
                     ..steady()
                 },
                 "retried 2 min ago",
+            ),
+            (
+                Facts {
+                    remaining: Some(12 * 1024 * 1024),
+                    ..steady()
+                },
+                "12.0 MiB left to apply, over 5.0 MiB",
+            ),
+            (
+                Facts {
+                    sample_age: Some((Duration::from_secs(420), Duration::from_secs(180))),
+                    ..steady()
+                },
+                "monitoring sample 7 min old",
             ),
             (
                 Facts {

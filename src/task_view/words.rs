@@ -107,6 +107,74 @@ pub(super) fn outlook_sentence(outlook: &Outlook, rule: &Cutover) -> Option<Stri
     Some(text)
 }
 
+/// UDTS's own view of an incremental task in words, from its monitoring: the sync delay and
+/// the data left to apply ("UDTS: sync delay 3 s, 1.2 MiB left to apply, about 40 s").
+pub(super) fn monitor_sentence(
+    delay: Option<f64>,
+    remaining: Option<f64>,
+    estimate: Option<f64>,
+) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(delay) = delay {
+        parts.push(format!("sync delay {}", seconds_text(delay)));
+    }
+    if let Some(remaining) = remaining {
+        let mut text = format!("{} left to apply", bytes_text(remaining as u64));
+        if let Some(estimate) = estimate.filter(|e| *e >= 1.0 && remaining > 0.0) {
+            text.push_str(&format!(", about {}", seconds_text(estimate)));
+        }
+        parts.push(text);
+    }
+    (!parts.is_empty()).then(|| format!("UDTS: {}", parts.join(", ")))
+}
+
+/// UDTS's read and write speeds and its network latency to each end, in words: a slow
+/// network is the usual reason a sync cannot keep up.
+pub(super) fn monitor_detail(
+    read: (Option<f64>, Option<f64>),
+    write: (Option<f64>, Option<f64>),
+    source_latency: Option<f64>,
+    target_latency: Option<f64>,
+) -> Option<String> {
+    let speed = |verb: &str, (bytes, rows): (Option<f64>, Option<f64>)| {
+        let bytes = bytes.map(|b| format!("{}/s", bytes_text(b as u64)));
+        let rows = rows.map(|r| format!("{} rows/s", grouped(r.round() as u64)));
+        match (bytes, rows) {
+            (Some(bytes), Some(rows)) => Some(format!("{verb} {bytes} ({rows})")),
+            (Some(one), None) | (None, Some(one)) => Some(format!("{verb} {one}")),
+            (None, None) => None,
+        }
+    };
+    let latency = |end: &str, seconds: Option<f64>| {
+        seconds.map(|s| {
+            if s < 1.0 {
+                format!("{end} {:.0} ms", s * 1000.0)
+            } else {
+                format!("{end} {s:.1} s")
+            }
+        })
+    };
+    let speeds: Vec<String> = [speed("reads", read), speed("writes", write)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let latencies: Vec<String> = [
+        latency("source", source_latency),
+        latency("target", target_latency),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut text = speeds.join(", ");
+    if !latencies.is_empty() {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(&format!("network latency to {}", latencies.join(", ")));
+    }
+    (!text.is_empty()).then_some(text)
+}
+
 /// A count with thousands separators, `1240` as "1,240": for reading (never for positions,
 /// which are pasted into `mysqlbinlog`).
 pub fn grouped(value: u64) -> String {
