@@ -12,6 +12,7 @@ use crate::api::{ApiError, StatusData};
 use crate::config::{ExpositionOptions, SourceSettings};
 use crate::discovery::{list_all, DiscoveredTask, Inventory, ListSource};
 use crate::metrics::ExporterMetrics;
+use crate::monitor::AccountCheck;
 use crate::runtime::Runtime;
 use crate::source::lag::source_lags;
 use crate::source::{ReaderFactory, SourceError, SourceSnapshot};
@@ -123,6 +124,41 @@ pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<Arc<TaskSpec>>) -> Vec<
     rows
 }
 
+/// Reads one round of UDTS's monitoring for the polled tasks whose status is not final; empty
+/// when `[monitor]` is off.
+pub async fn read_monitoring(runtime: &Runtime, rows: &[CheckRow]) -> Vec<AccountCheck> {
+    let store = Store::new();
+    store.set_tasks(rows.iter().map(|row| Arc::clone(&row.task)).collect());
+    let now = unix_now();
+    for row in rows {
+        store.update(&row.task.key(), |state| {
+            state.after_poll(row.result.clone(), now)
+        });
+    }
+    crate::monitor::check_once(&store, runtime).await
+}
+
+/// What monitoring found per account, a line each: "monitoring: samples for 12 of 14 active
+/// tasks", or why none, with the fix.
+pub fn monitoring_lines(checks: &[AccountCheck]) -> String {
+    let mut out = String::new();
+    for check in checks {
+        let account = check
+            .account
+            .as_deref()
+            .map_or(String::new(), |a| format!(" ({a})"));
+        let _ = match &check.problem {
+            Some(problem) => writeln!(out, "monitoring{account}: unavailable: {problem}"),
+            None => writeln!(
+                out,
+                "monitoring{account}: samples for {} of {} active tasks",
+                check.sampled, check.active
+            ),
+        };
+    }
+    out
+}
+
 /// One source, read once.
 pub struct SourceCheck {
     /// The `[[sources]]` name.
@@ -189,17 +225,32 @@ struct SourceJson<'a> {
     error: Option<String>,
 }
 
-/// The JSON report: `GET /api/v1/tasks`'s task objects (worst first, with `source_lag`), and
-/// each source's reading.
+/// An account's round of monitoring in the JSON report.
+#[derive(Serialize)]
+struct MonitoringJson<'a> {
+    account: Option<&'a str>,
+    active_tasks: usize,
+    sampled_tasks: usize,
+    error: Option<&'a str>,
+}
+
+/// The JSON report: `GET /api/v1/tasks`'s task objects (worst first, with `source_lag`),
+/// each source's reading, and each account's round of monitoring.
 #[derive(Serialize)]
 struct Report<'a> {
     #[serde(flatten)]
     list: TaskList<'a>,
     sources: Vec<SourceJson<'a>>,
+    monitoring: Vec<MonitoringJson<'a>>,
 }
 
-/// The report as the JSON of `GET /api/v1/tasks` plus `sources`.
-pub fn json(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions) -> String {
+/// The report as the JSON of `GET /api/v1/tasks` plus `sources` and `monitoring`.
+pub fn json(
+    rows: &[CheckRow],
+    sources: &[SourceCheck],
+    monitoring: &[AccountCheck],
+    options: &ExpositionOptions,
+) -> String {
     let views = views(rows, sources, options);
     let report = Report {
         list: TaskList {
@@ -224,6 +275,15 @@ pub fn json(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOpti
                         .err()
                         .map(|e| format!("{} ({}): {}", e.message, e.reason, e.fix)),
                 }
+            })
+            .collect(),
+        monitoring: monitoring
+            .iter()
+            .map(|check| MonitoringJson {
+                account: check.account.as_deref(),
+                active_tasks: check.active,
+                sampled_tasks: check.sampled,
+                error: check.problem.as_deref(),
             })
             .collect(),
     };

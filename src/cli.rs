@@ -410,9 +410,11 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     }
     let readers = crate::source::mysql_readers();
     let (rows, sources) = tokio::join!(
-        crate::check::poll_once(runtime, tasks),
+        crate::check::poll_once(Arc::clone(&runtime), tasks),
         crate::check::read_sources(&source_settings, &readers),
     );
+    // Monitoring is an extra: what it says never changes the exit code.
+    let monitoring = crate::check::read_monitoring(&runtime, &rows).await;
     let failed = rows.iter().filter(|row| row.result.is_err()).count();
     let sources_down = sources.iter().filter(|s| s.result.is_err()).count();
     let code = if failed == 0 && sources_down == 0 && !listing_failed {
@@ -421,7 +423,10 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     };
     if output == CheckOutput::Json {
-        println!("{}", crate::check::json(&rows, &sources, &options));
+        println!(
+            "{}",
+            crate::check::json(&rows, &sources, &monitoring, &options)
+        );
         return Ok(code);
     }
     let lags = crate::check::lag_summaries(&rows, &sources, &options);
@@ -446,6 +451,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
             sources.len()
         );
     }
+    print!("{}", crate::check::monitoring_lines(&monitoring));
     Ok(code)
 }
 

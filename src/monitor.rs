@@ -192,7 +192,7 @@ pub async fn run(
             (!full).then_some(&asked),
         );
         let newly_asked = tokio::select! {
-            newly_asked = round => newly_asked,
+            (newly_asked, _) = round => newly_asked,
             () = shutdown.cancelled() => return,
         };
         if full {
@@ -210,8 +210,11 @@ pub async fn run(
 /// What one call can ask for together: (account, project, product).
 type Group = (Option<String>, Option<String>, &'static str);
 
+/// Each account's last answer in a round: `None` when every call succeeded.
+type AccountOutcomes = BTreeMap<Option<String>, Option<ApiError>>;
+
 /// One round: the active tasks of each account (those not in `skip`, when given), by project
-/// and product, a call per 100. Returns the tasks asked for.
+/// and product, a call per 100. Returns the tasks asked for, and how each account fared.
 async fn round(
     board: &MonitorBoard,
     store: &Store,
@@ -219,7 +222,7 @@ async fn round(
     region: Option<&str>,
     outcomes: &mut Outcomes,
     skip: Option<&HashSet<TaskKey>>,
-) -> HashSet<TaskKey> {
+) -> (HashSet<TaskKey>, AccountOutcomes) {
     let tasks = store.snapshot();
     let mut asked = HashSet::new();
     let mut groups: BTreeMap<Group, Vec<&str>> = BTreeMap::new();
@@ -240,14 +243,14 @@ async fn round(
             .push(spec.id.as_str());
     }
     if groups.is_empty() {
-        return asked;
+        return (asked, AccountOutcomes::new());
     }
     tracing::debug!(
         tasks = asked.len(),
         groups = groups.len(),
         "monitoring round"
     );
-    let mut outcome: BTreeMap<Option<String>, Option<ApiError>> = BTreeMap::new();
+    let mut outcome = AccountOutcomes::new();
     let mut pages: Vec<(Option<String>, SummaryPage)> = Vec::new();
     for ((account, project, product), ids) in &groups {
         // A paused account sits out full rounds (counted) and every catch-up.
@@ -281,9 +284,9 @@ async fn round(
     let present: HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
     record(board, &present, pages);
     let mut state = board.lock();
-    for (account, error) in outcome {
+    for (account, error) in &outcome {
         state.up.insert(account.clone(), error.is_none());
-        outcomes.note(&account, error.as_ref());
+        outcomes.note(account, error.as_ref());
     }
     // Accounts no longer configured, and tasks gone from the store, leave the board.
     state
@@ -292,7 +295,82 @@ async fn round(
     Arc::make_mut(&mut state.tasks).retain(|key, _| present.contains(key));
     drop(state);
     board.changed.notify_one();
-    asked
+    (asked, outcome)
+}
+
+/// What one round of monitoring found for an account, for `check`.
+#[derive(Debug)]
+pub struct AccountCheck {
+    /// The account label.
+    pub account: Option<String>,
+    /// Its tasks whose status is not final.
+    pub active: usize,
+    /// How many of them have a current sample.
+    pub sampled: usize,
+    /// Why the round failed, with the fix; `None` when it was read.
+    pub problem: Option<String>,
+}
+
+/// Reads one round of monitoring for the tasks in `store` (as polled), for `check`.
+pub async fn check_once(store: &Store, runtime: &Runtime) -> Vec<AccountCheck> {
+    let Some(settings) = runtime.settings.monitor.as_ref() else {
+        return Vec::new();
+    };
+    let board = MonitorBoard::default();
+    board.lock().interval = Some(settings.interval);
+    let (asked, outcome) = round(
+        &board,
+        store,
+        runtime,
+        settings.region.as_deref(),
+        &mut Outcomes::default(),
+        None,
+    )
+    .await;
+    let snapshot = board.snapshot();
+    let now = unix_now();
+    let mut checks: BTreeMap<Option<String>, AccountCheck> = BTreeMap::new();
+    for key in &asked {
+        let check = checks
+            .entry(key.account.clone())
+            .or_insert_with(|| AccountCheck {
+                account: key.account.clone(),
+                active: 0,
+                sampled: 0,
+                problem: None,
+            });
+        check.active += 1;
+        if snapshot.current(key, now).is_some() {
+            check.sampled += 1;
+        }
+    }
+    for (account, error) in outcome {
+        if let (Some(check), Some(error)) = (checks.get_mut(&account), error) {
+            check.problem = Some(advice(&error));
+        }
+    }
+    checks.into_values().collect()
+}
+
+/// A monitoring failure in words, with what to do about it.
+pub fn advice(error: &ApiError) -> String {
+    match error {
+        ApiError::RetCode { code: 299, .. } => format!(
+            "{error}: the key may not read UCloud monitoring; grant it read access to \
+             CloudWatch (QueryMetricDataSummary), or set monitor.enabled = false"
+        ),
+        ApiError::RetCode { code: 161, .. } => format!(
+            "{error}: this gateway does not offer UCloud monitoring; point api.endpoint at \
+             one that does, or set monitor.enabled = false"
+        ),
+        ApiError::RetCode { message, .. } if message.contains("Region") => {
+            format!("{error}: the gateway wants a region; set monitor.region (e.g. \"cn-bj2\")")
+        }
+        _ => match error.hint() {
+            Some(hint) => format!("{error} ({}: {hint})", error.reason()),
+            None => format!("{error} ({})", error.reason()),
+        },
+    }
 }
 
 /// Keeps what the pages said of tasks the store holds; counts the rest.

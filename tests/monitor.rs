@@ -300,3 +300,66 @@ async fn a_mysql_task_without_a_source_turns_ready_by_udts_monitoring() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// `check` reads one round of monitoring and says what it found per account: samples for N of
+/// M active tasks, or why none with the fix, and exits 0 when only monitoring is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_what_monitoring_found_and_stays_0_when_only_it_is_unavailable() {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (gateway, endpoint) = gateway_with(
+        vec![
+            syncing("udts-inc"),
+            syncing("udts-quiet"),
+            done("udts-done"),
+        ],
+        &shutdown,
+    )
+    .await;
+    gateway.set_monitor_values("udts-inc", vec![(MonitorMetric::SyncDelay, 3.0)], 60);
+    gateway.set_monitor_values("udts-quiet", Vec::new(), 60);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_file(
+        &dir,
+        &endpoint,
+        PUBLIC_KEY,
+        &["udts-inc", "udts-quiet", "udts-done"],
+        "",
+    );
+    let check = |json: bool| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"));
+        command.arg("check");
+        if json {
+            command.args(["--output", "json"]);
+        }
+        command.arg("--config").arg(&config).output()
+    };
+    let output = check(false).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("monitoring: samples for 1 of 2 active tasks"),
+        "{stdout}"
+    );
+
+    gateway.set_monitor_fault(Some(Behaviour::RetCode(299, "No permission".into())));
+    let output = check(false).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("monitoring"))
+        .unwrap();
+    assert!(line.contains("RetCode 299"), "{line}");
+    assert!(line.contains("monitor.enabled = false"), "{line}");
+
+    let output = check(true).await.unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let monitoring = &report["monitoring"][0];
+    assert_eq!(monitoring["active_tasks"], 2, "{report}");
+    assert_eq!(monitoring["sampled_tasks"], 0, "{report}");
+    assert!(monitoring["error"]
+        .as_str()
+        .unwrap()
+        .contains("RetCode 299"));
+    shutdown.cancel();
+}

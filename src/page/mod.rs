@@ -334,6 +334,13 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             escape(&lag.summary)
         );
     }
+    if let Some(detail) = task.monitor.as_ref().and_then(|m| m.summary.as_ref()) {
+        let _ = write!(
+            html,
+            "<br><span class=\"monitor muted\" title=\"UDTS's own monitoring\">{}</span>",
+            escape(detail)
+        );
+    }
     let retries = |v: Option<u64>| v.map_or("-".to_string(), grouped);
     let _ = write!(
         html,

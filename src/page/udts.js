@@ -156,6 +156,12 @@
       cell.appendChild(el("br"));
       cell.appendChild(el("span", task.source_lag.behind ? "lag behind" : "lag muted", task.source_lag.summary));
     }
+    if (task.monitor && task.monitor.summary) {
+      cell.appendChild(el("br"));
+      var detail = el("span", "monitor muted", task.monitor.summary);
+      detail.title = "UDTS's own monitoring";
+      cell.appendChild(detail);
+    }
     tr.appendChild(cell);
 
     function count(v) { return v === null ? "-" : number(v); }

@@ -25,9 +25,11 @@ pub fn values(state: &Value, behind: Option<f64>, t: f64) -> Vec<(MonitorMetric,
     let mysql = state.get("Sync").is_some_and(|sync| sync.is_object());
     match status {
         "Syncing" | "Synced" => {
-            let behind = behind
-                .or_else(|| state["Progress"]["RedisDelayTime"].as_f64())
+            // A Redis or MongoDB task's status says its delay; monitoring says the same.
+            let behind = state["Progress"]["RedisDelayTime"]
+                .as_f64()
                 .or_else(|| state["Progress"]["MongoDelayTime"].as_f64())
+                .or(behind)
                 .unwrap_or(1.0);
             // Falling behind: it writes slower than the source does; catching up, faster.
             let write = WRITE_RATE * if behind > 5.0 { 0.8 } else { 1.0 } * (1.0 + 0.1 * wave(5.0));
