@@ -363,3 +363,54 @@ async fn check_says_what_monitoring_found_and_stays_0_when_only_it_is_unavailabl
         .contains("RetCode 299"));
     shutdown.cancel();
 }
+
+/// The exporter's own monitoring request, checked by UCloud's Python SDK: signed as the SDK
+/// signs, and shaped as the SDK's request schema for `QueryMetricDataSummary` wants it (with
+/// `Region` and `ProjectId` set, as its schema requires them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_s_monitoring_request_verifies_with_ucloud_s_python_sdk() {
+    use tokio::io::AsyncBufReadExt;
+    if !ucloud_sdk_available() {
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/verify_request.py");
+    let mut verifier = tokio::process::Command::new("python3")
+        .args([script, PUBLIC_KEY, PRIVATE_KEY])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(verifier.stdout.take().unwrap());
+    let mut port = String::new();
+    stdout.read_line(&mut port).await.unwrap();
+    let settings = udts_exporter::api::ClientSettings {
+        endpoint: format!("http://127.0.0.1:{}", port.trim()).parse().unwrap(),
+        public_key: PUBLIC_KEY.into(),
+        private_key: PRIVATE_KEY.to_string().into(),
+        timeout: std::time::Duration::from_secs(5),
+        max_response_bytes: 1 << 20,
+        account: None,
+        extra_root_certificate: None,
+    };
+    let metrics = std::sync::Arc::new(udts_exporter::metrics::ExporterMetrics::new());
+    let client = udts_exporter::api::Client::new(settings, metrics, None).unwrap();
+    let page = client
+        .metric_summary(
+            "udts",
+            Some("cn-bj2"),
+            Some("org-test"),
+            &["udts-a", "udts-b"],
+        )
+        .await
+        .unwrap();
+    assert!(page.resources.is_empty());
+    let mut report = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut report)
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["action"], "QueryMetricDataSummary", "{report}");
+    assert_eq!(report["public_key_ok"], true, "{report}");
+    assert_eq!(report["signature_ok"], true, "{report}");
+    assert_eq!(report["schema_ok"], true, "{report}");
+}
