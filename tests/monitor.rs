@@ -414,3 +414,69 @@ async fn the_exporter_s_monitoring_request_verifies_with_ucloud_s_python_sdk() {
     assert_eq!(report["signature_ok"], true, "{report}");
     assert_eq!(report["schema_ok"], true, "{report}");
 }
+
+/// Every fault class of the monitoring reads (a gateway without the action, throttling, a 5xx,
+/// a timeout, a body that is not JSON) marks only `udts_monitor_up` 0 and counts the error
+/// under the action: the status poll stays up and fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_monitoring_fault_leaves_the_status_poll_fresh() {
+    let faults = [
+        ("161", Behaviour::RetCode(161, "Action not exist".into())),
+        ("153", Behaviour::RetCode(153, "Request throttled".into())),
+        (
+            "5xx",
+            Behaviour::Raw {
+                status: 502,
+                body: "bad gateway".into(),
+            },
+        ),
+        ("timeout", Behaviour::Hang),
+        (
+            "malformed",
+            Behaviour::Raw {
+                status: 200,
+                body: "{\"RetCode\": 0, \"Data\": ".into(),
+            },
+        ),
+    ];
+    let runs = faults.into_iter().map(|(name, fault)| async move {
+        let harness = start_unready(vec![syncing("udts-inc")], PRIVATE_KEY, |_| {}).await;
+        harness.gateway.set_monitor_fault(Some(fault));
+        wait_ready(harness.exporter).await;
+        let text = scrape_until(harness.exporter, name, |text| {
+            value(text, "udts_monitor_up", "") == Some(0.0)
+        })
+        .await;
+        let errors = family(&text, "udts_api_request_errors_total");
+        assert!(
+            errors
+                .iter()
+                .any(|(labels, count)| labels.contains("QueryMetricDataSummary") && *count >= 1.0),
+            "{name}: {errors:?}"
+        );
+        // Two more status polls (a second apart) go on as before.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let text = scrape(harness.exporter).await;
+        assert_eq!(
+            value(&text, "udts_task_up", &task("udts-inc")),
+            Some(1.0),
+            "{name}"
+        );
+        let read = value(
+            &text,
+            "udts_task_last_success_timestamp_seconds",
+            &task("udts-inc"),
+        );
+        let now = udts_exporter::time::unix_now();
+        assert!(
+            read.is_some_and(|at| now - at < 3.0),
+            "{name}: last read {read:?} at {now}"
+        );
+        assert_eq!(
+            value(&text, "udts_task_sync_delay_seconds", &task("udts-inc")),
+            None,
+            "{name}"
+        );
+    });
+    futures_util::future::join_all(runs).await;
+}
