@@ -145,12 +145,17 @@ async fn a_key_without_monitoring_permission_leaves_the_status_poll_untouched() 
         value(&text, "udts_task_sync_delay_seconds", &task("udts-inc")),
         None
     );
-    let errors = family(&text, "udts_api_request_errors_total");
+    assert_monitoring_errors_counted(&text, "299");
+}
+
+/// The monitoring action's failures are counted in `udts_api_request_errors_total`.
+fn assert_monitoring_errors_counted(text: &str, case: &str) {
+    let errors = family(text, "udts_api_request_errors_total");
     assert!(
         errors
             .iter()
             .any(|(labels, count)| labels.contains("QueryMetricDataSummary") && *count >= 1.0),
-        "{errors:?}"
+        "{case}: {errors:?}"
     );
 }
 
@@ -447,13 +452,7 @@ async fn each_monitoring_fault_leaves_the_status_poll_fresh() {
             value(text, "udts_monitor_up", "") == Some(0.0)
         })
         .await;
-        let errors = family(&text, "udts_api_request_errors_total");
-        assert!(
-            errors
-                .iter()
-                .any(|(labels, count)| labels.contains("QueryMetricDataSummary") && *count >= 1.0),
-            "{name}: {errors:?}"
-        );
+        assert_monitoring_errors_counted(&text, name);
         // Two more status polls (a second apart) go on as before.
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         let text = scrape(harness.exporter).await;
