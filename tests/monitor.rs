@@ -479,3 +479,59 @@ async fn each_monitoring_fault_leaves_the_status_poll_fresh() {
     });
     futures_util::future::join_all(runs).await;
 }
+
+/// The simulated gateway answers `QueryMetricDataSet` too, as UCloud's SDK sends and loads it:
+/// a sample a minute over the range for a task it knows, the task it does not know under
+/// `InvalidResourceIds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ucloud_s_python_sdk_reads_simulated_series() {
+    if !ucloud_sdk_available() {
+        return;
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (gateway, endpoint) = gateway_with(vec![syncing("udts-inc")], &shutdown).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sdk/cloudwatch_data_set.py"
+    );
+    let output = tokio::process::Command::new("python3")
+        .args([script, &endpoint, PUBLIC_KEY, PRIVATE_KEY, "udts"])
+        .args([
+            "udts_sync_syncing_delay_time",
+            "10",
+            "udts-inc",
+            "udts-gone",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let data = &answer["Data"];
+    assert_eq!(
+        data["InvalidResourceIds"],
+        serde_json::json!(["udts-gone"]),
+        "{answer}"
+    );
+    let series = &data["List"][0];
+    assert_eq!(series["Metric"], "udts_sync_syncing_delay_time");
+    assert_eq!(series["ErrCode"], 0);
+    let values = series["Results"][0]["Values"].as_array().unwrap();
+    // Ten minutes at a 60 s period, each on the minute, in order.
+    assert!((9..=11).contains(&values.len()), "{answer}");
+    let times: Vec<i64> = values
+        .iter()
+        .map(|v| v["Timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[1] - w[0] == 60), "{times:?}");
+    assert!(
+        values.iter().all(|v| v["Value"].as_f64() == Some(1.0)),
+        "{answer}"
+    );
+    assert_eq!(gateway.requests("QueryMetricDataSet"), 1);
+    shutdown.cancel();
+}

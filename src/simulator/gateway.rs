@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::Lifecycle;
+use super::monitor::Monitored;
 use crate::api::monitor::MonitorMetric;
 use crate::api::signer::{sign, Params};
 use crate::task::{TaskKind, TaskSpec};
@@ -403,8 +404,8 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
     if expected != signature {
         return Answer::Error(171, "Signature VerifyAC Error".into());
     }
-    if action == crate::api::monitor::ACTION {
-        return metric_summary(inner, &params).await;
+    if action == crate::api::monitor::ACTION || action == super::monitor::DATA_SET_ACTION {
+        return monitoring(inner, action, &params).await;
     }
     let kind = match params.get("Type").map(String::as_str) {
         None | Some("transfer") => TaskKind::Transfer,
@@ -468,61 +469,53 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
     }
 }
 
-/// `QueryMetricDataSummary` for the tasks of `ProductKey` named by `ResourceIds.N` (or all of
-/// them), a page by `Offset` and `Limit`; ids it does not know are left out, as the service
-/// does.
-async fn metric_summary(inner: &Inner, params: &Params) -> Answer {
+/// `QueryMetricDataSummary` and `QueryMetricDataSet`, unless a fault is set: each task's
+/// values at a minute are its fixed ones (a test's), or what its lifecycle says then.
+async fn monitoring(inner: &Inner, action: &str, params: &Params) -> Answer {
     let fault = lock(&inner.monitor_fault).clone();
     if let Some(fault) = fault {
         return fault_answer(fault).await;
     }
-    let kind = match params.get("ProductKey").map(String::as_str) {
-        Some("udts") => TaskKind::Transfer,
-        Some("udtsdis") => TaskKind::Integration,
-        _ => return Answer::Error(230, "Params [ProductKey] not valid".into()),
-    };
-    let number = |key: &str| params.get(key).and_then(|v| v.parse::<usize>().ok());
-    let (Some(offset), Some(limit)) = (number("Offset"), number("Limit")) else {
-        return Answer::Error(230, "Missing params [Offset] or [Limit]".into());
-    };
-    let wanted: Vec<&String> = params
-        .iter()
-        .filter(|(key, _)| key.starts_with("ResourceIds."))
-        .map(|(_, id)| id)
-        .collect();
-    let metrics: Vec<&str> = params
-        .iter()
-        .filter(|(key, _)| key.starts_with("Metrics."))
-        .map(|(_, metric)| metric.as_str())
-        .collect();
-    let now = inner.started.elapsed().as_secs_f64();
-    let minute = (crate::time::unix_now() / 60.0).floor() as i64 * 60 - 60;
-    let product = crate::api::monitor::product_key(kind);
+    let started_unix = crate::time::unix_now() - inner.started.elapsed().as_secs_f64();
     let tasks = lock(&inner.tasks);
     let fixed = lock(&inner.monitor_values);
-    let list: Vec<Value> = tasks
+    let monitored: Vec<Monitored<'_>> = tasks
         .values()
-        .filter(|t| t.kind == kind && (wanted.is_empty() || wanted.contains(&&t.id)))
-        .skip(offset)
-        .take(limit)
-        .map(|task| match fixed.get(&task.id) {
-            Some((values, age)) => {
-                let at = minute + 60 - age;
-                super::monitor::resource((&task.id, &task.name), product, values, &metrics, at)
-            }
-            None => {
-                let state = state_at(task, now);
-                let t = now - task.start_offset;
-                let behind = match &task.behaviour {
-                    Behaviour::Lifecycle(lifecycle) => lifecycle.behind_at(t),
-                    _ => None,
-                };
-                let values = super::monitor::values(&state, behind, t);
-                super::monitor::resource((&task.id, &task.name), product, &values, &metrics, minute)
-            }
+        .map(|task| Monitored {
+            id: &task.id,
+            name: &task.name,
+            kind: task.kind,
         })
         .collect();
-    Answer::Data(json!({"Total": list.len(), "List": list}))
+    let sample = |id: &str, minute: i64| -> Vec<(MonitorMetric, f64, i64)> {
+        if let Some((values, age)) = fixed.get(id) {
+            let at = minute + 60 - age;
+            return values.iter().map(|(m, v)| (*m, *v, at)).collect();
+        }
+        let Some(task) = tasks.get(id) else {
+            return Vec::new();
+        };
+        let now = minute as f64 - started_unix;
+        let state = state_at(task, now);
+        let t = now - task.start_offset;
+        let behind = match &task.behaviour {
+            Behaviour::Lifecycle(lifecycle) => lifecycle.behind_at(t),
+            _ => None,
+        };
+        super::monitor::values(&state, behind, t)
+            .into_iter()
+            .map(|(m, v)| (m, v, minute))
+            .collect()
+    };
+    let answer = if action == crate::api::monitor::ACTION {
+        super::monitor::summary(params, &monitored, sample)
+    } else {
+        super::monitor::data_set(params, &monitored, sample)
+    };
+    match answer {
+        Ok(data) => Answer::Data(data),
+        Err((code, message)) => Answer::Error(code, message),
+    }
 }
 
 /// The answer of a misbehaving task or list.
