@@ -26,6 +26,7 @@ pub mod cadence;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod deadlines;
 pub mod discovery;
 pub mod exporter;
 pub mod exposition;

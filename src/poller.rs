@@ -338,7 +338,7 @@ impl Poller {
             .filter(|state| {
                 state.status_since.is_none()
                     && state.up == Some(true)
-                    && state.status().is_some_and(|s| !status::is_finished(s))
+                    && state.status().is_some_and(status::since_matters)
                     && attempts.get(&state.spec.key()).copied().unwrap_or(0) < HISTORY_ATTEMPTS
             })
             .take(budget)

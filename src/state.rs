@@ -177,10 +177,15 @@ impl TaskState {
         Self {
             spec: self.spec.clone(),
             // A change the exporter saw happened now; a status seen for the first time started
-            // at an unknown time (the task's history tells, later) unless it is final.
+            // at an unknown time (the task's history tells, later) unless it is final and its
+            // time does not matter.
             status_since: if same_status {
                 self.status_since
-            } else if self.data.is_some() || data.status.as_deref().is_some_and(status::is_finished)
+            } else if self.data.is_some()
+                || data
+                    .status
+                    .as_deref()
+                    .is_some_and(|s| !status::since_matters(s))
             {
                 Some(now)
             } else {

@@ -51,3 +51,10 @@ pub const UNRECOVERABLE: [&str; 2] = ["FailedUnrecoverable", "StoppedUnrecoverab
 pub fn is_finished(status: &str) -> bool {
     FINISHED.contains(&status)
 }
+
+/// Whether the time a task entered `status` matters even when the exporter first sees it
+/// there (and is worth a history call): every unfinished status, and `Stopped`, which UDTS
+/// resumes only within 7 days of the pause.
+pub fn since_matters(status: &str) -> bool {
+    !is_finished(status) || status == "Stopped"
+}

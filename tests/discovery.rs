@@ -622,3 +622,105 @@ async fn team_labels_go_on_task_info_from_entries_and_rules() {
         .lines()
         .any(|l| l.contains("team=") && !l.starts_with("udts_task_info")));
 }
+
+/// The deadlines UDTS enforces, from what discovery and the history say: a task paused 6 days
+/// 2 h ago (first seen stopped: its history tells when) is resumable for 22 h more, and a
+/// task whose billing expires in 3 days is reclaimed 2 days after that; both say so in the
+/// JSON, on the page, and in their series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resume_limit_and_billing_expiry_have_their_deadlines() {
+    const DAY: f64 = 86_400.0;
+    let paused_for = 6.0 * DAY + 2.0 * 3600.0;
+    let harness = start_with(
+        vec![
+            SimTask::new(
+                "udts-paused",
+                Behaviour::Fixed(json!({"Status": "Stopped"})),
+            )
+            .mode("incremental")
+            .started_ago(paused_for),
+            synced("udts-expiring").expiring_in_days(3.0),
+            synced("udts-far"),
+        ],
+        PRIVATE_KEY,
+        discovering,
+    )
+    .await;
+    let text = scrape_until(harness.exporter, "the resume deadline", |text| {
+        value(
+            text,
+            "udts_task_resume_deadline_timestamp_seconds",
+            &task("udts-paused"),
+        )
+        .is_some()
+    })
+    .await;
+    let now = udts_exporter::time::unix_now();
+    let deadline = value(
+        &text,
+        "udts_task_resume_deadline_timestamp_seconds",
+        &task("udts-paused"),
+    )
+    .unwrap();
+    // 7 days after the pause the history reports (whole seconds), whenever the exporter started.
+    let expected = now - paused_for + 7.0 * DAY;
+    assert!(
+        (deadline - expected).abs() < 5.0,
+        "{deadline} vs {expected}"
+    );
+    for id in ["udts-expiring", "udts-far"] {
+        assert_eq!(
+            value(
+                &text,
+                "udts_task_resume_deadline_timestamp_seconds",
+                &task(id)
+            ),
+            None,
+            "{id} is not paused"
+        );
+        let expires = value(&text, "udts_task_expire_timestamp_seconds", &task(id)).unwrap();
+        let reclaim = value(&text, "udts_task_reclaim_timestamp_seconds", &task(id)).unwrap();
+        assert_eq!(reclaim - expires, 2.0 * DAY, "{id}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(
+        &http_get(format!("http://{}/api/v1/tasks", harness.exporter))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let tasks = json["tasks"].as_array().unwrap();
+    let deadlines = |id: &str| {
+        tasks.iter().find(|t| t["id"] == id).unwrap()["deadlines"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let paused = deadlines("udts-paused");
+    assert_eq!(paused[0]["kind"], "resume");
+    assert_eq!(
+        paused[0]["words"],
+        "paused 6 days 2 h: UDTS can resume it for 22 h more; resume or reset it before then"
+    );
+    let expiring = deadlines("udts-expiring");
+    assert_eq!(expiring[0]["kind"], "expire");
+    assert!(expiring[0]["words"]
+        .as_str()
+        .unwrap()
+        .starts_with("billing expires in 3 days"));
+    assert_eq!(expiring[1]["kind"], "reclaim");
+    // Far off: known, not said.
+    assert!(deadlines("udts-far")[0]["words"].is_null());
+    // The page puts the two above the running task, with their words.
+    let page = http_get(format!("http://{}/", harness.exporter))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |id: &str| page.find(&format!("data-key=\"/{id}\"")).unwrap();
+    assert!(at("udts-paused") < at("udts-far") && at("udts-expiring") < at("udts-far"));
+    assert!(page.contains("UDTS can resume it for 22 h more"));
+}

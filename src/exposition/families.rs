@@ -111,6 +111,18 @@ const GAUGES: &[Gauge] = &[
         task_value: false,
     },
     Gauge {
+        name: "udts_task_reclaim_timestamp_seconds",
+        help: "Unix time UDTS reclaims the task: 2 days after its billing expires (stopped the day after expiry, reclaimed the day after that), for discovered tasks.",
+        value: |t| crate::deadlines::reclaim_at(&t.spec),
+        task_value: false,
+    },
+    Gauge {
+        name: "udts_task_resume_deadline_timestamp_seconds",
+        help: "For a Stopped task, the unix time it stops being resumable: 7 days after it entered Stopped (from the task's history).",
+        value: crate::deadlines::resume_deadline,
+        task_value: false,
+    },
+    Gauge {
         name: "udts_task_up",
         help: "1 if the last background poll of the task succeeded, 0 if it failed.",
         value: |t| t.up.map(|up| if up { 1.0 } else { 0.0 }),

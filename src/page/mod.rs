@@ -270,6 +270,13 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             escape(outlook)
         );
     }
+    for words in task.deadlines.iter().filter_map(|d| d.words.as_ref()) {
+        let _ = write!(
+            html,
+            "<br><span class=\"deadline\">{}</span>",
+            escape(words)
+        );
+    }
     html.push_str("</td><td class=\"progress\">");
     if let Some(progress) = &task.progress {
         if let Some(ratio) = progress.ratio {

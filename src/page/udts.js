@@ -116,6 +116,12 @@
       cell.appendChild(el("br"));
       cell.appendChild(el("span", "outlook", task.outlook));
     }
+    (task.deadlines || []).forEach(function (d) {
+      if (d.words) {
+        cell.appendChild(el("br"));
+        cell.appendChild(el("span", "deadline", d.words));
+      }
+    });
     tr.appendChild(cell);
 
     cell = el("td", "progress");

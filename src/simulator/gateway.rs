@@ -641,6 +641,12 @@ fn history(task: &SimTask, now: f64) -> Value {
             .unwrap_or("Created")
             .to_string()
     };
+    // A fixed task has been in its one status since it started, however long ago.
+    if !matches!(task.behaviour, Behaviour::Lifecycle(_)) {
+        let at = (started_unix + task.start_offset) as i64;
+        return json!([{"AntID": 1, "AntState": status(now), "CreateTime": at,
+                       "CreateTimeH": at.to_string()}]);
+    }
     let born = task.start_offset.max(now - 10_000.0);
     let mut entries = Vec::new();
     let mut previous = String::new();

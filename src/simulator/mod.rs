@@ -12,6 +12,8 @@ pub use lifecycle::Lifecycle;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde_json::json;
+
 use crate::config::SourceSettings;
 use crate::source::{BinlogReader, ReaderFactory};
 use crate::task::TaskKind;
@@ -125,6 +127,17 @@ pub fn demo_gateway() -> Gateway {
             Behaviour::Lifecycle(FailsAndGivesUp { max_retries: 3 }),
         )
         .started_ago(50.0),
+        // Paused six days and two hours ago (its history says so): UDTS can resume it for
+        // 22 hours more.
+        SimTask::new(
+            "udts-demo-paused",
+            Behaviour::Fixed(
+                json!({"Status": "Stopped", "CurRetryCount": 0, "MaxRetryCount": 3,
+                "Sync": {"BinlogName": "mysql-bin.000009", "BinlogPos": 73_112_004}}),
+            ),
+        )
+        .mode("incremental")
+        .started_ago(6.0 * 86_400.0 + 2.0 * 3_600.0),
         // Its billing runs out in three days: the expiry alert has something to say.
         SimTask::new("udts-demo-archive", Behaviour::Lifecycle(Stops))
             .mode("incremental")

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::api::monitor::MonitorMetric;
 use crate::config::Cutover;
+use crate::deadlines::Deadline;
 use crate::monitor::{MonitorSnapshot, TaskMonitor};
 use crate::outlook::{CutoverView, Eta, Outlook, Throughput};
 use crate::source::lag::{LagProblem, SourceLags, TaskLag};
@@ -87,6 +88,9 @@ pub struct TaskView {
     pub outlook: Option<String>,
     /// UDTS's own monitoring numbers, while a sample is newer than five monitoring intervals.
     pub monitor: Option<MonitorView>,
+    /// The deadlines UDTS enforces on the task (`resume` for a paused one, its billing's
+    /// `expire` and `reclaim`), soonest first; `words` where one is near.
+    pub deadlines: Vec<Deadline>,
     /// How bad it looks (an addition to the documented schema, for the page's colours and
     /// order): `unrecoverable`, `failed`, `unreadable`, `stalled`, `behind`, `other`, `active`,
     /// `done`.
@@ -306,7 +310,8 @@ pub enum Health {
     Stalled,
     /// Behind its source by more than five minutes, its binlog purged, or at purge risk.
     Behind,
-    /// Anything in between: created, checking, starting, stopping, an unknown status.
+    /// Anything in between: created, checking, starting, stopping, an unknown status; or a
+    /// task with a deadline near (a pause about to outlast 7 days, a billing expiry).
     Other,
     /// Dumping, Loading, Syncing, Synced.
     Active,
@@ -419,9 +424,11 @@ pub fn view(
         cutover: CutoverView::default(),
         outlook: None,
         monitor: None,
+        deadlines: crate::deadlines::deadlines(state, now),
         health: health(state, now),
     }
     .with_lag_health()
+    .with_deadline_health()
 }
 
 impl TaskView {
@@ -449,6 +456,15 @@ impl TaskView {
                 Some(outlook) => format!("{outlook}; {sentence}"),
                 None => sentence,
             });
+        }
+        self
+    }
+
+    /// A task with a deadline near (a pause UDTS ends after 7 days, a billing expiry) sorts
+    /// above the running and finished ones: it needs someone before then.
+    fn with_deadline_health(mut self) -> Self {
+        if self.health > Health::Other && self.deadlines.iter().any(|d| d.words.is_some()) {
+            self.health = Health::Other;
         }
         self
     }
@@ -513,7 +529,13 @@ impl Views {
                     .and_then(|m| m.current(&state.spec.key(), now))
                     .as_ref()
                     .and_then(MonitorView::of);
-                let task = task.with_monitor_sentence();
+                let mut task = task.with_monitor_sentence();
+                // A finished task's last speeds are history, not what it does now.
+                if task.status.as_deref().is_some_and(status::is_finished) {
+                    if let Some(monitor) = &mut task.monitor {
+                        monitor.summary = None;
+                    }
+                }
                 (task, Arc::clone(&state.trend))
             })
             .collect();
