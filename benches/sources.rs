@@ -62,6 +62,8 @@ async fn main() {
                     .collect(),
                 task_name_regex: None,
                 timeout: None,
+                slots: Default::default(),
+                slot_name_regex: None,
             })
             .collect();
     })

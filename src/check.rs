@@ -15,7 +15,7 @@ use crate::metrics::ExporterMetrics;
 use crate::monitor::AccountCheck;
 use crate::runtime::Runtime;
 use crate::source::lag::source_lags;
-use crate::source::{ReaderFactory, SourceError, SourceSnapshot};
+use crate::source::{ReaderFactory, Reading, SourceError, SourceSnapshot};
 use crate::state::{Store, TaskState};
 use crate::task::TaskSpec;
 use crate::task_view::{TaskList, Views};
@@ -174,9 +174,12 @@ pub async fn read_sources(sources: &[SourceSettings], readers: &ReaderFactory) -
         let (name, timeout) = (source.name.clone(), source.timeout);
         async move {
             let result = match tokio::time::timeout(timeout, reader.read()).await {
-                Ok(Ok(reading)) => reading
+                Ok(Ok(Reading::Binlog(reading))) => reading
                     .parse()
                     .map(|parsed| Arc::new(SourceSnapshot::of(parsed, unix_now()))),
+                Ok(Ok(Reading::Wal(reading))) => Ok(Arc::new(
+                    SourceSnapshot::default().after_wal(reading, unix_now()),
+                )),
                 Ok(Err(error)) => Err(error),
                 Err(_) => Err(SourceError {
                     reason: "timeout",

@@ -387,6 +387,8 @@ pub fn demo_config(endpoint: &str) -> Config {
         tasks: Vec::new(),
         task_name_regex: Some("^demo-(billing|orders-.+)$".into()),
         timeout: None,
+        slots: Default::default(),
+        slot_name_regex: None,
     }];
     // A minute of steady lag makes a task ready, so the demo shows one turn within minutes.
     config.cutover.steady_for = Some(Duration::from_secs(60));

@@ -68,18 +68,21 @@ pub struct SourceMetrics {
     oldest_file_index: GaugeVec,
     retained_bytes: GaugeVec,
     written_bytes: IntCounterVec,
+    wal_written_bytes: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
 }
 
 /// The reasons a source round fails, so each series exists at 0 from the start.
-pub const SOURCE_ERROR_REASONS: [&str; 9] = [
+pub const SOURCE_ERROR_REASONS: [&str; 11] = [
     "auth",
     "privilege",
     "unreachable",
     "timeout",
     "tls",
     "binlog_disabled",
+    "standby",
+    "wal_level",
     "malformed",
     "malformed_gtid",
     "server_error",
@@ -119,6 +122,13 @@ impl SourceMetrics {
             ),
             &["source"],
         ));
+        let wal_written_bytes = must(IntCounterVec::new(
+            Opts::new(
+                "udts_source_wal_written_bytes_total",
+                "WAL bytes a PostgreSQL source's position advanced while the exporter watched; its rate is the source's WAL write rate.",
+            ),
+            &["source"],
+        ));
         let errors = must(IntCounterVec::new(
             Opts::new(
                 "udts_source_errors_total",
@@ -137,6 +147,7 @@ impl SourceMetrics {
             &["source"],
         ));
         must(registry.register(Box::new(written_bytes.clone())));
+        must(registry.register(Box::new(wal_written_bytes.clone())));
         must(registry.register(Box::new(errors.clone())));
         must(registry.register(Box::new(duration.clone())));
         Self {
@@ -146,15 +157,21 @@ impl SourceMetrics {
             oldest_file_index,
             retained_bytes,
             written_bytes,
+            wal_written_bytes,
             errors,
             duration,
         }
     }
 
-    /// Makes every series of `source` exist (down, no errors yet) before its first round.
-    pub fn declare(&self, source: &str) {
+    /// Makes every series of `source` exist (down, no errors yet) before its first round; a
+    /// PostgreSQL source counts WAL, a MySQL one binlog.
+    pub fn declare(&self, source: &str, postgres: bool) {
         self.up.with_label_values(&[source]).set(0.0);
-        self.written_bytes.with_label_values(&[source]);
+        if postgres {
+            self.wal_written_bytes.with_label_values(&[source]);
+        } else {
+            self.written_bytes.with_label_values(&[source]);
+        }
         for reason in SOURCE_ERROR_REASONS {
             self.errors.with_label_values(&[source, reason]);
         }
@@ -172,6 +189,7 @@ impl SourceMetrics {
             let _ = gauge.remove_label_values(&[source]);
         }
         let _ = self.written_bytes.remove_label_values(&[source]);
+        let _ = self.wal_written_bytes.remove_label_values(&[source]);
         let _ = self.duration.remove_label_values(&[source]);
         for reason in SOURCE_ERROR_REASONS {
             let _ = self.errors.remove_label_values(&[source, reason]);
@@ -215,6 +233,14 @@ impl SourceMetrics {
             .with_label_values(&[source])
             .set(retained_bytes as f64);
         self.written_bytes
+            .with_label_values(&[source])
+            .inc_by(advanced);
+    }
+
+    /// A PostgreSQL round read the WAL position, `advanced` bytes past the last one.
+    pub fn read_wal(&self, source: &str, advanced: u64) {
+        self.up.with_label_values(&[source]).set(1.0);
+        self.wal_written_bytes
             .with_label_values(&[source])
             .inc_by(advanced);
     }

@@ -112,6 +112,8 @@ async fn throughput_eta_and_readiness_match_a_real_mariadb() {
             tasks: vec!["udts-mysql".into()],
             task_name_regex: None,
             timeout: Some(Duration::from_secs(2)),
+            slots: Default::default(),
+            slot_name_regex: None,
         }];
         config.cutover.max_lag = Some(Duration::from_secs_f64(MAX_LAG));
         config.cutover.steady_for = Some(STEADY_FOR);

@@ -302,6 +302,8 @@ async fn dashboard_queries_use_only_metrics_the_exporter_exposes() {
             tasks: vec!["udts-ok".into()],
             task_name_regex: None,
             timeout: None,
+            slots: Default::default(),
+            slot_name_regex: None,
         }];
     })
     .await;

@@ -35,6 +35,8 @@ fn source(db: &MariaDb, user: &str, password: &str, tasks: &[&str]) -> SourceCon
         tasks: tasks.iter().map(|t| t.to_string()).collect(),
         task_name_regex: None,
         timeout: Some(Duration::from_secs(2)),
+        slots: Default::default(),
+        slot_name_regex: None,
     }
 }
 

@@ -29,7 +29,9 @@ pub use settings::{
     DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
     MonitorSettings, Settings, Shard,
 };
-pub use sources::{Connection, SourceConfig, SourceMap, SourceSettings, TlsMode};
+pub use sources::{
+    slot_name_of, Connection, SourceConfig, SourceKind, SourceMap, SourceSettings, TlsMode,
+};
 
 /// The gateway used when `api.endpoint` is not set: the host of the API document this project
 /// started from. UCloud's own is `https://api.ucloud.cn`.

@@ -1,5 +1,5 @@
-//! `[[sources]]`: the source databases whose binlog state the exporter reads for lag, and
-//! which tasks belong to each. Validated at start-up and on reload like the rest: a password in
+//! `[[sources]]`: the source databases whose binlog state (MySQL) or replication slots
+//! (PostgreSQL) the exporter reads for lag and retention, and which tasks belong to each. Validated at start-up and on reload like the rest: a password in
 //! the URL, a task under two sources or an unreadable password file is refused by name.
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +22,8 @@ use crate::task::TaskSpec;
 pub struct SourceConfig {
     /// The `source` label of its series.
     pub name: String,
-    /// `mysql://user@host:port`; a password here is refused (use `password_file`).
+    /// `mysql://user@host:port` or `postgresql://user@host:port/database` (`postgres://` too);
+    /// a password here is refused (use `password_file`).
     pub url: String,
     /// A file holding the monitoring user's password (the key file rule applies).
     pub password_file: Option<PathBuf>,
@@ -41,6 +42,42 @@ pub struct SourceConfig {
     /// How long one round may take; default `min(5s, api.timeout)`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// PostgreSQL: which slot a task reads through, by task id, where its name does not say.
+    #[serde(default)]
+    pub slots: HashMap<String, String>,
+    /// PostgreSQL: the slots to watch (default `^udts_`, UDTS's own prefix).
+    pub slot_name_regex: Option<String>,
+}
+
+/// What a source is, from its URL's scheme.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// MySQL or MariaDB: its binlog.
+    MySql,
+    /// PostgreSQL: its WAL and the replication slots UDTS reads through.
+    Postgres {
+        /// The database to connect to (the URL's path; default `postgres`).
+        database: String,
+        /// The slots watched.
+        slot_name_regex: Regex,
+        /// Task id -> slot name, where set.
+        slots: HashMap<String, String>,
+    },
+}
+
+/// Slot names allow only `[a-z0-9_]`: a task id `udts-abc123` names slots `udts_abc123...`.
+pub fn slot_name_of(task_id: &str) -> String {
+    task_id
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn default_tls() -> TlsMode {
@@ -100,6 +137,8 @@ pub struct SourceSettings {
     pub name: String,
     /// Where and how to connect.
     pub connection: Connection,
+    /// MySQL or PostgreSQL, and for PostgreSQL its slots.
+    pub kind: SourceKind,
     /// Task ids mapped to it.
     pub tasks: Vec<String>,
     /// Tasks whose name matches are mapped to it.
@@ -124,7 +163,12 @@ impl SourceSettings {
     pub fn same_connection(&self, other: &Self) -> bool {
         let a = &self.connection;
         let b = &other.connection;
+        let database = |kind: &SourceKind| match kind {
+            SourceKind::MySql => None,
+            SourceKind::Postgres { database, .. } => Some(database.clone()),
+        };
         (&a.host, a.port, &a.user, a.tls, &a.ca_pem) == (&b.host, b.port, &b.user, b.tls, &b.ca_pem)
+            && database(&self.kind) == database(&other.kind)
             && a.password.as_ref().map(ExposeSecret::expose_secret)
                 == b.password.as_ref().map(ExposeSecret::expose_secret)
             && self.timeout == other.timeout
@@ -149,16 +193,20 @@ pub(super) fn resolve_sources(
                 "give every [[sources]] entry its own name, e.g. \"orders-primary\"",
             ));
         }
-        let url = Url::parse(&source.url)
-            .ok()
-            .filter(|u| u.scheme() == "mysql" && u.host_str().is_some());
+        let url = Url::parse(&source.url).ok().filter(|u| {
+            matches!(u.scheme(), "mysql" | "postgresql" | "postgres") && u.host_str().is_some()
+        });
         let Some(url) = url else {
             return Err(invalid(
                 key("url"),
-                format!("`{}` is not a mysql:// URL with a host", source.url),
-                "use e.g. \"mysql://udts_monitor@10.0.0.5:3306\"",
+                format!(
+                    "`{}` is not a mysql:// or postgresql:// URL with a host",
+                    source.url
+                ),
+                "use e.g. \"mysql://udts_monitor@10.0.0.5:3306\" or \"postgresql://udts_monitor@10.0.0.6:5432/postgres\"",
             ));
         };
+        let kind = source_kind(source, &url, &key)?;
         if url.password().is_some() {
             // Say so without repeating the URL: it holds the password.
             return Err(invalid(
@@ -261,18 +309,76 @@ pub(super) fn resolve_sources(
                     .unwrap_or_default()
                     .trim_matches(['[', ']'])
                     .to_string(),
-                port: url.port().unwrap_or(3306),
+                port: url.port().unwrap_or(match kind {
+                    SourceKind::MySql => 3306,
+                    SourceKind::Postgres { .. } => 5432,
+                }),
                 user: percent_decode(url.username()),
                 password,
                 tls: source.tls,
                 ca_pem,
             },
+            kind,
             tasks: source.tasks.clone(),
             task_name_regex,
             timeout,
         });
     }
     Ok(resolved)
+}
+
+/// The kind of source `url` names, with a PostgreSQL source's slot rules checked.
+fn source_kind(
+    source: &SourceConfig,
+    url: &Url,
+    key: &dyn Fn(&str) -> String,
+) -> Result<SourceKind, ConfigError> {
+    if url.scheme() == "mysql" {
+        if !source.slots.is_empty() || source.slot_name_regex.is_some() {
+            let field = if source.slots.is_empty() {
+                "slot_name_regex"
+            } else {
+                "slots"
+            };
+            return Err(invalid(
+                key(field),
+                "a MySQL source has no replication slots",
+                "remove it, or point url at the PostgreSQL source (postgresql://...)",
+            ));
+        }
+        return Ok(SourceKind::MySql);
+    }
+    let database = percent_decode(url.path().trim_start_matches('/'));
+    let pattern = source.slot_name_regex.as_deref().unwrap_or("^udts_");
+    let slot_name_regex = Regex::new(pattern).map_err(|e| {
+        invalid(
+            key("slot_name_regex"),
+            format!("not a regular expression: {e}"),
+            "use a regular expression such as \"^udts_\"",
+        )
+    })?;
+    for (task, slot) in &source.slots {
+        let valid = !slot.is_empty()
+            && slot
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(invalid(
+                key(&format!("slots.{task}")),
+                format!("`{slot}` is not a slot name (only a-z, 0-9 and _)"),
+                "give the slot's name as pg_replication_slots shows it, e.g. \"udts_abc123\"",
+            ));
+        }
+    }
+    Ok(SourceKind::Postgres {
+        database: if database.is_empty() {
+            "postgres".into()
+        } else {
+            database
+        },
+        slot_name_regex,
+        slots: source.slots.clone(),
+    })
 }
 
 fn percent_decode(text: &str) -> String {
@@ -286,6 +392,8 @@ fn percent_decode(text: &str) -> String {
 #[derive(Debug, Default)]
 pub struct SourceMap {
     names: Vec<String>,
+    /// A PostgreSQL source's slot rules: the watched slots, and task id -> slot where set.
+    slot_rules: HashMap<String, (Regex, HashMap<String, String>)>,
     by_id: HashMap<String, usize>,
     regexes: Vec<(usize, Regex)>,
     /// Tasks whose name matched more than one regex, already logged.
@@ -298,6 +406,17 @@ impl SourceMap {
         let mut map = Self::default();
         for (index, source) in sources.iter().enumerate() {
             map.names.push(source.name.clone());
+            if let SourceKind::Postgres {
+                slot_name_regex,
+                slots,
+                ..
+            } = &source.kind
+            {
+                map.slot_rules.insert(
+                    source.name.clone(),
+                    (slot_name_regex.clone(), slots.clone()),
+                );
+            }
             for id in &source.tasks {
                 map.by_id.entry(id.clone()).or_insert(index);
             }
@@ -311,6 +430,19 @@ impl SourceMap {
     /// Whether no source is configured.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+
+    /// A PostgreSQL source's watched-slot pattern and its task id -> slot map; `None` for a
+    /// MySQL source.
+    pub fn slot_rules(&self, source: &str) -> Option<(&Regex, &HashMap<String, String>)> {
+        self.slot_rules
+            .get(source)
+            .map(|(regex, slots)| (regex, slots))
+    }
+
+    /// Whether any PostgreSQL source is configured.
+    pub fn has_postgres(&self) -> bool {
+        !self.slot_rules.is_empty()
     }
 
     /// The source `task` belongs to, if any.

@@ -179,7 +179,7 @@ fn write_lag_families(
     let families: [(&str, &str, Field); 5] = [
         (
             "udts_task_source_lag_bytes",
-            "Binlog bytes the source wrote after the task's position (absent once its file is purged).",
+            "Binlog (PostgreSQL: WAL) bytes the source wrote after the task's position (absent once its file is purged or its slot lost).",
             |l| l.bytes.map(|b| b as f64),
         ),
         (
@@ -199,7 +199,7 @@ fn write_lag_families(
         ),
         (
             "udts_task_source_binlog_retained",
-            "1 while the task's binlog file is still on the source, 0 once it is purged.",
+            "1 while the task's binlog file is still on the source (PostgreSQL: its slot is not lost), 0 once it is purged.",
             |l| Some(f64::from(u8::from(l.retained))),
         ),
     ];
@@ -227,7 +227,7 @@ fn write_lag_families(
         header(
             out,
             name,
-            "Tasks mapped to the source that have no lag numbers, by reason (no_position, source_unread, foreign_binlog_file).",
+            "Tasks mapped to the source that have no lag numbers, by reason (no_position, source_unread, foreign_binlog_file, no_slot).",
         );
         let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
         for (source, lag) in lags.iter().flatten() {
@@ -235,6 +235,7 @@ fn write_lag_families(
                 LagProblem::NoPosition,
                 LagProblem::SourceUnread,
                 LagProblem::ForeignFile,
+                LagProblem::NoSlot,
             ] {
                 counts.entry((source, problem.reason())).or_default();
             }

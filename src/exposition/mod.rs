@@ -27,6 +27,7 @@ use crate::time::unix_now;
 
 mod families;
 mod monitor_families;
+mod slot_families;
 
 pub use families::write_task_families;
 
@@ -220,6 +221,9 @@ pub fn render(
         |name| options.filter.allows(name),
         &mut out,
     );
+    let watched = crate::source::slots::watched_slots(&tasks, &options.sources, &snapshots, now);
+    slot_families::write_slot_families(&watched, |name| options.filter.allows(name), &mut out);
+    drop(watched);
     let mut own = Vec::new();
     metrics.encode(|name| options.filter.allows(name), &mut own);
     out.write_bytes(&own);

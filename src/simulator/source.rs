@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::lifecycle::{
     binlog_head_at, BINLOG_BYTES_PER_SECOND, BINLOG_FILE_SECONDS, FIRST_BINLOG_FILE, SOURCE_UUID,
 };
-use crate::source::{BinlogReader, BinlogReading, SourceError};
+use crate::source::{BinlogReader, BinlogReading, Reading, SourceError};
 
 /// A source whose binlog is a function of the time since its epoch.
 pub struct SimulatedSource {
@@ -54,12 +54,10 @@ impl SimulatedSource {
 }
 
 impl BinlogReader for SimulatedSource {
-    fn read(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = Result<BinlogReading, SourceError>> + Send + '_>> {
+    fn read(&mut self) -> Pin<Box<dyn Future<Output = Result<Reading, SourceError>> + Send + '_>> {
         let t = self.age + self.started.elapsed().as_secs_f64();
         let reading = self.reading_at(t);
-        Box::pin(async move { Ok(reading) })
+        Box::pin(async move { Ok(Reading::Binlog(reading)) })
     }
 }
 

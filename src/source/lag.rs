@@ -40,6 +40,8 @@ pub enum LagProblem {
     /// The task's binlog file has another base name than the source's (after a failover, or
     /// the task is mapped to the wrong source).
     ForeignFile,
+    /// No watched replication slot of its PostgreSQL source is known to be the task's.
+    NoSlot,
 }
 
 impl LagProblem {
@@ -49,6 +51,7 @@ impl LagProblem {
             Self::NoPosition => "no_position",
             Self::SourceUnread => "source_unread",
             Self::ForeignFile => "foreign_binlog_file",
+            Self::NoSlot => "no_slot",
         }
     }
 
@@ -60,6 +63,10 @@ impl LagProblem {
             Self::ForeignFile => {
                 "the task's binlog file is not one of this source's (failover, or a wrong \
                  [[sources]] mapping)"
+            }
+            Self::NoSlot => {
+                "no replication slot of the source is known to be this task's: name it under \
+                 slots on the source"
             }
         }
     }
@@ -134,6 +141,31 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
     })
 }
 
+/// A task's lag behind its PostgreSQL source, through its slot: the WAL written after what
+/// its consumer confirmed, and since when (from the head samples); not retained once the slot
+/// was invalidated.
+fn slot_lag(source: &SourceSnapshot, slot: &super::slots::WatchedSlot<'_>, now: f64) -> TaskLag {
+    let retained = !slot.lost();
+    let bytes = slot.lag_bytes.filter(|_| retained);
+    let seconds = bytes.and_then(|bytes| {
+        if bytes == 0 {
+            return Some(0.0);
+        }
+        let written_at = source
+            .samples
+            .passed_at(source.written_total.checked_sub(bytes)?)?;
+        Some((now - written_at).max(0.0))
+    });
+    TaskLag {
+        bytes,
+        files: 0,
+        transactions: None,
+        seconds,
+        retained,
+        at_oldest_file: false,
+    }
+}
+
 /// Each task's source and its lag behind it (or why there is none), in task order; empty
 /// when no source is configured.
 pub type SourceLags<'a> = Vec<Option<(&'a str, Result<TaskLag, LagProblem>)>>;
@@ -148,10 +180,21 @@ pub fn source_lags<'a>(
     if options.sources.is_empty() {
         return Vec::new();
     }
+    let watched = super::slots::watched_slots(tasks, &options.sources, sources, now);
+    let slot_of = super::slots::slot_of_task(&watched);
     tasks
         .iter()
         .map(|task| {
             let source = options.sources.source_of(&task.spec)?;
+            if options.sources.slot_rules(source).is_some() {
+                let lag = match (sources.get(source), slot_of.get(&task.spec.key())) {
+                    (None, _) => Err(LagProblem::SourceUnread),
+                    (Some(snapshot), _) if snapshot.wal.is_none() => Err(LagProblem::SourceUnread),
+                    (Some(_), None) => Err(LagProblem::NoSlot),
+                    (Some(snapshot), Some(slot)) => Ok(slot_lag(snapshot, slot, now)),
+                };
+                return Some((source, lag));
+            }
             let lag = match (
                 sources.get(source),
                 task.data.as_ref().and_then(|d| d.sync.as_ref()),

@@ -1,7 +1,8 @@
-//! Source databases: the exporter reads each MySQL-family source's own binlog state (read-only,
-//! a fixed handful of statements per round whatever the number of tasks) and keeps what it
-//! needs to say how far behind each task is: the last reading, a counter of bytes written, and
-//! a bounded series of head samples for lag in seconds.
+//! Source databases: the exporter reads each MySQL-family source's own binlog state, or a
+//! PostgreSQL source's WAL position and replication slots (read-only, a fixed handful of
+//! statements per round whatever the number of tasks and slots), and keeps what it needs to say
+//! how far behind each task is: the last reading, a counter of bytes written, and a bounded
+//! series of head samples for lag in seconds.
 //!
 //! [`run`] drives one source's rounds on the poll interval, on its own task, so a slow or dead
 //! source never delays the UDTS poll or `/metrics`. The [`SourceBoard`] holds every source's
@@ -11,6 +12,8 @@
 pub mod gtid;
 pub mod lag;
 pub mod mysql;
+pub mod postgres;
+pub mod slots;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -131,12 +134,18 @@ pub struct SourceError {
     pub fix: &'static str,
 }
 
-/// Reads a source's binlog state; the MySQL client and the demo's simulated source both are.
+/// What one round of a source read: a MySQL binlog state or a PostgreSQL WAL state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    Binlog(BinlogReading),
+    Wal(postgres::WalReading),
+}
+
+/// Reads a source's state; the MySQL and PostgreSQL clients and the demo's simulated source
+/// all are.
 pub trait BinlogReader: Send {
-    /// One round: the head, the files and the executed GTIDs.
-    fn read(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = Result<BinlogReading, SourceError>> + Send + '_>>;
+    /// One round: the head, the files and the executed GTIDs; or the WAL position and slots.
+    fn read(&mut self) -> Pin<Box<dyn Future<Output = Result<Reading, SourceError>> + Send + '_>>;
 }
 
 /// One head sample: the bytes written so far, and when the head was first and last seen there.
@@ -205,8 +214,10 @@ pub struct SourceSnapshot {
     pub up: bool,
     /// The last round's error, if it failed.
     pub error: Option<SourceError>,
-    /// The last good reading.
+    /// The last good reading (MySQL).
     pub reading: Option<Arc<ParsedReading>>,
+    /// The last good reading (PostgreSQL).
+    pub wal: Option<Arc<postgres::WalReading>>,
     /// Bytes the head advanced since the exporter started watching.
     pub written_total: u64,
     /// Head samples for lag in seconds.
@@ -237,6 +248,24 @@ impl SourceSnapshot {
         next.up = true;
         next.error = None;
         next.reading = Some(Arc::new(reading));
+        next
+    }
+
+    /// The snapshot after a good PostgreSQL reading at `now`: the written counter follows the
+    /// WAL position.
+    pub fn after_wal(&self, reading: postgres::WalReading, now: f64) -> Self {
+        let mut next = self.clone();
+        match self.wal.as_ref().map(|previous| previous.lsn) {
+            Some(previous) if reading.lsn >= previous => {
+                next.written_total = next.written_total.saturating_add(reading.lsn - previous);
+            }
+            Some(_) => next.samples = HeadSamples::default(),
+            None => {}
+        }
+        next.samples.observe(next.written_total, now);
+        next.up = true;
+        next.error = None;
+        next.wal = Some(Arc::new(reading));
         next
     }
 
@@ -331,7 +360,8 @@ impl SourceBoard {
 /// demo and in tests that need no database.
 pub type ReaderFactory = Arc<dyn Fn(&SourceSettings) -> Box<dyn BinlogReader> + Send + Sync>;
 
-/// The production factory: a [`mysql::MySqlReader`] per source.
+/// The production factory: a [`mysql::MySqlReader`] or [`postgres::PostgresReader`] per
+/// source.
 pub fn mysql_readers() -> ReaderFactory {
     Arc::new(|source: &SourceSettings| {
         if source.connection.password.is_none() {
@@ -344,7 +374,16 @@ pub fn mysql_readers() -> ReaderFactory {
                 source.name
             );
         }
-        Box::new(mysql::MySqlReader::new(source.connection.clone())) as Box<dyn BinlogReader>
+        match &source.kind {
+            crate::config::SourceKind::Postgres { database, .. } => Box::new(
+                postgres::PostgresReader::new(source.connection.clone(), database.clone()),
+            )
+                as Box<dyn BinlogReader>,
+            crate::config::SourceKind::MySql => {
+                Box::new(mysql::MySqlReader::new(source.connection.clone()))
+                    as Box<dyn BinlogReader>
+            }
+        }
     })
 }
 
@@ -403,7 +442,10 @@ impl SourceSupervisor {
                     self.board.forget(&source.name);
                 }
             }
-            self.metrics.declare(&source.name);
+            self.metrics.declare(
+                &source.name,
+                matches!(source.kind, crate::config::SourceKind::Postgres { .. }),
+            );
             let stop = self.shutdown.child_token();
             tokio::spawn(run(
                 source.name.clone(),
@@ -453,8 +495,27 @@ pub async fn run(
         }
         metrics.round(&name, started.elapsed());
         let now = unix_now();
-        match result.and_then(|reading| reading.parse()) {
-            Ok(reading) => {
+        let result = match result {
+            Ok(Reading::Wal(reading)) => {
+                if last_reason.take().is_some() {
+                    info!(source = %name, "source readable again");
+                }
+                failures = 0;
+                let mut advanced = 0;
+                board.update(&name, |previous| {
+                    let next = previous.after_wal(reading.clone(), now);
+                    advanced = next.written_total - previous.written_total;
+                    next
+                });
+                metrics.read_wal(&name, advanced);
+                Ok(None)
+            }
+            Ok(Reading::Binlog(reading)) => reading.parse().map(Some),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(None) => {}
+            Ok(Some(reading)) => {
                 if last_reason.take().is_some() {
                     info!(source = %name, "source readable again");
                 }

@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 use secrecy::ExposeSecret;
 
-use super::{BinlogReader, BinlogReading, SourceError};
+use super::{BinlogReader, BinlogReading, Reading, SourceError};
 use crate::config::{Connection, TlsMode};
 
 /// The client options for `connection`, with TLS as its mode says when `tls`.
@@ -146,10 +146,8 @@ impl MySqlReader {
 }
 
 impl BinlogReader for MySqlReader {
-    fn read(
-        &mut self,
-    ) -> Pin<Box<dyn Future<Output = Result<BinlogReading, SourceError>> + Send + '_>> {
-        Box::pin(self.round())
+    fn read(&mut self) -> Pin<Box<dyn Future<Output = Result<Reading, SourceError>> + Send + '_>> {
+        Box::pin(async move { self.round().await.map(Reading::Binlog) })
     }
 }
 

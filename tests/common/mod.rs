@@ -4,6 +4,7 @@
 
 pub mod ca;
 pub mod mariadb;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
