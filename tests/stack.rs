@@ -159,7 +159,7 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
     // The demo's archive task expires in three days: the billing alert fires too.
     assert!(
         body["data"]["alerts"].as_array().unwrap().iter().any(|a| {
-            a["labels"]["alertname"] == "UDTSTaskBillingExpiresSoon"
+            a["labels"]["alertname"] == "UDTSTaskExpiringSoon"
                 && a["labels"]["task_id"] == "udts-demo-archive"
         }),
         "{body}"
