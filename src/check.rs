@@ -213,7 +213,15 @@ fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions
         .collect();
     let lags = source_lags(&states, options, &snapshots, now);
     // A one-shot read has no samples to judge rates or readiness from.
-    Views::build(&states, &lags, &[], None, &options.cutover, now)
+    Views::build(
+        &states,
+        &lags,
+        &[],
+        None,
+        crate::task_view::SlotFacts::default(),
+        &options.cutover,
+        now,
+    )
 }
 
 /// A source in the JSON report.
@@ -260,6 +268,7 @@ pub fn json(
             generated_at: unix_now(),
             poll_interval_seconds: options.poll_interval.as_secs_f64(),
             tasks: views.tasks.iter().collect(),
+            sources: &views.sources,
         },
         sources: sources
             .iter()

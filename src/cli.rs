@@ -390,6 +390,14 @@ pub fn demo_config(endpoint: &str) -> Config {
         slots: Default::default(),
         slot_name_regex: None,
     }];
+    // The simulated PostgreSQL database of the paused task: its slot, and one orphaned.
+    config.sources.push(SourceConfig {
+        name: "demo-pg".into(),
+        url: "postgresql://udts_monitor@pg.demo.invalid:5432/orders".into(),
+        tasks: vec!["udts-demo-paused".into()],
+        task_name_regex: None,
+        ..config.sources[0].clone()
+    });
     // A minute of steady lag makes a task ready, so the demo shows one turn within minutes.
     config.cutover.steady_for = Some(Duration::from_secs(60));
     config

@@ -47,14 +47,17 @@ pub enum DeadlineKind {
     Expire,
     /// When UDTS reclaims the task, 2 days after its expiry.
     Reclaim,
+    /// When the server invalidates the task's PostgreSQL slot at the current WAL write rate
+    /// (`at` null when unbounded: the source's disk fills instead; past when already lost).
+    SlotInvalidation,
 }
 
 /// One deadline as the page and the JSON say it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deadline {
     pub kind: DeadlineKind,
-    /// Unix seconds.
-    pub at: f64,
+    /// Unix seconds; `null` where it cannot be known.
+    pub at: Option<f64>,
     /// What it means and what to do, in words; `None` while it is far off (a billing expiry
     /// more than 7 days away, or a finished task's).
     pub words: Option<String>,
@@ -80,7 +83,7 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
         };
         found.push(Deadline {
             kind: DeadlineKind::Resume,
-            at,
+            at: Some(at),
             words: Some(words),
         });
     }
@@ -107,17 +110,25 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
         });
         found.push(Deadline {
             kind: DeadlineKind::Expire,
-            at: expires,
+            at: Some(expires),
             words,
         });
         found.push(Deadline {
             kind: DeadlineKind::Reclaim,
-            at: reclaim,
+            at: Some(reclaim),
             words: None,
         });
     }
-    found.sort_by(|a, b| a.at.total_cmp(&b.at));
+    sort(&mut found);
     found
+}
+
+/// Soonest first; one that cannot be dated last.
+pub fn sort(deadlines: &mut [Deadline]) {
+    deadlines.sort_by(|a, b| {
+        a.at.unwrap_or(f64::INFINITY)
+            .total_cmp(&b.at.unwrap_or(f64::INFINITY))
+    });
 }
 
 /// A span as a person says it: "6 days 2 h", "21 h", "35 min".
@@ -163,6 +174,7 @@ mod tests {
         let paused = now - (6.0 * DAY + 2.0 * 3600.0);
         let task = state("Stopped", Some(paused), None);
         assert_eq!(resume_deadline(&task), Some(paused + 7.0 * DAY));
+        assert_eq!(deadlines(&task, now)[0].at, Some(paused + 7.0 * DAY));
         let said = deadlines(&task, now);
         assert_eq!(said.len(), 1);
         assert_eq!(

@@ -23,9 +23,9 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     let addr = exporter.addr;
     wait_ready(addr).await;
     let text = scrape(addr).await;
-    assert_eq!(family(&text, "udts_task_info").len(), 24);
+    assert_eq!(family(&text, "udts_task_info").len(), 25);
     let up = family(&text, "udts_task_up");
-    assert_eq!(up.len(), 24);
+    assert_eq!(up.len(), 25);
     assert!(up.values().all(|v| *v == 1.0), "{up:?}");
     let kinds = family(&text, "udts_task_info");
     assert!(kinds
@@ -36,16 +36,30 @@ async fn demo_serves_moving_tasks_and_exits_zero_on_sigterm() {
     assert!(!family(&text, "udts_task_redis_delay_seconds").is_empty());
     assert!(!family(&text, "udts_task_mongo_delay_seconds").is_empty());
     assert!(!family(&text, "udts_task_progress_ratio").is_empty());
-    // The demo's simulated source, read in-process: five tasks on it, each with lag.
-    let text = scrape_until(addr, "the demo source read", |text| {
+    // The demo's simulated sources, read in-process: five MySQL tasks and one PostgreSQL task
+    // on them, each with lag and, from its second reading on, its applied bytes.
+    let text = scrape_until(addr, "the demo sources read", |text| {
         value(text, "udts_source_up", "{source=\"demo-orders-db\"}") == Some(1.0)
-            && family(text, "udts_task_source_lag_bytes").len() == 5
+            && value(text, "udts_source_up", "{source=\"demo-pg\"}") == Some(1.0)
+            && family(text, "udts_task_source_lag_bytes").len() == 6
+            && family(text, "udts_task_source_applied_bytes_total").len() == 6
     })
     .await;
-    assert_eq!(family(&text, "udts_task_source_binlog_retained").len(), 5);
+    assert_eq!(family(&text, "udts_task_source_binlog_retained").len(), 6);
     assert_eq!(
-        family(&text, "udts_task_source_applied_bytes_total").len(),
-        5
+        family(&text, "udts_source_replication_slot_orphaned"),
+        [
+            (
+                "{source=\"demo-pg\",slot=\"udts_demo_gone_7c1e\"}".to_string(),
+                1.0
+            ),
+            (
+                "{source=\"demo-pg\",slot=\"udts_demo_paused\"}".to_string(),
+                0.0
+            ),
+        ]
+        .into_iter()
+        .collect()
     );
 
     let started = Instant::now();

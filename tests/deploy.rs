@@ -290,7 +290,8 @@ async fn dashboard_queries_use_only_metrics_the_exporter_exposes() {
         SimTask::new("udts-ok", Behaviour::Fixed(json!({"Status": "Syncing"}))),
         SimTask::new("udts-bad", Behaviour::RetCode(150, "busy".into())),
     ];
-    // A source (unreachable here) so the lag families are declared.
+    // Sources (unreachable here), MySQL and PostgreSQL, so the lag and slot families are
+    // declared.
     let harness = start_with(tasks, PRIVATE_KEY, |config| {
         config.sources = vec![udts_exporter::config::SourceConfig {
             name: "orders-primary".into(),
@@ -305,6 +306,13 @@ async fn dashboard_queries_use_only_metrics_the_exporter_exposes() {
             slots: Default::default(),
             slot_name_regex: None,
         }];
+        let postgres = udts_exporter::config::SourceConfig {
+            name: "orders-pg".into(),
+            url: "postgresql://udts_monitor@127.0.0.1:9/postgres".into(),
+            tasks: vec!["udts-bad".into()],
+            ..config.sources[0].clone()
+        };
+        config.sources.push(postgres);
     })
     .await;
     let text = scrape(harness.exporter).await;

@@ -102,11 +102,21 @@ impl Exposition {
                 &snapshot.sources,
                 self.rendered_at,
             );
+            let watched = crate::source::slots::watched_slots(
+                &snapshot.tasks,
+                &snapshot.options.sources,
+                &snapshot.sources,
+                self.rendered_at,
+            );
+            let (sources, by_task) =
+                crate::task_view::slots::slot_views(&watched, &snapshot.sources, self.rendered_at);
+            drop(watched);
             let views = Views::build(
                 &snapshot.tasks,
                 &lags,
                 &snapshot.outlooks,
                 Some(&snapshot.monitor),
+                crate::task_view::SlotFacts { sources, by_task },
                 &snapshot.options.cutover,
                 self.rendered_at,
             );
@@ -115,6 +125,7 @@ impl Exposition {
                 generated_at: self.rendered_at,
                 poll_interval_seconds: self.poll_interval_seconds,
                 tasks: views.tasks.iter().collect(),
+                sources: &views.sources,
             };
             // Serialized straight into the compressor: the plain JSON never exists whole.
             let mut writer = std::io::BufWriter::with_capacity(
@@ -222,7 +233,12 @@ pub fn render(
         &mut out,
     );
     let watched = crate::source::slots::watched_slots(&tasks, &options.sources, &snapshots, now);
-    slot_families::write_slot_families(&watched, |name| options.filter.allows(name), &mut out);
+    slot_families::write_slot_families(
+        &watched,
+        options.sources.has_postgres(),
+        |name| options.filter.allows(name),
+        &mut out,
+    );
     drop(watched);
     let mut own = Vec::new();
     metrics.encode(|name| options.filter.allows(name), &mut own);

@@ -44,13 +44,15 @@ const FAMILIES: [Family; 5] = [
     },
 ];
 
-/// Writes the slot families for `watched`.
+/// Writes the slot families for `watched`; declared (with no sample yet) as soon as a
+/// PostgreSQL source is configured, as every family of the exporter is.
 pub fn write_slot_families(
     watched: &[WatchedSlot<'_>],
+    postgres: bool,
     allowed: impl Fn(&str) -> bool,
     out: &mut impl std::fmt::Write,
 ) {
-    if watched.is_empty() {
+    if !postgres {
         return;
     }
     let labels = |w: &WatchedSlot<'_>| {

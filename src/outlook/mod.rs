@@ -478,7 +478,7 @@ fn count_applied(
     let (Some((name, snapshot)), Some(bytes)) = (source, lag.and_then(|l| l.bytes)) else {
         return;
     };
-    if snapshot.reading.is_none() {
+    if snapshot.reading.is_none() && snapshot.wal.is_none() {
         return;
     }
     let offset = i128::from(snapshot.written_total) - i128::from(bytes);

@@ -199,8 +199,37 @@ pub fn render(
             )
         );
     }
-    html.push_str("</p></main></body></html>");
+    html.push_str("</p>");
+    slots(&mut html, &views.sources);
+    html.push_str("</main></body></html>");
     html
+}
+
+/// The PostgreSQL sources' watched slots: each in words, an orphaned or lost one with the
+/// statement that drops it (the script renders the same from the JSON's `sources`).
+fn slots(html: &mut String, sources: &[crate::task_view::slots::SourceSlots]) {
+    html.push_str("<section id=\"slots\" aria-label=\"Replication slots\">");
+    for source in sources {
+        let _ = write!(
+            html,
+            "<h2>Replication slots on {}</h2><ul class=\"slots\">",
+            escape(&source.name)
+        );
+        for slot in &source.slots {
+            let class = if slot.orphaned {
+                "slot orphaned"
+            } else {
+                "slot"
+            };
+            let _ = write!(html, "<li class=\"{class}\">{}", escape(&slot.words));
+            if let Some(statement) = &slot.drop_statement {
+                let _ = write!(html, "<br><code>{}</code>", escape(statement));
+            }
+            html.push_str("</li>");
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</section>");
 }
 
 /// `HH:MM:SS` of a unix time, UTC.

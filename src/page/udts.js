@@ -257,6 +257,26 @@
     }
   }
 
+  function renderSlots(sources) {
+    var section = document.getElementById("slots");
+    if (!section) return;
+    var fragment = document.createDocumentFragment();
+    (sources || []).forEach(function (source) {
+      fragment.appendChild(el("h2", null, "Replication slots on " + source.name));
+      var list = el("ul", "slots");
+      source.slots.forEach(function (slot) {
+        var li = el("li", slot.orphaned ? "slot orphaned" : "slot", slot.words);
+        if (slot.drop_statement) {
+          li.appendChild(el("br"));
+          li.appendChild(el("code", null, slot.drop_statement));
+        }
+        list.appendChild(li);
+      });
+      fragment.appendChild(list);
+    });
+    section.replaceChildren(fragment);
+  }
+
   function showFreshness() {
     if (failingSince !== null) {
       freshness.className = "freshness offline";
@@ -275,6 +295,7 @@
       .then(function (list) {
         state.tasks = list.tasks;
         state.generatedAt = list.generated_at;
+        renderSlots(list.sources);
         state.fetchedAt = Date.now();
         failingSince = null;
         render();

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod lifecycle;
 mod monitor;
+pub mod postgres;
 pub mod source;
 
 pub use gateway::{Behaviour, Call, Gateway, SimTask};
@@ -24,14 +25,18 @@ pub const DEMO_SOURCE_AGE: f64 = 3_600.0;
 /// Binlog files the demo's simulated source keeps: twelve minutes.
 pub const DEMO_RETAINED_FILES: u64 = 12;
 
-/// Readers for the demo: every configured source is the simulated one, its epoch `started`.
+/// Readers for the demo: every configured source is a simulated one (MySQL or PostgreSQL, as
+/// its URL says), its epoch `started`.
 pub fn demo_readers(started: Instant) -> ReaderFactory {
-    Arc::new(move |_source: &SourceSettings| {
-        Box::new(source::SimulatedSource::new(
+    Arc::new(move |source: &SourceSettings| match source.kind {
+        crate::config::SourceKind::Postgres { .. } => {
+            Box::new(postgres::SimulatedPostgres::new(started)) as Box<dyn BinlogReader>
+        }
+        crate::config::SourceKind::MySql => Box::new(source::SimulatedSource::new(
             started,
             DEMO_SOURCE_AGE,
             DEMO_RETAINED_FILES,
-        )) as Box<dyn BinlogReader>
+        )) as Box<dyn BinlogReader>,
     })
 }
 
@@ -40,12 +45,13 @@ pub const DEMO_PUBLIC_KEY: &str = "demo-public-key";
 /// The demo's private key; not a real account's.
 pub const DEMO_PRIVATE_KEY: &str = "demo-private-key-8c7e4f2a";
 
-/// A gateway with twenty-four tasks of both kinds in realistic, moving lifecycles: full loads
+/// A gateway with twenty-five tasks of both kinds in realistic, moving lifecycles: full loads
 /// of several sizes, full+incremental and incremental MySQL tasks (five of them on the
 /// simulated orders database: one at its head, one catching up that turns ready for cut-over,
 /// one falling steadily behind, one falling behind and catching up again, one failed while the
 /// source purges its binlog), Redis and Mongo syncs, one task that fails, retries and gives up,
-/// and one that is stopped.
+/// one that is stopped and one PostgreSQL task paused for six days whose slot fills its
+/// source.
 pub fn demo_gateway() -> Gateway {
     use Lifecycle::*;
     let gateway = Gateway::new(DEMO_PUBLIC_KEY, DEMO_PRIVATE_KEY);
@@ -127,17 +133,15 @@ pub fn demo_gateway() -> Gateway {
             Behaviour::Lifecycle(FailsAndGivesUp { max_retries: 3 }),
         )
         .started_ago(50.0),
-        // Paused six days and two hours ago (its history says so): UDTS can resume it for
-        // 22 hours more.
+        // A PostgreSQL task paused six days and two hours ago (its history says so): UDTS can
+        // resume it for 22 hours more, and its slot on the simulated PostgreSQL source has
+        // retained the WAL written since.
         SimTask::new(
             "udts-demo-paused",
-            Behaviour::Fixed(
-                json!({"Status": "Stopped", "CurRetryCount": 0, "MaxRetryCount": 3,
-                "Sync": {"BinlogName": "mysql-bin.000009", "BinlogPos": 73_112_004}}),
-            ),
+            Behaviour::Fixed(json!({"Status": "Stopped", "CurRetryCount": 0, "MaxRetryCount": 3})),
         )
         .mode("incremental")
-        .started_ago(6.0 * 86_400.0 + 2.0 * 3_600.0),
+        .started_ago(postgres::PAUSED_FOR),
         // Its billing runs out in three days: the expiry alert has something to say.
         SimTask::new("udts-demo-archive", Behaviour::Lifecycle(Stops))
             .mode("incremental")

@@ -196,6 +196,19 @@ impl HeadSamples {
         Some(before.last_seen + (after.first_seen - before.last_seen) * fraction)
     }
 
+    /// Bytes written a second over about the last `window` seconds at `now`, from the samples;
+    /// `None` until two samples span some time.
+    pub fn rate(&self, now: f64, window: f64) -> Option<f64> {
+        let newest = self.0.back()?;
+        let oldest = self
+            .0
+            .iter()
+            .find(|s| s.last_seen >= now - window)
+            .unwrap_or(newest);
+        let seconds = newest.last_seen - oldest.first_seen;
+        (seconds > 0.0).then(|| newest.written.saturating_sub(oldest.written) as f64 / seconds)
+    }
+
     /// How many samples are kept.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -569,6 +582,21 @@ mod tests {
             files: files.to_vec(),
             gtids: None,
         }
+    }
+
+    #[test]
+    fn the_write_rate_is_taken_over_the_recent_samples_and_falls_to_zero_when_idle() {
+        let mut samples = HeadSamples::default();
+        assert_eq!(samples.rate(0.0, 900.0), None);
+        for t in 0..10 {
+            samples.observe(1_000 * t, 100.0 + 5.0 * t as f64);
+        }
+        assert_eq!(samples.rate(145.0, 900.0), Some(200.0));
+        // Only the last 20 s: the same steady rate.
+        assert_eq!(samples.rate(145.0, 20.0), Some(200.0));
+        // Idle for a long while: the newest sample is extended, the rate falls to 0.
+        samples.observe(9_000, 2_000.0);
+        assert_eq!(samples.rate(2_000.0, 900.0), Some(0.0));
     }
 
     #[test]

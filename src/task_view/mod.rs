@@ -17,6 +17,7 @@ use crate::source::lag::{LagProblem, SourceLags, TaskLag};
 use crate::state::{Sample, SampleKind, TaskState};
 use crate::status;
 
+pub mod slots;
 mod words;
 
 pub use words::grouped;
@@ -35,6 +36,8 @@ pub struct TaskList<'a> {
     pub poll_interval_seconds: f64,
     /// Every task, worst first.
     pub tasks: Vec<&'a TaskView>,
+    /// The PostgreSQL sources' watched replication slots (empty without such a source).
+    pub sources: &'a [slots::SourceSlots],
 }
 
 /// One task as the page and the JSON API show it.
@@ -311,7 +314,7 @@ pub enum Health {
     /// Behind its source by more than five minutes, its binlog purged, or at purge risk.
     Behind,
     /// Anything in between: created, checking, starting, stopping, an unknown status; or a
-    /// task with a deadline near (a pause about to outlast 7 days, a billing expiry).
+    /// stopped task with a deadline near (a pause about to outlast 7 days, a billing expiry).
     Other,
     /// Dumping, Loading, Syncing, Synced.
     Active,
@@ -460,10 +463,11 @@ impl TaskView {
         self
     }
 
-    /// A task with a deadline near (a pause UDTS ends after 7 days, a billing expiry) sorts
-    /// above the running and finished ones: it needs someone before then.
+    /// A stopped or finished task with a deadline near (a pause UDTS ends after 7 days, a
+    /// billing expiry, a slot filling the source's disk) sorts above the running and finished
+    /// ones: it needs someone before then. A running one keeps its place and says it in red.
     fn with_deadline_health(mut self) -> Self {
-        if self.health > Health::Other && self.deadlines.iter().any(|d| d.words.is_some()) {
+        if self.health == Health::Done && self.deadlines.iter().any(|d| d.words.is_some()) {
             self.health = Health::Other;
         }
         self
@@ -503,6 +507,16 @@ pub struct Views {
     pub summary: BTreeMap<String, (Health, usize)>,
     /// Tasks the exporter judges ready for cut-over.
     pub ready_for_cutover: usize,
+    /// The PostgreSQL sources' watched replication slots.
+    pub sources: Vec<slots::SourceSlots>,
+}
+
+/// What the views say of the PostgreSQL sources' slots: by source, and each owned slot's words
+/// as its task's deadline ([`slots::slot_views`]).
+#[derive(Debug, Default)]
+pub struct SlotFacts {
+    pub sources: Vec<slots::SourceSlots>,
+    pub by_task: std::collections::HashMap<crate::task::TaskKey, Deadline>,
 }
 
 impl Views {
@@ -513,9 +527,14 @@ impl Views {
         lags: &SourceLags<'_>,
         outlooks: &[Outlook],
         monitor: Option<&MonitorSnapshot>,
+        slot_facts: SlotFacts,
         rule: &Cutover,
         now: f64,
     ) -> Self {
+        let SlotFacts {
+            sources,
+            mut by_task,
+        } = slot_facts;
         let mut rows: Vec<(TaskView, Arc<VecDeque<Sample>>)> = states
             .iter()
             .enumerate()
@@ -530,6 +549,11 @@ impl Views {
                     .as_ref()
                     .and_then(MonitorView::of);
                 let mut task = task.with_monitor_sentence();
+                if let Some(slot) = by_task.remove(&state.spec.key()) {
+                    task.deadlines.push(slot);
+                    crate::deadlines::sort(&mut task.deadlines);
+                    task = task.with_deadline_health();
+                }
                 // A finished task's last speeds are history, not what it does now.
                 if task.status.as_deref().is_some_and(status::is_finished) {
                     if let Some(monitor) = &mut task.monitor {
@@ -564,6 +588,7 @@ impl Views {
             trends,
             summary,
             ready_for_cutover,
+            sources,
         }
     }
 
@@ -623,7 +648,7 @@ mod tests {
         let view_near = view(&running, Some(&("orders-primary", Ok(near))), 1000.0);
         assert_eq!(
             view_near.source_lag.as_ref().unwrap().summary,
-            "40.0 KiB, 0 files, 120 transactions, about 40 s behind orders-primary"
+            "40.0 KiB, 120 transactions, about 40 s behind orders-primary"
         );
         assert_eq!(view_near.health, Health::Active);
 
@@ -740,6 +765,7 @@ mod tests {
             &Vec::new(),
             &[],
             None,
+            SlotFacts::default(),
             &Cutover::default(),
             1000.0 + STALLED_AFTER_SECONDS + 1.0,
         );

@@ -16,11 +16,14 @@ pub(super) fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
     if let Some(bytes) = lag.bytes {
         parts.push(bytes_text(bytes));
     }
-    parts.push(format!(
-        "{} file{}",
-        lag.files,
-        if lag.files == 1 { "" } else { "s" }
-    ));
+    // Within the head file (and always for a PostgreSQL slot) a file count says nothing.
+    if lag.files > 0 {
+        parts.push(format!(
+            "{} file{}",
+            lag.files,
+            if lag.files == 1 { "" } else { "s" }
+        ));
+    }
     if let Some(transactions) = lag.transactions {
         parts.push(format!("{transactions} transactions"));
     }
@@ -38,7 +41,7 @@ pub(super) fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
     text
 }
 
-fn bytes_text(bytes: u64) -> String {
+pub(super) fn bytes_text(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
