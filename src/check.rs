@@ -193,16 +193,18 @@ pub async fn read_sources(sources: &[SourceSettings], readers: &ReaderFactory) -
     futures_util::future::join_all(rounds).await
 }
 
-/// The task states of the rows, and their views with the lag behind the sources read.
-fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions) -> Views {
-    let now = unix_now();
-    let states: Vec<Arc<TaskState>> = rows
-        .iter()
+/// The task states of the rows at `now`.
+fn states(rows: &[CheckRow], now: f64) -> Vec<Arc<TaskState>> {
+    rows.iter()
         .map(|row| {
             Arc::new(TaskState::new(Arc::clone(&row.task)).after_poll(row.result.clone(), now))
         })
-        .collect();
-    let snapshots = sources
+        .collect()
+}
+
+/// The sources read, by name.
+fn snapshots(sources: &[SourceCheck]) -> std::collections::HashMap<String, Arc<SourceSnapshot>> {
+    sources
         .iter()
         .filter_map(|source| {
             Some((
@@ -210,7 +212,55 @@ fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions
                 Arc::clone(source.result.as_ref().ok()?),
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// The PostgreSQL sources' watched slots as an aligned text table: each slot's task (or none),
+/// whether it is read, what it retains, its status, and for an orphan the statement that drops
+/// it. Empty without a PostgreSQL source.
+pub fn slots_table(
+    rows: &[CheckRow],
+    sources: &[SourceCheck],
+    options: &ExpositionOptions,
+) -> String {
+    if !options.sources.has_postgres() {
+        return String::new();
+    }
+    let now = unix_now();
+    let states = states(rows, now);
+    let snapshots = snapshots(sources);
+    let watched = crate::source::slots::watched_slots(&states, &options.sources, &snapshots, now);
+    let header = [
+        "SOURCE", "SLOT", "TASK", "ACTIVE", "RETAINED", "STATUS", "ORPHANED",
+    ];
+    let body = watched.iter().map(|w| {
+        vec![
+            w.source.to_string(),
+            w.slot.name.clone(),
+            w.task_id.unwrap_or("-").to_string(),
+            if w.slot.active { "yes" } else { "no" }.to_string(),
+            w.retained_bytes
+                .map_or("-".into(), |b| format!("{b} bytes")),
+            w.slot.wal_status.clone().unwrap_or_else(|| "-".into()),
+            if w.orphaned {
+                format!("yes: SELECT pg_drop_replication_slot('{}');", w.slot.name)
+            } else {
+                "no".into()
+            },
+        ]
+    });
+    let mut text = aligned(&header, body);
+    if watched.is_empty() {
+        text.push_str("(no watched replication slot)\n");
+    }
+    text
+}
+
+/// The task states of the rows, and their views with the lag behind the sources read.
+fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions) -> Views {
+    let now = unix_now();
+    let states = states(rows, now);
+    let snapshots = snapshots(sources);
     let lags = source_lags(&states, options, &snapshots, now);
     // A one-shot read has no samples to judge rates or readiness from.
     Views::build(
@@ -315,12 +365,15 @@ pub fn sources_table(sources: &[SourceCheck]) -> String {
     let body = sources.iter().map(|source| match &source.result {
         Ok(snapshot) => {
             let reading = snapshot.reading.as_deref();
+            let head = match (reading, snapshot.wal.as_deref()) {
+                (Some(r), _) => format!("{}.{:06}:{}", r.base, r.head_index, r.head_position),
+                (None, Some(wal)) => format!("{:X}/{:X}", wal.lsn >> 32, wal.lsn & 0xFFFF_FFFF),
+                (None, None) => "-".into(),
+            };
             vec![
                 source.name.clone(),
                 "up".into(),
-                reading.map_or("-".into(), |r| {
-                    format!("{}.{:06}:{}", r.base, r.head_index, r.head_position)
-                }),
+                head,
                 reading
                     .and_then(|r| r.files.first())
                     .map_or("-".into(), |(index, _)| index.to_string()),

@@ -443,6 +443,10 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     print!("{}", crate::check::table(&rows, &lags));
     if !sources.is_empty() {
         print!("\n{}", crate::check::sources_table(&sources));
+        let slots = crate::check::slots_table(&rows, &sources, &options);
+        if !slots.is_empty() {
+            print!("\n{slots}");
+        }
     }
     if listing_failed {
         println!(

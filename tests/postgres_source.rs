@@ -211,6 +211,44 @@ async fn slots_match_the_server_and_orphans_lost_slots_and_a_wrong_password_are_
         "counted {counted}, the server wrote {written}"
     );
 
+    // `check` lists the slots it found, their owners and the orphan with its drop statement.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[[sources]]\nname = \"orders-pg\"\nurl = \"{}\"\npassword_file = \"{}\"\ntls = \"disabled\"\ntasks = [\"udts-abc123\"]\n",
+        db.url("udts_monitor"),
+        db.password_file(MONITOR_PASSWORD).display()
+    );
+    let config = write_config_file(
+        &dir,
+        &harness.endpoint,
+        PUBLIC_KEY,
+        &["udts-abc123"],
+        &extra,
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let line = |slot: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with("orders-pg") && l.contains(slot))
+            .unwrap_or_else(|| panic!("{slot} not in {stdout}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(line("udts_abc123").starts_with("orders-pg udts_abc123 udts-abc123 no"));
+    assert!(line("udts_abc123").ends_with("reserved no"));
+    assert!(
+        line("udts_gone_task").ends_with("yes: SELECT pg_drop_replication_slot('udts_gone_task');")
+    );
+
     // Past max_slot_wal_keep_size, the inactive slots are invalidated at a checkpoint: lost,
     // the alert's expression (status "lost" == 1) true, and the task of one can only be redone.
     for _ in 0..(postgres::MAX_SLOT_WAL_KEEP / (16 * 1024 * 1024) + 2) {
