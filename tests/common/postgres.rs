@@ -47,6 +47,12 @@ impl Postgres {
     /// initdb, then starts the server on loopback with `udts_monitor` (a plain login role with
     /// no grant) able to log in with [`MONITOR_PASSWORD`].
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// [`Postgres::start`] with more server options (`-c name=value ...`), which come last
+    /// and so win.
+    pub fn start_with(extra: &str) -> Self {
         let bin = bin().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("chown")
@@ -78,7 +84,7 @@ impl Postgres {
         let options = format!(
             "-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c wal_level=logical -c max_slot_wal_keep_size={}MB -c max_wal_size=96MB \
-             -c min_wal_size=32MB -c fsync=off",
+             -c min_wal_size=32MB -c max_replication_slots=64 -c fsync=off {extra}",
             dir.path().display(),
             MAX_SLOT_WAL_KEEP / 1024 / 1024
         );
@@ -152,6 +158,11 @@ impl Postgres {
         std::fs::write(&path, password).unwrap();
         super::private_to_owner(&path);
         path
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
     fn data(&self) -> PathBuf {
