@@ -302,3 +302,117 @@ async fn slots_match_the_server_and_orphans_lost_slots_and_a_wrong_password_are_
     })
     .await;
 }
+
+/// TLS against the real server (its certificate from a private CA, for `localhost` only), on a
+/// server with `wal_level = replica`: a source whose TLS holds gets as far as the `wal_level`
+/// refusal, one whose TLS does not is refused with reason `tls` (`verify_identity` by another
+/// host name or another CA), while `verify_ca` takes any host name and `required` any
+/// certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_hold_against_the_real_server_and_wal_level_is_refused_with_its_fix() {
+    if !postgres::available() {
+        return;
+    }
+    let ca = common::ca::Ca::new();
+    let (cert, key, _) = ca.leaf(&["localhost"]);
+    let files = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (
+        files.path().join("server.crt"),
+        files.path().join("server.key"),
+    );
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    for path in [files.path(), &cert_file, &key_file] {
+        let status = std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    private_to_owner(&key_file);
+    let db = Postgres::start_with(&format!(
+        "-c wal_level=replica -c max_wal_senders=10 -c max_slot_wal_keep_size=-1 -c ssl=on \
+         -c ssl_cert_file={} -c ssl_key_file={}",
+        cert_file.display(),
+        key_file.display()
+    ));
+    let ca_file = files.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let other_ca = files.path().join("other-ca.pem");
+    std::fs::write(&other_ca, common::ca::Ca::new().pem()).unwrap();
+    let entry = |name: &str, host: &str, tls: TlsMode, ca: Option<&std::path::Path>| SourceConfig {
+        url: format!("postgresql://udts_monitor@{host}:{}/postgres", db.port),
+        tls,
+        ca_file: ca.map(std::path::Path::to_path_buf),
+        ..source(&db, name, MONITOR_PASSWORD, &[])
+    };
+    let sources = vec![
+        entry(
+            "pg-verified",
+            "localhost",
+            TlsMode::VerifyIdentity,
+            Some(&ca_file),
+        ),
+        entry(
+            "pg-wrong-name",
+            "127.0.0.1",
+            TlsMode::VerifyIdentity,
+            Some(&ca_file),
+        ),
+        entry(
+            "pg-any-name",
+            "127.0.0.1",
+            TlsMode::VerifyCa,
+            Some(&ca_file),
+        ),
+        entry(
+            "pg-wrong-ca",
+            "localhost",
+            TlsMode::VerifyIdentity,
+            Some(&other_ca),
+        ),
+        entry("pg-required", "127.0.0.1", TlsMode::Required, None),
+    ];
+    let harness = start_with(
+        vec![SimTask::new(
+            "udts-a",
+            Behaviour::Fixed(json!({"Status": "Syncing"})),
+        )],
+        PRIVATE_KEY,
+        |config| config.sources = sources,
+    )
+    .await;
+    let errors = |text: &str, source: &str, reason: &str| {
+        value(
+            text,
+            "udts_source_errors_total",
+            &format!("{{reason=\"{reason}\",source=\"{source}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let expected = [
+        ("pg-verified", "wal_level"),
+        ("pg-wrong-name", "tls"),
+        ("pg-any-name", "wal_level"),
+        ("pg-wrong-ca", "tls"),
+        ("pg-required", "wal_level"),
+    ];
+    let text = scrape_until(harness.exporter, "every source's first refusal", |text| {
+        expected
+            .iter()
+            .all(|(source, reason)| errors(text, source, reason) >= 1.0)
+    })
+    .await;
+    for (source, reason) in expected {
+        assert_eq!(
+            value(&text, "udts_source_up", &format!("{{source=\"{source}\"}}")),
+            Some(0.0)
+        );
+        for other in ["auth", "unreachable", "tls", "wal_level"] {
+            if other != reason {
+                assert_eq!(errors(&text, source, other), 0.0, "{source}: {other}");
+            }
+        }
+    }
+}
