@@ -547,8 +547,20 @@ fn sources_are_checked_naming_the_key_and_never_echo_a_password() {
             "sources[0].url",
         ),
         (
-            "[[sources]]\nname = \"orders\"\nurl = \"postgres://monitor@10.0.0.5\"\n",
-            "mysql://",
+            "[[sources]]\nname = \"orders\"\nurl = \"oracle://monitor@10.0.0.5\"\n",
+            "is not a mysql:// or postgresql:// URL",
+        ),
+        (
+            "[[sources]]\nname = \"orders\"\nurl = \"postgresql://monitor:hunter2-pw@10.0.0.6/postgres\"\n",
+            "sources[0].url",
+        ),
+        (
+            "[[sources]]\nname = \"orders\"\nurl = \"mysql://m@h\"\nslot_name_regex = \"^udts_\"\n",
+            "sources[0].slot_name_regex",
+        ),
+        (
+            "[[sources]]\nname = \"orders\"\nurl = \"postgres://m@h\"\nslots = { \"udts-a\" = \"Bad-Name\" }\n",
+            "sources[0].slots.udts-a",
         ),
         (
             "[[sources]]\nname = \"a\"\nurl = \"mysql://m@h\"\ntasks = [\"udts-a\"]\n\
