@@ -184,12 +184,11 @@ async fn slots_match_the_server_and_orphans_lost_slots_and_a_wrong_password_are_
         Some(0.0)
     );
     // A wrong password: that source down with reason auth, the other untouched.
-    let auth = value(
-        &text,
-        "udts_source_errors_total",
-        "{reason=\"auth\",source=\"orders-pg-wrong\"}",
-    );
-    assert!(auth.is_some_and(|n| n >= 1.0), "{auth:?}");
+    let auth = "{reason=\"auth\",source=\"orders-pg-wrong\"}";
+    let text = scrape_until(harness.exporter, "the wrong password refused", |text| {
+        value(text, "udts_source_errors_total", auth).is_some_and(|n| n >= 1.0)
+    })
+    .await;
     assert_eq!(
         value(&text, "udts_source_up", "{source=\"orders-pg\"}"),
         Some(1.0)
