@@ -58,12 +58,14 @@ pub struct Deadline {
     pub kind: DeadlineKind,
     /// Unix seconds; `null` where it cannot be known.
     pub at: Option<f64>,
-    /// What it means and what to do, in words; `None` while it is far off (a billing expiry
-    /// more than 7 days away, or a finished task's).
+    /// What it means and what to do, in words; `None` where there is nothing to do about it.
     pub words: Option<String>,
 }
 
-/// The task's deadlines at `now`, soonest first.
+/// The task's deadlines at `now` that need someone, soonest first: a paused task's resume
+/// limit, and a billing expiry within 7 days (or past, until the reclaim) of a task that is
+/// not finished. A far-off expiry is left out: `udts_task_expire_timestamp_seconds` has it, and
+/// at 10,000 tasks two entries each would be a megabyte of views and JSON saying nothing.
 pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
     let mut found = Vec::new();
     if let Some(at) = resume_deadline(state) {
@@ -92,9 +94,8 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
         let finished = state
             .status()
             .is_some_and(|s| status::is_finished(s) && s != "Stopped");
-        let near = expires - now < EXPIRY_NOTICE_SECONDS && reclaim > now && !finished;
-        let words = near.then(|| {
-            if expires > now {
+        if expires - now < EXPIRY_NOTICE_SECONDS && reclaim > now && !finished {
+            let words = if expires > now {
                 format!(
                     "billing expires in {}: renew before then; UDTS stops it the day after and \
                      reclaims it the day after that",
@@ -106,18 +107,18 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
                     span(now - expires),
                     span(reclaim - now)
                 )
-            }
-        });
-        found.push(Deadline {
-            kind: DeadlineKind::Expire,
-            at: Some(expires),
-            words,
-        });
-        found.push(Deadline {
-            kind: DeadlineKind::Reclaim,
-            at: Some(reclaim),
-            words: None,
-        });
+            };
+            found.push(Deadline {
+                kind: DeadlineKind::Expire,
+                at: Some(expires),
+                words: Some(words),
+            });
+            found.push(Deadline {
+                kind: DeadlineKind::Reclaim,
+                at: Some(reclaim),
+                words: None,
+            });
+        }
     }
     sort(&mut found);
     found
@@ -218,11 +219,11 @@ mod tests {
             expired[0].words.as_deref(),
             Some("billing expired 1 day ago: renew now; UDTS reclaims it in 1 day")
         );
-        // Far off, or a finished task: known, not said.
+        // Far off, or a finished task's: nothing to do, nothing said.
         let far = state("Syncing", None, Some(now + 90.0 * DAY));
-        assert_eq!(deadlines(&far, now)[0].words, None);
+        assert!(deadlines(&far, now).is_empty());
         let done = state("Done", None, Some(now + DAY));
-        assert_eq!(deadlines(&done, now)[0].words, None);
+        assert!(deadlines(&done, now).is_empty());
     }
 
     #[test]
