@@ -299,6 +299,13 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             escape(outlook)
         );
     }
+    if let Some(sentence) = task.udts_sentence() {
+        let _ = write!(
+            html,
+            "<br><span class=\"outlook\">{}</span>",
+            escape(&sentence)
+        );
+    }
     for words in task.deadlines.iter().filter_map(|d| d.words.as_ref()) {
         let _ = write!(
             html,
@@ -370,11 +377,11 @@ fn row(html: &mut String, task: &TaskView, trend: &VecDeque<Sample>, now: f64) {
             escape(&lag.summary)
         );
     }
-    if let Some(detail) = task.monitor.as_ref().and_then(|m| m.summary.as_ref()) {
+    if let Some(detail) = task.udts_detail() {
         let _ = write!(
             html,
             "<br><span class=\"monitor muted\" title=\"UDTS's own monitoring\">{}</span>",
-            escape(detail)
+            escape(&detail)
         );
     }
     let retries = |v: Option<u64>| v.map_or("-".to_string(), grouped);

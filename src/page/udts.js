@@ -37,6 +37,53 @@
     return s + "s";
   }
   function number(v) { return Math.round(v).toLocaleString("en-US"); }
+  // UDTS's monitoring in words, as the server's page says it (src/task_view/words.rs).
+  var FINISHED = ["Done", "Success", "Stopped", "FailedUnrecoverable", "StoppedUnrecoverable"];
+  function bytesText(bytes) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"], value = Math.floor(bytes), unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return unit === 0 ? value + " B" : value.toFixed(1) + " " + units[unit];
+  }
+  function secondsText(s) {
+    if (s < 120) return s.toFixed(0) + " s";
+    if (s < 7200) return (s / 60).toFixed(0) + " min";
+    return (s / 3600).toFixed(1) + " h";
+  }
+  function udtsSentence(task) {
+    var m = task.monitor;
+    if (!m || (task.status !== "Syncing" && task.status !== "Synced")) return null;
+    var parts = [];
+    if (m.sync_delay_seconds !== null) parts.push("sync delay " + secondsText(m.sync_delay_seconds));
+    if (m.remaining_bytes !== null) {
+      var text = bytesText(m.remaining_bytes) + " left to apply";
+      if (m.estimated_remaining_seconds !== null && m.estimated_remaining_seconds >= 1 && m.remaining_bytes > 0) {
+        text += ", about " + secondsText(m.estimated_remaining_seconds);
+      }
+      parts.push(text);
+    }
+    return parts.length ? "UDTS: " + parts.join(", ") : null;
+  }
+  function udtsDetail(task) {
+    var m = task.monitor;
+    if (!m || FINISHED.indexOf(task.status) >= 0) return null;
+    function speed(verb, bytes, rows) {
+      var b = bytes === null ? null : bytesText(bytes) + "/s";
+      var r = rows === null ? null : number(rows) + " rows/s";
+      if (b && r) return verb + " " + b + " (" + r + ")";
+      return b || r ? verb + " " + (b || r) : null;
+    }
+    function latency(end, s) {
+      if (s === null) return null;
+      return end + " " + (s < 1 ? (s * 1000).toFixed(0) + " ms" : s.toFixed(1) + " s");
+    }
+    var speeds = [speed("reads", m.source_read_bytes_per_second, m.source_read_rows_per_second),
+      speed("writes", m.target_write_bytes_per_second, m.target_write_rows_per_second)].filter(Boolean);
+    var latencies = [latency("source", m.source_network_latency_seconds),
+      latency("target", m.target_network_latency_seconds)].filter(Boolean);
+    var text = speeds.join(", ");
+    if (latencies.length) text += (text ? "; " : "") + "network latency to " + latencies.join(", ");
+    return text || null;
+  }
   function now() { return state.generatedAt + (Date.now() - state.fetchedAt) / 1000; }
   function key(task) { return (task.account || "") + "/" + task.id; }
 
@@ -116,6 +163,11 @@
       cell.appendChild(el("br"));
       cell.appendChild(el("span", "outlook", task.outlook));
     }
+    var sentence = udtsSentence(task);
+    if (sentence) {
+      cell.appendChild(el("br"));
+      cell.appendChild(el("span", "outlook", sentence));
+    }
     (task.deadlines || []).forEach(function (d) {
       if (d.words) {
         cell.appendChild(el("br"));
@@ -162,11 +214,12 @@
       cell.appendChild(el("br"));
       cell.appendChild(el("span", task.source_lag.behind ? "lag behind" : "lag muted", task.source_lag.summary));
     }
-    if (task.monitor && task.monitor.summary) {
+    var detail = udtsDetail(task);
+    if (detail) {
       cell.appendChild(el("br"));
-      var detail = el("span", "monitor muted", task.monitor.summary);
-      detail.title = "UDTS's own monitoring";
-      cell.appendChild(detail);
+      var span = el("span", "monitor muted", detail);
+      span.title = "UDTS's own monitoring";
+      cell.appendChild(span);
     }
     tr.appendChild(cell);
 

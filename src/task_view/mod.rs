@@ -115,9 +115,6 @@ pub struct MonitorView {
     pub target_write_rows_per_second: Option<f64>,
     pub source_network_latency_seconds: Option<f64>,
     pub target_network_latency_seconds: Option<f64>,
-    /// The speeds and latencies in words, as the page shows them (an addition to the issue's
-    /// schema): "reads 1.2 MiB/s (3,400 rows/s), writes ...; network latency to source 3 ms".
-    pub summary: Option<String>,
 }
 
 impl MonitorView {
@@ -135,12 +132,6 @@ impl MonitorView {
             target_write_rows_per_second: value(TargetWriteRows),
             source_network_latency_seconds: value(SourceLatency),
             target_network_latency_seconds: value(TargetLatency),
-            summary: words::monitor_detail(
-                (value(SourceReadBytes), value(SourceReadRows)),
-                (value(TargetWriteBytes), value(TargetWriteRows)),
-                value(SourceLatency),
-                value(TargetLatency),
-            ),
         })
     }
 }
@@ -444,23 +435,39 @@ impl TaskView {
         self
     }
 
-    /// An incremental task's outlook with UDTS's own delay and data remaining appended.
-    fn with_monitor_sentence(mut self) -> Self {
+    /// An incremental task's sync delay and data remaining by UDTS's monitoring, in words, for
+    /// the page ("UDTS: sync delay 3 s, 1.2 MiB left to apply, about 40 s"). Said when the page
+    /// is written rather than kept with the views: at 10,000 tasks the kept strings cost
+    /// megabytes (BENCHMARKS.md); the page's script says the same from the JSON's numbers.
+    pub fn udts_sentence(&self) -> Option<String> {
         let incremental = matches!(self.status.as_deref(), Some("Syncing" | "Synced"));
-        let sentence = self.monitor.as_ref().filter(|_| incremental).and_then(|m| {
-            words::monitor_sentence(
-                m.sync_delay_seconds,
-                m.remaining_bytes,
-                m.estimated_remaining_seconds,
-            )
-        });
-        if let Some(sentence) = sentence {
-            self.outlook = Some(match self.outlook.take() {
-                Some(outlook) => format!("{outlook}; {sentence}"),
-                None => sentence,
-            });
+        let m = self.monitor.as_ref().filter(|_| incremental)?;
+        words::monitor_sentence(
+            m.sync_delay_seconds,
+            m.remaining_bytes,
+            m.estimated_remaining_seconds,
+        )
+    }
+
+    /// UDTS's read and write speeds and its network latency to each end, in words, for the
+    /// page; none for a finished task, whose last speeds are history.
+    pub fn udts_detail(&self) -> Option<String> {
+        if self.status.as_deref().is_some_and(status::is_finished) {
+            return None;
         }
-        self
+        let m = self.monitor.as_ref()?;
+        words::monitor_detail(
+            (
+                m.source_read_bytes_per_second,
+                m.source_read_rows_per_second,
+            ),
+            (
+                m.target_write_bytes_per_second,
+                m.target_write_rows_per_second,
+            ),
+            m.source_network_latency_seconds,
+            m.target_network_latency_seconds,
+        )
     }
 
     /// A stopped or finished task with a deadline near (a pause UDTS ends after 7 days, a
@@ -548,17 +555,10 @@ impl Views {
                     .and_then(|m| m.current(&state.spec.key(), now))
                     .as_ref()
                     .and_then(MonitorView::of);
-                let mut task = task.with_monitor_sentence();
                 if let Some(slot) = by_task.remove(&state.spec.key()) {
                     task.deadlines.push(slot);
                     crate::deadlines::sort(&mut task.deadlines);
                     task = task.with_deadline_health();
-                }
-                // A finished task's last speeds are history, not what it does now.
-                if task.status.as_deref().is_some_and(status::is_finished) {
-                    if let Some(monitor) = &mut task.monitor {
-                        monitor.summary = None;
-                    }
                 }
                 (task, Arc::clone(&state.trend))
             })
