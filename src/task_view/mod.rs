@@ -788,4 +788,39 @@ mod tests {
         assert!(views.find("udts-sync", Some("other")).is_none());
         assert!(views.find("udts-nope", None).is_none());
     }
+
+    #[test]
+    fn udts_monitoring_is_said_in_words_for_a_running_task_only() {
+        let monitor = MonitorView {
+            sample_at: 1000.0,
+            sync_delay_seconds: Some(3.0),
+            remaining_bytes: Some(1_258_291.0),
+            estimated_remaining_seconds: Some(40.0),
+            source_read_bytes_per_second: Some(41_000.0),
+            source_read_rows_per_second: Some(3_400.0),
+            target_write_bytes_per_second: Some(40_960.0),
+            target_write_rows_per_second: None,
+            source_network_latency_seconds: Some(0.003),
+            target_network_latency_seconds: Some(1.25),
+        };
+        let mut task = view(&state("udts-a", "Syncing"), None, 1000.0);
+        task.monitor = Some(monitor);
+        assert_eq!(
+            task.udts_sentence().as_deref(),
+            Some("UDTS: sync delay 3 s, 1.2 MiB left to apply, about 40 s")
+        );
+        assert_eq!(
+            task.udts_detail().as_deref(),
+            Some(
+                "reads 40.0 KiB/s (3,400 rows/s), writes 40.0 KiB/s; network latency to source \
+                 3 ms, target 1.2 s"
+            )
+        );
+        // Loading: speeds, no sync sentence; finished: neither, its speeds are history.
+        task.status = Some("Loading".into());
+        assert_eq!(task.udts_sentence(), None);
+        assert!(task.udts_detail().is_some());
+        task.status = Some("Done".into());
+        assert_eq!(task.udts_detail(), None);
+    }
 }
