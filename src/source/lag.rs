@@ -122,15 +122,7 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
             .saturating_add(reading.head_position)
             .saturating_sub(position)
     });
-    let seconds = bytes.and_then(|bytes| {
-        if bytes == 0 {
-            return Some(0.0);
-        }
-        let written_at = source
-            .samples
-            .passed_at(source.written_total.checked_sub(bytes)?)?;
-        Some((now - written_at).max(0.0))
-    });
+    let seconds = bytes.and_then(|bytes| seconds_behind(source, bytes, now));
     Ok(TaskLag {
         bytes,
         files: reading.head_index - index,
@@ -141,21 +133,25 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
     })
 }
 
+/// How long ago `source` wrote the byte `bytes` before its head, from its head samples; 0 at
+/// the head, `None` when the head passed it before the first sample.
+fn seconds_behind(source: &SourceSnapshot, bytes: u64, now: f64) -> Option<f64> {
+    if bytes == 0 {
+        return Some(0.0);
+    }
+    let written_at = source
+        .samples
+        .passed_at(source.written_total.checked_sub(bytes)?)?;
+    Some((now - written_at).max(0.0))
+}
+
 /// A task's lag behind its PostgreSQL source, through its slot: the WAL written after what
 /// its consumer confirmed, and since when (from the head samples); not retained once the slot
 /// was invalidated.
 fn slot_lag(source: &SourceSnapshot, slot: &super::slots::WatchedSlot<'_>, now: f64) -> TaskLag {
     let retained = !slot.lost();
     let bytes = slot.lag_bytes.filter(|_| retained);
-    let seconds = bytes.and_then(|bytes| {
-        if bytes == 0 {
-            return Some(0.0);
-        }
-        let written_at = source
-            .samples
-            .passed_at(source.written_total.checked_sub(bytes)?)?;
-        Some((now - written_at).max(0.0))
-    });
+    let seconds = bytes.and_then(|bytes| seconds_behind(source, bytes, now));
     TaskLag {
         bytes,
         files: 0,
