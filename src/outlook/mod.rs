@@ -523,7 +523,10 @@ fn lag_duration(task: &TaskState, lag: Lag<'_>, udts: Option<&Udts>) -> Judged {
     if let Some((source, lag)) = lag {
         let lag = match lag {
             Err(problem) => Err(problem.explanation().to_string()),
-            Ok(lag) if !lag.retained => Err(format!("its binlog file is purged from {source}")),
+            Ok(lag) if !lag.retained => Err(format!(
+                "its position is gone from {source} (binlog file purged, or replication slot \
+                 invalidated): the task can only be redone"
+            )),
             Ok(lag) => lag.seconds.map(seconds).ok_or_else(|| {
                 format!(
                     "lag in seconds unknown until {source} writes past the task's position while \
