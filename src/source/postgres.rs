@@ -334,9 +334,10 @@ fn client_tls(connection: &Connection) -> Result<rustls::ClientConfig, SourceErr
 
     #[derive(Debug)]
     struct Verifier {
-        inner: Arc<WebPkiServerVerifier>,
-        check_chain: bool,
+        /// The chain's check, for `verify_ca` and `verify_identity`.
+        chain: Option<Arc<WebPkiServerVerifier>>,
         check_name: bool,
+        provider: Arc<rustls::crypto::CryptoProvider>,
     }
     impl ServerCertVerifier for Verifier {
         fn verify_server_cert(
@@ -347,13 +348,10 @@ fn client_tls(connection: &Connection) -> Result<rustls::ClientConfig, SourceErr
             ocsp: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
-            if !self.check_chain {
+            let Some(chain) = &self.chain else {
                 return Ok(ServerCertVerified::assertion());
-            }
-            match self
-                .inner
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            {
+            };
+            match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Err(rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName
                     | CertificateError::NotValidForNameContext { .. },
@@ -367,7 +365,14 @@ fn client_tls(connection: &Connection) -> Result<rustls::ClientConfig, SourceErr
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
+            // The handshake's own signature is checked in every mode: encrypted to whoever
+            // holds the certificate's key, verified or not.
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
         }
         fn verify_tls13_signature(
             &self,
@@ -375,10 +380,17 @@ fn client_tls(connection: &Connection) -> Result<rustls::ClientConfig, SourceErr
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
         }
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.inner.supported_verify_schemes()
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 
@@ -387,8 +399,11 @@ fn client_tls(connection: &Connection) -> Result<rustls::ClientConfig, SourceErr
         message,
         fix: "check ca_file: a PEM file of the CA that issued the server's certificate",
     };
+    let provider = Arc::new(crate::tls_provider::provider());
+    let verifies = matches!(connection.tls, TlsMode::VerifyCa | TlsMode::VerifyIdentity);
     let mut roots = rustls::RootCertStore::empty();
     match &connection.ca_pem {
+        _ if !verifies => {}
         Some(pem) => {
             for certificate in CertificateDer::pem_slice_iter(pem) {
                 let certificate = certificate.map_err(|e| failed(format!("ca_file: {e}")))?;
@@ -403,16 +418,20 @@ fn client_tls(connection: &Connection) -> Result<rustls::ClientConfig, SourceErr
             }
         }
     }
-    let provider = Arc::new(crate::tls_provider::provider());
-    // With no roots (no ca_file, no system store), a verifier cannot be built; the modes that
-    // do not verify need none, so an empty store gets a placeholder that never verifies.
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .build()
-        .map_err(|e| failed(format!("no CA to verify the server with: {e}")))?;
+    // The modes that do not verify need no CA at all (an image without a system store).
+    let chain = if verifies {
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .build()
+                .map_err(|e| failed(format!("no CA to verify the server with: {e}")))?,
+        )
+    } else {
+        None
+    };
     let verifier = Verifier {
-        inner,
-        check_chain: matches!(connection.tls, TlsMode::VerifyCa | TlsMode::VerifyIdentity),
+        chain,
         check_name: connection.tls == TlsMode::VerifyIdentity,
+        provider: Arc::clone(&provider),
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
