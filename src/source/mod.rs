@@ -474,6 +474,12 @@ impl SourceSupervisor {
     }
 }
 
+/// One good round, parsed.
+enum Round {
+    Binlog(ParsedReading),
+    Wal(postgres::WalReading),
+}
+
 /// Reads `name` through `reader` every `interval`, each round bounded by `timeout`, until
 /// `shutdown`. Failures are logged once per change of reason and retried with backoff.
 pub async fn run(
@@ -508,48 +514,43 @@ pub async fn run(
         }
         metrics.round(&name, started.elapsed());
         let now = unix_now();
+        // A MySQL answer is checked and parsed first; a PostgreSQL one was parsed as it was read.
         let result = match result {
-            Ok(Reading::Wal(reading)) => {
-                if last_reason.take().is_some() {
-                    info!(source = %name, "source readable again");
-                }
-                failures = 0;
-                let mut advanced = 0;
-                board.update(&name, |previous| {
-                    let next = previous.after_wal(reading.clone(), now);
-                    advanced = next.written_total - previous.written_total;
-                    next
-                });
-                metrics.read_wal(&name, advanced);
-                Ok(None)
-            }
-            Ok(Reading::Binlog(reading)) => reading.parse().map(Some),
+            Ok(Reading::Binlog(reading)) => reading.parse().map(Round::Binlog),
+            Ok(Reading::Wal(reading)) => Ok(Round::Wal(reading)),
             Err(error) => Err(error),
         };
         match result {
-            Ok(None) => {}
-            Ok(Some(reading)) => {
+            Ok(round) => {
                 if last_reason.take().is_some() {
                     info!(source = %name, "source readable again");
                 }
                 failures = 0;
                 let mut advanced = 0;
                 board.update(&name, |previous| {
-                    let next = previous.after(reading.clone(), now);
+                    let next = match &round {
+                        Round::Binlog(reading) => previous.after(reading.clone(), now),
+                        Round::Wal(reading) => previous.after_wal(reading.clone(), now),
+                    };
                     advanced = next.written_total - previous.written_total;
                     next
                 });
-                if let Some(Err(error)) = &reading.gtids {
-                    metrics.problem(&name, "malformed_gtid");
-                    warn!(source = %name, %error, "the source's executed GTID set is malformed; no lag in transactions");
+                match round {
+                    Round::Wal(_) => metrics.read_wal(&name, advanced),
+                    Round::Binlog(reading) => {
+                        if let Some(Err(error)) = &reading.gtids {
+                            metrics.problem(&name, "malformed_gtid");
+                            warn!(source = %name, %error, "the source's executed GTID set is malformed; no lag in transactions");
+                        }
+                        metrics.read(
+                            &name,
+                            (reading.head_index, reading.head_position),
+                            reading.files.first().map(|(index, _)| *index),
+                            reading.files.iter().map(|(_, size)| size).sum(),
+                            advanced,
+                        );
+                    }
                 }
-                metrics.read(
-                    &name,
-                    (reading.head_index, reading.head_position),
-                    reading.files.first().map(|(index, _)| *index),
-                    reading.files.iter().map(|(_, size)| size).sum(),
-                    advanced,
-                );
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
