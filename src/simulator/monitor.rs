@@ -116,7 +116,11 @@ pub fn data_set(
     let list: Vec<Value> = pairs
         .iter()
         .map(|(key, id)| {
-            let Some(metric) = MonitorMetric::of_key(key).filter(|m| m.key(product) == *key) else {
+            // Either spelling of the product's keys (the truncated `..._seco` one too).
+            let of_product = key
+                .strip_prefix(product)
+                .is_some_and(|rest| rest.starts_with('_'));
+            let Some(metric) = MonitorMetric::of_key(key).filter(|_| of_product) else {
                 return json!({"Metric": key, "ErrCode": 1, "ErrMsg": "metric not found",
                               "Results": [], "TagEntries": []});
             };
