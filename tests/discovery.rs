@@ -682,15 +682,7 @@ async fn the_resume_limit_and_billing_expiry_have_their_deadlines() {
         let reclaim = value(&text, "udts_task_reclaim_timestamp_seconds", &task(id)).unwrap();
         assert_eq!(reclaim - expires, 2.0 * DAY, "{id}");
     }
-    let json: serde_json::Value = serde_json::from_slice(
-        &http_get(format!("http://{}/api/v1/tasks", harness.exporter))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let json: serde_json::Value = tasks_json(harness.exporter).await;
     let tasks = json["tasks"].as_array().unwrap();
     let deadlines = |id: &str| {
         tasks.iter().find(|t| t["id"] == id).unwrap()["deadlines"]

@@ -87,15 +87,7 @@ async fn each_series_is_what_the_gateway_said_and_a_finished_task_is_not_asked()
     assert!((now - 120.0..=now).contains(&sampled), "{sampled} vs {now}");
     assert_eq!(value(&text, "udts_monitor_up", ""), Some(1.0));
     // The JSON task carries the same numbers; null where there are none.
-    let json: serde_json::Value = serde_json::from_slice(
-        &http_get(format!("http://{}/api/v1/tasks", harness.exporter))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let json: serde_json::Value = tasks_json(harness.exporter).await;
     let tasks = json["tasks"].as_array().unwrap();
     let of = |id: &str| tasks.iter().find(|t| t["id"] == id).unwrap()["monitor"].clone();
     let inc = of("udts-inc");
@@ -175,6 +167,23 @@ fn ucloud_sdk_available() -> bool {
     found
 }
 
+/// Runs one of the `tests/sdk/` scripts (UCloud's Python SDK) with `args`; what it printed,
+/// as JSON. A script that fails fails the test with its stderr.
+async fn sdk(script: &str, args: &[&str]) -> serde_json::Value {
+    let output = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// The simulated gateway answers `QueryMetricDataSummary` as the service does for UCloud's own
 /// SDK: the SDK's signed request is accepted (the gateway verifies the signature) and its
 /// response schema loads the answer, with the metric asked for and only that one.
@@ -198,24 +207,11 @@ async fn ucloud_s_python_sdk_reads_the_simulated_monitoring() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/sdk/cloudwatch_summary.py"
     );
-    let output = tokio::process::Command::new("python3")
-        .args([
-            script,
-            &endpoint,
-            PUBLIC_KEY,
-            PRIVATE_KEY,
-            "udts",
-            "udts-inc",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let answer = sdk(
+        script,
+        &[&endpoint, PUBLIC_KEY, PRIVATE_KEY, "udts", "udts-inc"],
+    )
+    .await;
     let list = answer["Data"]["List"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{answer}");
     assert_eq!(list[0]["ResourceId"], "udts-inc");
@@ -500,23 +496,20 @@ async fn ucloud_s_python_sdk_reads_simulated_series() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/sdk/cloudwatch_data_set.py"
     );
-    let output = tokio::process::Command::new("python3")
-        .args([script, &endpoint, PUBLIC_KEY, PRIVATE_KEY, "udts"])
-        .args([
+    let answer = sdk(
+        script,
+        &[
+            &endpoint,
+            PUBLIC_KEY,
+            PRIVATE_KEY,
+            "udts",
             "udts_sync_syncing_delay_time",
             "10",
             "udts-inc",
             "udts-gone",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        ],
+    )
+    .await;
     let data = &answer["Data"];
     assert_eq!(
         data["InvalidResourceIds"],

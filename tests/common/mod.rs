@@ -160,6 +160,14 @@ pub fn http_client() -> reqwest::Client {
     http_client_builder().build().unwrap()
 }
 
+/// `GET /api/v1/tasks` of the exporter at `addr`, as JSON.
+pub async fn tasks_json(addr: SocketAddr) -> serde_json::Value {
+    let response = http_get(format!("http://{addr}/api/v1/tasks"))
+        .await
+        .unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
 /// `reqwest::get` with the process's crypto provider installed.
 pub async fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     http_client().get(url).send().await
