@@ -261,7 +261,8 @@ fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions
     let now = unix_now();
     let states = states(rows, now);
     let snapshots = snapshots(sources);
-    let lags = source_lags(&states, options, &snapshots, now);
+    let watched = crate::source::slots::watched_slots(&states, &options.sources, &snapshots, now);
+    let lags = source_lags(&states, options, &snapshots, &watched, now);
     // A one-shot read has no samples to judge rates or readiness from.
     Views::build(
         &states,

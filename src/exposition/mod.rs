@@ -96,16 +96,17 @@ impl Exposition {
     pub fn prepared(&self) -> Arc<Prepared> {
         Arc::clone(self.prepared.get_or_init(|| {
             let snapshot = &self.snapshot;
-            let lags = source_lags(
-                &snapshot.tasks,
-                &snapshot.options,
-                &snapshot.sources,
-                self.rendered_at,
-            );
             let watched = crate::source::slots::watched_slots(
                 &snapshot.tasks,
                 &snapshot.options.sources,
                 &snapshot.sources,
+                self.rendered_at,
+            );
+            let lags = source_lags(
+                &snapshot.tasks,
+                &snapshot.options,
+                &snapshot.sources,
+                &watched,
                 self.rendered_at,
             );
             let (sources, by_task) =
@@ -211,7 +212,8 @@ pub fn render(
     let tasks = store.snapshot();
     let now = unix_now();
     let snapshots = sources.snapshots();
-    let lags = source_lags(&tasks, options, &snapshots, now);
+    let watched = crate::source::slots::watched_slots(&tasks, &options.sources, &snapshots, now);
+    let lags = source_lags(&tasks, options, &snapshots, &watched, now);
     let monitor = Arc::new(monitor.snapshot());
     let outlooks = tracker.observe(
         &tasks,
@@ -232,7 +234,6 @@ pub fn render(
         |name| options.filter.allows(name),
         &mut out,
     );
-    let watched = crate::source::slots::watched_slots(&tasks, &options.sources, &snapshots, now);
     slot_families::write_slot_families(
         &watched,
         options.sources.has_postgres(),

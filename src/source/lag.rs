@@ -167,17 +167,19 @@ fn slot_lag(source: &SourceSnapshot, slot: &super::slots::WatchedSlot<'_>, now: 
 pub type SourceLags<'a> = Vec<Option<(&'a str, Result<TaskLag, LagProblem>)>>;
 
 /// The lag of every task mapped to a source, from the sources' latest snapshots.
+/// `watched` is [`super::slots::watched_slots`] of the same tasks and sources, made once by the
+/// caller, who also writes the slots' families or views from it.
 pub fn source_lags<'a>(
     tasks: &[Arc<TaskState>],
     options: &'a ExpositionOptions,
     sources: &HashMap<String, Arc<SourceSnapshot>>,
+    watched: &[super::slots::WatchedSlot<'_>],
     now: f64,
 ) -> SourceLags<'a> {
     if options.sources.is_empty() {
         return Vec::new();
     }
-    let watched = super::slots::watched_slots(tasks, &options.sources, sources, now);
-    let slot_of = super::slots::slot_of_task(&watched);
+    let slot_of = super::slots::slot_of_task(watched);
     tasks
         .iter()
         .map(|task| {
