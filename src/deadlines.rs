@@ -21,6 +21,10 @@ pub const RESUME_LIMIT_SECONDS: f64 = 7.0 * DAY;
 /// after that.
 pub const RECLAIM_AFTER_EXPIRY_SECONDS: f64 = 2.0 * DAY;
 
+/// A resume limit closer than this is said on the page (the shipped alert fires at 24 h): a
+/// task paused minutes ago, as UDTS's cut-over guide pauses it, is no news.
+pub const RESUME_NOTICE_SECONDS: f64 = 3.0 * DAY;
+
 /// A billing expiry closer than this is said on the page (and alerted on by the shipped rules).
 pub const EXPIRY_NOTICE_SECONDS: f64 = 7.0 * DAY;
 
@@ -70,23 +74,25 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
     let mut found = Vec::new();
     if let Some(at) = resume_deadline(state) {
         let paused = state.status_since.map_or(0.0, |since| now - since);
-        let words = if at > now {
-            format!(
+        let words = if at - now > RESUME_NOTICE_SECONDS {
+            None
+        } else if at > now {
+            Some(format!(
                 "paused {}: UDTS can resume it for {} more; resume or reset it before then",
                 span(paused),
                 span(at - now)
-            )
+            ))
         } else {
-            format!(
+            Some(format!(
                 "paused {}: past UDTS's 7-day limit, it can no longer be resumed; reset it and \
                  run it again",
                 span(paused)
-            )
+            ))
         };
         found.push(Deadline {
             kind: DeadlineKind::Resume,
             at: Some(at),
-            words: Some(words),
+            words,
         });
     }
     if let (Some(expires), Some(reclaim)) = (state.spec.expires, reclaim_at(&state.spec)) {
@@ -185,6 +191,9 @@ mod tests {
                  then"
             )
         );
+        // Paused an hour ago: the deadline is known, nothing to say yet.
+        let fresh = state("Stopped", Some(now - 3600.0), None);
+        assert_eq!(deadlines(&fresh, now)[0].words, None);
         let late = deadlines(&task, paused + 8.0 * DAY);
         assert!(late[0]
             .words
