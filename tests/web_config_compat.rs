@@ -283,3 +283,82 @@ async fn verify_client_cert_if_given_uses_the_system_trust_store() {
     );
     assert_eq!(attempt(None).await.unwrap(), 200);
 }
+
+/// A probe that pipes its request into a TLS client: the client sends the request, then its
+/// close_notify and a TCP FIN as its input ends (the wire sequence of `openssl s_client` at the
+/// end of its input), and waits for the answer. A complete request whose client has shut its
+/// write side is answered. (Debian 12's OpenSSL 3.0 `s_client` itself stops reading once it
+/// sent close_notify, even from `openssl s_server`, so it cannot be the client here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_followed_by_close_notify_is_answered() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (_dir, ca, harness) = serve_tls("").await;
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca.issuer.der().to_vec()))
+        .unwrap();
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    for request in [
+        "GET /metrics HTTP/1.0\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ] {
+        let stream = TcpStream::connect(("127.0.0.1", harness.exporter.port()))
+            .await
+            .unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config.clone()))
+            .connect(ServerName::try_from("localhost").unwrap(), stream)
+            .await
+            .unwrap();
+        tls.write_all(request.as_bytes()).await.unwrap();
+        // close_notify, then the TCP write side.
+        tls.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tls.read_to_end(&mut answer),
+        )
+        .await
+        .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.") && answer.contains(" 200 OK\r\n"),
+            "{request:?}: {read:?} {answer:.200}"
+        );
+    }
+}
+
+/// The same on plain HTTP: the client shuts its write side (TCP half-close) after the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_followed_by_a_tcp_half_close_is_answered() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let harness = start_unready(
+        vec![udts_exporter::simulator::SimTask::new(
+            "udts-a",
+            udts_exporter::simulator::Behaviour::Fixed(serde_json::json!({"Status": "Synced"})),
+        )],
+        PRIVATE_KEY,
+        |_| {},
+    )
+    .await;
+    for request in [
+        "GET /metrics HTTP/1.0\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", harness.exporter.port()))
+            .await
+            .unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_string(&mut answer),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(answer.contains(" 200 OK"), "{request:?}: {answer:?}");
+    }
+}

@@ -274,7 +274,12 @@ where
         inner: io,
         connection: Arc::clone(connection),
     };
+    // A complete request whose client then shuts its write side (TCP half-close, or TLS
+    // close_notify as `openssl s_client` sends when its input ends) is still answered: without
+    // `half_close`, hyper takes the EOF on a busy connection for an aborted request. The
+    // watchdog, not the read side, bounds how long a client may hold the connection.
     let served = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
         .max_header_size(MAX_REQUEST_HEAD)
         .serve_connection(hyper_util::rt::TokioIo::new(tracked), service);
     tokio::pin!(served);
