@@ -321,6 +321,15 @@ const HISTORY_SHARE: f64 = 0.1;
 /// History calls for one task at most, when they fail or do not say.
 const HISTORY_ATTEMPTS: u8 = 3;
 
+/// Which tasks' history is asked first: unfinished ones, then `Stopped`, then any other.
+fn history_rank(status: Option<&str>) -> u8 {
+    match status {
+        Some(status) if !status::is_finished(status) => 0,
+        Some("Stopped") => 1,
+        _ => 2,
+    }
+}
+
 impl Poller {
     /// Up to `budget` tasks whose status-since is still unknown, counted as asked.
     fn history_due(&self, budget: usize, task_count: usize) -> Vec<Arc<TaskState>> {
@@ -331,7 +340,7 @@ impl Poller {
         if attempts.len() > 4 * task_count.max(1024) {
             attempts.clear();
         }
-        let due: Vec<Arc<TaskState>> = self
+        let mut due: Vec<Arc<TaskState>> = self
             .store
             .snapshot()
             .into_iter()
@@ -341,8 +350,11 @@ impl Poller {
                     && state.status().is_some_and(status::since_matters)
                     && attempts.get(&state.spec.key()).copied().unwrap_or(0) < HISTORY_ATTEMPTS
             })
-            .take(budget)
             .collect();
+        // A task stuck in an unfinished phase first (alerts on how long it has been there wait
+        // on it), then the paused ones, then the rest; in id order within each (a stable sort).
+        due.sort_by_key(|state| history_rank(state.status()));
+        due.truncate(budget);
         for state in &due {
             *attempts.entry(state.spec.key()).or_insert(0) += 1;
         }

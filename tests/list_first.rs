@@ -389,6 +389,48 @@ async fn status_since_comes_from_the_history_after_the_first_picture() {
     );
 }
 
+/// After a restart, the task stuck in an unfinished status gets its history first: alerts on how
+/// long a task has been in a phase wait on it, not on the paused tasks listed before it. With
+/// four tasks the budget is one history call a cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_task_gets_its_history_before_paused_ones() {
+    let stopped = json!({"Status": "Stopped", "CurRetryCount": 0, "MaxRetryCount": 3});
+    let harness = start_with(
+        vec![
+            fixed("udts-a-paused", stopped.clone()).started_ago(7200.0),
+            fixed("udts-b-paused", stopped.clone()).started_ago(7200.0),
+            fixed("udts-c-paused", stopped).started_ago(7200.0),
+            fixed(
+                "udts-z-stuck",
+                json!({"Status": "Starting", "CurRetryCount": 0, "MaxRetryCount": 3}),
+            )
+            .started_ago(7200.0),
+        ],
+        PRIVATE_KEY,
+        discovered,
+    )
+    .await;
+    scrape_until(harness.exporter, "two history calls", |_| {
+        harness
+            .gateway
+            .calls()
+            .iter()
+            .filter(|c| c.action == HISTORY)
+            .count()
+            >= 2
+    })
+    .await;
+    let order: Vec<String> = harness
+        .gateway
+        .calls()
+        .into_iter()
+        .filter(|c| c.action == HISTORY)
+        .filter_map(|c| c.task_id)
+        .collect();
+    assert_eq!(order[0], "udts-z-stuck", "{order:?}");
+    assert!(order[1].ends_with("-paused"), "{order:?}");
+}
+
 /// The task series, timestamps aside (they say when, not what).
 fn task_series(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
