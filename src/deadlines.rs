@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::human::duration;
 use crate::state::TaskState;
 use crate::status;
 use crate::task::TaskSpec;
@@ -79,14 +80,14 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
         } else if at > now {
             Some(format!(
                 "paused {}: UDTS can resume it for {} more; resume or reset it before then",
-                span(paused),
-                span(at - now)
+                duration(paused),
+                duration(at - now)
             ))
         } else {
             Some(format!(
                 "paused {}: past UDTS's 7-day limit, it can no longer be resumed; reset it and \
                  run it again",
-                span(paused)
+                duration(paused)
             ))
         };
         found.push(Deadline {
@@ -105,13 +106,13 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
                 format!(
                     "billing expires in {}: renew before then; UDTS stops it the day after and \
                      reclaims it the day after that",
-                    span(expires - now)
+                    duration(expires - now)
                 )
             } else {
                 format!(
                     "billing expired {} ago: renew now; UDTS reclaims it in {}",
-                    span(now - expires),
-                    span(reclaim - now)
+                    duration(now - expires),
+                    duration(reclaim - now)
                 )
             };
             found.push(Deadline {
@@ -136,20 +137,6 @@ pub fn sort(deadlines: &mut [Deadline]) {
         a.at.unwrap_or(f64::INFINITY)
             .total_cmp(&b.at.unwrap_or(f64::INFINITY))
     });
-}
-
-/// A span as a person says it: "6 days 2 h", "21 h", "35 min".
-pub fn span(seconds: f64) -> String {
-    let minutes = (seconds.max(0.0) / 60.0).round() as u64;
-    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
-    match (days, hours) {
-        (0, 0) => format!("{minutes} min"),
-        (0, h) => format!("{h} h"),
-        (1, 0) => "1 day".into(),
-        (1, h) => format!("1 day {h} h"),
-        (d, 0) => format!("{d} days"),
-        (d, h) => format!("{d} days {h} h"),
-    }
 }
 
 #[cfg(test)]
@@ -233,13 +220,5 @@ mod tests {
         assert!(deadlines(&far, now).is_empty());
         let done = state("Done", None, Some(now + DAY));
         assert!(deadlines(&done, now).is_empty());
-    }
-
-    #[test]
-    fn spans_read_as_people_say_them() {
-        assert_eq!(span(35.0 * 60.0), "35 min");
-        assert_eq!(span(21.0 * 3600.0 + 10.0), "21 h");
-        assert_eq!(span(DAY + 3600.0), "1 day 1 h");
-        assert_eq!(span(6.0 * DAY + 2.0 * 3600.0), "6 days 2 h");
     }
 }

@@ -30,6 +30,7 @@ pub mod deadlines;
 pub mod discovery;
 pub mod exporter;
 pub mod exposition;
+pub mod human;
 pub mod limits;
 pub mod listen;
 pub mod logging;

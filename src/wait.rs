@@ -269,7 +269,7 @@ impl Waiter {
             if left.is_zero() {
                 printer.done(&format!(
                     "timed out after {}",
-                    humantime::format_duration(Duration::from_secs(args.timeout.as_secs()))
+                    crate::human::duration(args.timeout.as_secs_f64())
                 ));
                 return TIMED_OUT;
             }
@@ -297,10 +297,7 @@ impl Printer {
     }
 
     fn progress(&mut self, line: &str, elapsed: Duration) {
-        let stamped = format!(
-            "[{}] {line}",
-            humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
-        );
+        let stamped = format!("[{}] {line}", crate::human::duration(elapsed.as_secs_f64()));
         let mut err = std::io::stderr();
         if self.live {
             let _ = write!(err, "\r\x1b[2K{stamped}");

@@ -182,7 +182,7 @@ fn readiness_turns_after_steady_for_and_back_within_one_poll_of_a_spike() {
     let back = run.at(80, at_head(80), 1_080, lag(0, 1.0));
     assert_eq!(back.cutover.ready, Some(false));
     assert!(
-        back.cutover.blocking[0].contains("for 0 s of 60 s"),
+        back.cutover.blocking[0].contains("for 0 s of 1 min"),
         "{:?}",
         back.cutover
     );

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::config::Cutover;
+use crate::human::size;
 
 /// What the verdict is judged from, at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,19 +45,9 @@ pub struct Verdict {
     pub blocking: Vec<String>,
 }
 
-/// A duration in words for the `blocking` reasons: "42 s", "7 min", "2 h".
-pub fn words(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
-        0..=119 => format!("{seconds} s"),
-        120..=7199 => format!("{} min", seconds / 60),
-        _ => format!("{} h", seconds / 3600),
-    }
-}
-
-/// A size in words for the `blocking` reasons: "12.4 MiB".
-pub fn size(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).display().iec().to_string()
+/// A duration in words for the `blocking` reasons.
+fn words(duration: Duration) -> String {
+    crate::human::duration(duration.as_secs_f64())
 }
 
 /// Judges `facts` under `rule`, with `interval` the poll interval.
@@ -206,14 +197,14 @@ mod tests {
                     since_read: Some(Duration::from_secs(61)),
                     ..steady()
                 },
-                "last read 61 s ago",
+                "last read 1 min 1 s ago",
             ),
             (
                 Facts {
                     since_retry: Some(Duration::from_secs(130)),
                     ..steady()
                 },
-                "retried 2 min ago",
+                "retried 2 min 10 s ago",
             ),
             (
                 Facts {
@@ -266,7 +257,7 @@ mod tests {
         let verdict = judged(young);
         assert_eq!(verdict.ready, None);
         assert!(
-            verdict.blocking[0].contains("watched 90 s so far"),
+            verdict.blocking[0].contains("watched 1 min 30 s so far"),
             "{verdict:?}"
         );
         // A lag over the bound is not ready however short the watch.

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use crate::exposition::Exposition;
+use crate::human::duration;
 use crate::state::Sample;
 use crate::task_view::{grouped, Health, TaskView};
 
@@ -81,23 +82,6 @@ pub fn matches(task: &TaskView, needle: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|field| field.to_lowercase().contains(needle))
-}
-
-/// "3h 12m", "45s", "2d 4h": the two largest units.
-pub fn duration(seconds: f64) -> String {
-    let seconds = seconds.max(0.0) as u64;
-    let (d, h, m, s) = (
-        seconds / 86_400,
-        seconds / 3600 % 24,
-        seconds / 60 % 60,
-        seconds % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
 }
 
 /// The whole page for `exposition` at `now`.
@@ -451,11 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_read_like_a_person_would_say_them() {
-        assert_eq!(duration(45.0), "45s");
-        assert_eq!(duration(125.0), "2m 5s");
-        assert_eq!(duration(3.0 * 3600.0 + 12.0 * 60.0 + 5.0), "3h 12m");
-        assert_eq!(duration(2.0 * 86_400.0 + 4.0 * 3600.0), "2d 4h");
+    fn counts_are_grouped_in_thousands() {
         assert_eq!(grouped(2_400_000), "2,400,000");
         assert_eq!(grouped(999), "999");
     }

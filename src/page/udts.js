@@ -27,37 +27,49 @@
     var d = new Date(unix * 1000);
     return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
   }
-  function duration(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
-    var d = Math.floor(seconds / 86400), h = Math.floor(seconds / 3600) % 24,
-      m = Math.floor(seconds / 60) % 60, s = seconds % 60;
-    if (d) return d + "d " + h + "h";
-    if (h) return h + "h " + m + "m";
-    if (m) return m + "m " + s + "s";
-    return s + "s";
-  }
   function number(v) { return Math.round(v).toLocaleString("en-US"); }
   // UDTS's monitoring in words, as the server's page says it (src/task_view/words.rs).
   var FINISHED = ["Done", "Success", "Stopped", "FailedUnrecoverable", "StoppedUnrecoverable"];
-  function bytesText(bytes) {
-    var units = ["B", "KiB", "MiB", "GiB", "TiB"], value = Math.floor(bytes), unit = 0;
+  // human: begin. The twin of src/human.rs: the same words for the same values, rounded on
+  // whole numbers (tests/human_twin.rs runs both).
+  function two(large, largeUnit, small, smallUnit) {
+    return small === 0 ? large + " " + largeUnit : large + " " + largeUnit + " " + small + " " + smallUnit;
+  }
+  function tenths(t, unit) { return Math.floor(t / 10) + "." + (t % 10) + " " + unit; }
+  function duration(seconds) {
+    seconds = isFinite(seconds) ? Math.round(Math.max(0, seconds)) : 0;
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return two(Math.floor(seconds / 60), "min", seconds % 60, "s");
+    var minutes = Math.floor((seconds + 30) / 60);
+    if (minutes < 24 * 60) return two(Math.floor(minutes / 60), "h", minutes % 60, "min");
+    var hours = Math.floor((seconds + 1800) / 3600), days = Math.floor(hours / 24);
+    return two(days, days === 1 ? "day" : "days", hours % 24, "h");
+  }
+  function latency(seconds) {
+    seconds = isFinite(seconds) ? Math.max(0, seconds) : 0;
+    if (seconds < 1) return Math.round(seconds * 1000) + " ms";
+    return tenths(Math.round(seconds * 10), "s");
+  }
+  function size(bytes) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    bytes = Math.floor(bytes);
+    if (bytes < 1024) return bytes + " B";
+    var value = bytes, unit = 0;
     while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-    return unit === 0 ? value + " B" : value.toFixed(1) + " " + units[unit];
+    var rounded = Math.round(value * 10);
+    if (rounded >= 10240 && unit < units.length - 1) { unit += 1; rounded = Math.round(value / 1024 * 10); }
+    return tenths(rounded, units[unit]);
   }
-  function secondsText(s) {
-    if (s < 120) return s.toFixed(0) + " s";
-    if (s < 7200) return (s / 60).toFixed(0) + " min";
-    return (s / 3600).toFixed(1) + " h";
-  }
+  // human: end
   function udtsSentence(task) {
     var m = task.monitor;
     if (!m || (task.status !== "Syncing" && task.status !== "Synced")) return null;
     var parts = [];
-    if (m.sync_delay_seconds !== null) parts.push("sync delay " + secondsText(m.sync_delay_seconds));
+    if (m.sync_delay_seconds !== null) parts.push("sync delay " + duration(m.sync_delay_seconds));
     if (m.remaining_bytes !== null) {
-      var text = bytesText(m.remaining_bytes) + " left to apply";
+      var text = size(m.remaining_bytes) + " left to apply";
       if (m.estimated_remaining_seconds !== null && m.estimated_remaining_seconds >= 1 && m.remaining_bytes > 0) {
-        text += ", about " + secondsText(m.estimated_remaining_seconds);
+        text += ", about " + duration(m.estimated_remaining_seconds);
       }
       parts.push(text);
     }
@@ -67,19 +79,16 @@
     var m = task.monitor;
     if (!m || FINISHED.indexOf(task.status) >= 0) return null;
     function speed(verb, bytes, rows) {
-      var b = bytes === null ? null : bytesText(bytes) + "/s";
+      var b = bytes === null ? null : size(bytes) + "/s";
       var r = rows === null ? null : number(rows) + " rows/s";
       if (b && r) return verb + " " + b + " (" + r + ")";
       return b || r ? verb + " " + (b || r) : null;
     }
-    function latency(end, s) {
-      if (s === null) return null;
-      return end + " " + (s < 1 ? (s * 1000).toFixed(0) + " ms" : s.toFixed(1) + " s");
-    }
+    function endLatency(end, s) { return s === null ? null : end + " " + latency(s); }
     var speeds = [speed("reads", m.source_read_bytes_per_second, m.source_read_rows_per_second),
       speed("writes", m.target_write_bytes_per_second, m.target_write_rows_per_second)].filter(Boolean);
-    var latencies = [latency("source", m.source_network_latency_seconds),
-      latency("target", m.target_network_latency_seconds)].filter(Boolean);
+    var latencies = [endLatency("source", m.source_network_latency_seconds),
+      endLatency("target", m.target_network_latency_seconds)].filter(Boolean);
     var text = speeds.join(", ");
     if (latencies.length) text += (text ? "; " : "") + "network latency to " + latencies.join(", ");
     return text || null;

@@ -813,7 +813,7 @@ mod tests {
             task.udts_detail().as_deref(),
             Some(
                 "reads 40.0 KiB/s (3,400 rows/s), writes 40.0 KiB/s; network latency to source \
-                 3 ms, target 1.2 s"
+                 3 ms, target 1.3 s"
             )
         );
         // Loading: speeds, no sync sentence; finished: neither, its speeds are history.

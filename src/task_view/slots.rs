@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::words::bytes_text;
-use crate::deadlines::{span, Deadline, DeadlineKind};
+use crate::deadlines::{Deadline, DeadlineKind};
+use crate::human::{duration, size};
 use crate::source::slots::WatchedSlot;
 use crate::source::SourceSnapshot;
 use crate::task::TaskKey;
@@ -97,14 +97,13 @@ fn view(watched: &WatchedSlot<'_>, rate: Option<f64>, now: f64) -> SlotView {
     if lost {
         words.push_str(" was invalidated: its task can only be redone");
     } else if let Some(retained) = watched.retained_bytes {
-        words.push_str(&format!(" retains {}", bytes_text(retained)));
+        words.push_str(&format!(" retains {}", size(retained)));
         if let Some(rate) = growth {
-            words.push_str(&format!(
-                " and grows {}/h",
-                bytes_text((rate * 3600.0) as u64)
-            ));
+            words.push_str(&format!(" and grows {}/h", size((rate * 3600.0) as u64)));
             match invalidated_at {
-                Some(at) => words.push_str(&format!("; invalidated in about {}", span(at - now))),
+                Some(at) => {
+                    words.push_str(&format!("; invalidated in about {}", duration(at - now)))
+                }
                 None => words.push_str(
                     ", without bound (max_slot_wal_keep_size -1): the source's disk fills \
                      instead, which the exporter cannot see",

@@ -2,6 +2,7 @@
 //! ETA, cut-over) in words, with sizes and durations as people read them.
 
 use crate::config::Cutover;
+use crate::human::{duration, size};
 use crate::outlook::{EtaBasis, Outlook};
 use crate::source::lag::TaskLag;
 
@@ -14,7 +15,7 @@ pub(super) fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
     }
     let mut parts = Vec::new();
     if let Some(bytes) = lag.bytes {
-        parts.push(bytes_text(bytes));
+        parts.push(size(bytes));
     }
     // Within the head file (and always for a PostgreSQL slot) a file count says nothing.
     if lag.files > 0 {
@@ -29,10 +30,7 @@ pub(super) fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
     }
     let mut text = parts.join(", ");
     match lag.seconds {
-        Some(seconds) => text.push_str(&format!(
-            ", about {} behind {source}",
-            seconds_text(seconds)
-        )),
+        Some(seconds) => text.push_str(&format!(", about {} behind {source}", duration(seconds))),
         None => text.push_str(&format!(" behind {source}")),
     }
     if purge_risk {
@@ -41,37 +39,14 @@ pub(super) fn summary(source: &str, lag: &TaskLag, purge_risk: bool) -> String {
     text
 }
 
-pub(super) fn bytes_text(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-fn seconds_text(seconds: f64) -> String {
-    match seconds {
-        s if s < 120.0 => format!("{s:.0} s"),
-        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
-        s => format!("{:.1} h", s / 3600.0),
-    }
-}
-
 /// A task's outlook in one sentence, where one applies: ready for cut-over, catching up or
 /// falling behind its source, or a full load's rate and time left.
 pub(super) fn outlook_sentence(outlook: &Outlook, rule: &Cutover) -> Option<String> {
     if outlook.cutover.ready == Some(true) {
         return Some(format!(
             "ready for cut-over: within {} of the head for {}",
-            seconds_text(rule.max_lag.as_secs_f64()),
-            seconds_text(outlook.steady.as_secs_f64())
+            duration(rule.max_lag.as_secs_f64()),
+            duration(outlook.steady.as_secs_f64())
         ));
     }
     let rates = outlook.throughput?;
@@ -83,16 +58,16 @@ pub(super) fn outlook_sentence(outlook: &Outlook, rule: &Cutover) -> Option<Stri
         if let Some(eta) = outlook.eta.filter(|e| e.basis == EtaBasis::CatchUp) {
             return Some(format!(
                 "catching up at {}/s while the source writes {}/s: at the head in about {}",
-                bytes_text(apply as u64),
-                bytes_text(write as u64),
-                seconds_text(eta.seconds as f64)
+                size(apply as u64),
+                size(write as u64),
+                duration(eta.seconds as f64)
             ));
         }
         if behind && outlook.beyond_max_lag && apply < write {
             return Some(format!(
                 "falling behind: applies {}/s, the source writes {}/s",
-                bytes_text(apply as u64),
-                bytes_text(write as u64)
+                size(apply as u64),
+                size(write as u64)
             ));
         }
         return None;
@@ -102,10 +77,10 @@ pub(super) fn outlook_sentence(outlook: &Outlook, rule: &Cutover) -> Option<Stri
     let mut text = format!(
         "full load at {} rows/s: about {} left",
         grouped(rows.round() as u64),
-        seconds_text(eta.seconds as f64)
+        duration(eta.seconds as f64)
     );
     if let Some(udts) = eta.udts_estimate_seconds {
-        text.push_str(&format!(" (UDTS estimates {})", seconds_text(udts as f64)));
+        text.push_str(&format!(" (UDTS estimates {})", duration(udts as f64)));
     }
     Some(text)
 }
@@ -119,12 +94,12 @@ pub(super) fn monitor_sentence(
 ) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(delay) = delay {
-        parts.push(format!("sync delay {}", seconds_text(delay)));
+        parts.push(format!("sync delay {}", duration(delay)));
     }
     if let Some(remaining) = remaining {
-        let mut text = format!("{} left to apply", bytes_text(remaining as u64));
+        let mut text = format!("{} left to apply", size(remaining as u64));
         if let Some(estimate) = estimate.filter(|e| *e >= 1.0 && remaining > 0.0) {
-            text.push_str(&format!(", about {}", seconds_text(estimate)));
+            text.push_str(&format!(", about {}", duration(estimate)));
         }
         parts.push(text);
     }
@@ -140,7 +115,7 @@ pub(super) fn monitor_detail(
     target_latency: Option<f64>,
 ) -> Option<String> {
     let speed = |verb: &str, (bytes, rows): (Option<f64>, Option<f64>)| {
-        let bytes = bytes.map(|b| format!("{}/s", bytes_text(b as u64)));
+        let bytes = bytes.map(|b| format!("{}/s", size(b as u64)));
         let rows = rows.map(|r| format!("{} rows/s", grouped(r.round() as u64)));
         match (bytes, rows) {
             (Some(bytes), Some(rows)) => Some(format!("{verb} {bytes} ({rows})")),
@@ -149,13 +124,7 @@ pub(super) fn monitor_detail(
         }
     };
     let latency = |end: &str, seconds: Option<f64>| {
-        seconds.map(|s| {
-            if s < 1.0 {
-                format!("{end} {:.0} ms", s * 1000.0)
-            } else {
-                format!("{end} {s:.1} s")
-            }
-        })
+        seconds.map(|s| format!("{end} {}", crate::human::latency(s)))
     };
     let speeds: Vec<String> = [speed("reads", read), speed("writes", write)]
         .into_iter()
