@@ -10,8 +10,10 @@ use std::time::Duration;
 use governor::Quota;
 
 use crate::api::client::RateLimiter;
-use crate::api::{ApiError, CallObserver, Client, ClientSettings};
-use crate::config::{Account, Settings};
+use crate::api::{
+    ApiError, AssumeRole, CallObserver, Client, ClientSettings, CredentialSource, Credentials,
+};
+use crate::config::{Account, CredentialConfig, Settings};
 
 /// Settings plus the clients built from them.
 pub struct Runtime {
@@ -48,12 +50,44 @@ impl Runtime {
 pub fn client_settings(settings: &Settings, account: &Account) -> ClientSettings {
     ClientSettings {
         endpoint: account.endpoint.clone(),
-        public_key: account.public_key.clone(),
-        private_key: account.private_key.clone(),
+        credentials: credential_source(account),
         timeout: settings.timeout,
         max_response_bytes: settings.max_response_bytes,
         account: account.label.clone(),
         extra_root_certificate: settings.ca_certificate.clone(),
+    }
+}
+
+/// Where the client of `account` gets its keys, in the client's terms.
+pub fn credential_source(account: &Account) -> CredentialSource {
+    let base = match &account.credentials {
+        CredentialConfig::Keys {
+            public_key,
+            private_key,
+            origin,
+        } => CredentialSource::Keys {
+            keys: Credentials::keys(public_key.clone(), private_key.clone()),
+            origin: origin.clone(),
+        },
+        CredentialConfig::InstanceRole {
+            role,
+            metadata_endpoint,
+        } => CredentialSource::InstanceRole {
+            role: role.clone(),
+            metadata: metadata_endpoint.clone(),
+        },
+    };
+    match &account.assume_role {
+        Some(role) => CredentialSource::AssumeRole {
+            base: Box::new(base),
+            role: AssumeRole {
+                role_urn: role.role_urn.clone(),
+                session_name: role.session_name.clone(),
+                duration: role.duration,
+                policy: role.policy.clone(),
+            },
+        },
+        None => base,
     }
 }
 

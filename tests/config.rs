@@ -58,7 +58,7 @@ fn shipped_example_loads_once_its_key_file_exists() {
         assert_eq!(config.tasks[0].kind, TaskKind::Transfer);
         let settings = config.resolve().unwrap();
         assert_eq!(
-            settings.accounts[0].private_key.expose_secret(),
+            settings.accounts[0].private_key().unwrap().expose_secret(),
             "from-file-key"
         );
         Ok(())
@@ -263,7 +263,7 @@ fn a_private_key_file_others_can_read_is_refused_like_ssh_does() {
         let config = Config::load(Some(&jail.directory().join("config.toml"))).unwrap();
         let settings = config.resolve().unwrap();
         assert_eq!(
-            settings.accounts[0].private_key.expose_secret(),
+            settings.accounts[0].private_key().unwrap().expose_secret(),
             "secret-in-file"
         );
         Ok(())

@@ -338,20 +338,14 @@ async fn several_accounts_are_polled_with_their_own_keys_and_labelled() {
             endpoint: Some(prod_endpoint),
             public_key: PUBLIC_KEY.into(),
             private_key: Some(PRIVATE_KEY.into()),
-            private_key_file: None,
-            private_key_env: None,
-            project_id: None,
-            project_ids: vec![],
+            ..AccountConfig::default()
         },
         AccountConfig {
             name: "staging".into(),
             endpoint: Some(staging_endpoint),
             public_key: "staging-public".into(),
             private_key: Some("staging-private".into()),
-            private_key_file: None,
-            private_key_env: None,
-            project_id: None,
-            project_ids: vec![],
+            ..AccountConfig::default()
         },
     ];
     config.tasks = vec![TaskConfig {

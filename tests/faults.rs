@@ -321,8 +321,10 @@ async fn rejected_keys_are_probed_until_they_work_again() {
 fn client_for(endpoint: &str, ca_pem: Option<&str>) -> udts_exporter::api::Client {
     let settings = udts_exporter::api::ClientSettings {
         endpoint: endpoint.parse().unwrap(),
-        public_key: PUBLIC_KEY.into(),
-        private_key: PRIVATE_KEY.to_string().into(),
+        credentials: udts_exporter::api::CredentialSource::Keys {
+            keys: udts_exporter::api::Credentials::keys(PUBLIC_KEY, PRIVATE_KEY.to_string().into()),
+            origin: "config".into(),
+        },
         timeout: Duration::from_secs(2),
         max_response_bytes: 1 << 20,
         account: None,

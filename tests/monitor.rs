@@ -396,8 +396,10 @@ async fn the_exporter_s_monitoring_request_verifies_with_ucloud_s_python_sdk() {
     stdout.read_line(&mut port).await.unwrap();
     let settings = udts_exporter::api::ClientSettings {
         endpoint: format!("http://127.0.0.1:{}", port.trim()).parse().unwrap(),
-        public_key: PUBLIC_KEY.into(),
-        private_key: PRIVATE_KEY.to_string().into(),
+        credentials: udts_exporter::api::CredentialSource::Keys {
+            keys: udts_exporter::api::Credentials::keys(PUBLIC_KEY, PRIVATE_KEY.to_string().into()),
+            origin: "config".into(),
+        },
         timeout: std::time::Duration::from_secs(5),
         max_response_bytes: 1 << 20,
         account: None,

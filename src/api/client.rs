@@ -5,15 +5,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use reqwest::header::{HeaderMap, HeaderValue};
-use secrecy::SecretString;
 use serde_json::Value;
 use url::Url;
 
+use super::credentials::{self, CredentialCell, CredentialSource, Credentials, Fetcher};
 use super::decode;
 use super::error::ApiError;
 use super::model::{HistoryItem, ListItem, StatusData};
-use super::signer::{sign, Params};
+use super::signer::Params;
 use crate::limits::LIST_PAGE_LIMIT;
 use crate::task::{TaskKind, TaskSpec};
 
@@ -21,10 +22,8 @@ use crate::task::{TaskKind, TaskSpec};
 pub struct ClientSettings {
     /// Base URL of the gateway, e.g. `https://api.an-link.com`.
     pub endpoint: Url,
-    /// The account's public key (not secret; sent with every call).
-    pub public_key: String,
-    /// The account's private key; only ever fed to the signer.
-    pub private_key: SecretString,
+    /// Where the account's keys come from; temporary ones are refreshed in the background.
+    pub credentials: CredentialSource,
     /// Per-request timeout, connect included.
     pub timeout: Duration,
     /// Bodies larger than this are refused, so a broken gateway cannot exhaust memory.
@@ -54,6 +53,11 @@ pub trait CallObserver: Send + Sync {
     fn throttle_delay(&self, account: &str, delay: Duration);
     /// The gateway accepted (`true`) or rejected (`false`) the account's credentials.
     fn credentials_valid(&self, account: &str, valid: bool);
+    /// Temporary credentials of `source` (a [`CredentialSource::label`]) were fetched (`ok`,
+    /// valid until `expires`, unix seconds) or could not be.
+    fn credentials_refreshed(&self, account: &str, source: &str, ok: bool, expires: Option<f64>) {
+        let _ = (account, source, ok, expires);
+    }
 }
 
 /// Caps the request rate over every client that shares it.
@@ -106,8 +110,16 @@ pub struct Client {
     /// The account label, for the exporter's own per-account metrics.
     account: String,
     endpoint: Url,
-    public_key: String,
-    private_key: SecretString,
+    /// The keys calls are signed with, swapped whole by the refresher.
+    credentials: Arc<CredentialCell>,
+    /// Whether they are temporary (fetched, refreshed, rejected ones fetched again).
+    temporary: bool,
+    /// The region the metadata server reports, for monitoring reads without a configured one.
+    region: Arc<ArcSwapOption<String>>,
+    /// The refresher of temporary credentials; ends with the client.
+    refresher: Option<tokio::task::JoinHandle<()>>,
+    /// How long a first call waits for the first temporary credentials.
+    timeout: Duration,
     max_response_bytes: usize,
     observer: Arc<dyn CallObserver>,
     /// Pages each (kind, project) listing took last time: how many to ask for at once next.
@@ -143,6 +155,34 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| ApiError::from_reqwest(e, &settings.endpoint))?;
+        let credentials;
+        let mut refresher = None;
+        let region = Arc::new(ArcSwapOption::empty());
+        let temporary = settings.credentials.is_temporary();
+        match settings.credentials {
+            CredentialSource::Keys { keys, .. } => {
+                credentials = Arc::new(CredentialCell::with(keys));
+            }
+            source => {
+                credentials = Arc::new(CredentialCell::default());
+                let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                    ApiError::NoCredentials("temporary credentials need a running runtime".into())
+                })?;
+                let fetcher = Fetcher {
+                    http: http.clone(),
+                    endpoint: settings.endpoint.clone(),
+                    max_response_bytes: settings.max_response_bytes,
+                };
+                refresher = Some(runtime.spawn(credentials::refresh(
+                    source,
+                    fetcher,
+                    Arc::clone(&credentials),
+                    Arc::clone(&region),
+                    account.clone(),
+                    Arc::clone(&observer),
+                )));
+            }
+        }
         Ok(Self {
             http,
             limiter,
@@ -152,8 +192,11 @@ impl Client {
             credentials_error: std::sync::Mutex::new(None),
             account,
             endpoint: settings.endpoint,
-            public_key: settings.public_key,
-            private_key: settings.private_key,
+            credentials,
+            temporary,
+            region,
+            refresher,
+            timeout: settings.timeout,
             max_response_bytes: settings.max_response_bytes,
             observer,
             list_pages: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -291,7 +334,17 @@ impl Client {
             tokio::time::sleep(delay).await;
         }
         let started = std::time::Instant::now();
-        let result = self.send(action, params).await;
+        let (keys, generation) = match self.keys().await {
+            Ok(keys) => keys,
+            Err(error) => {
+                // Nothing was sent: counted as a failed call of this action, not as the
+                // gateway's verdict on the keys.
+                self.observer
+                    .call_finished(&self.account, action, started.elapsed(), Some(&error));
+                return Err(error);
+            }
+        };
+        let result = self.send(action, params, &keys).await;
         self.observer.call_finished(
             &self.account,
             action,
@@ -302,7 +355,50 @@ impl Client {
         let delay = self.throttle.record(throttled);
         self.observer.throttle_delay(&self.account, delay);
         self.note_credentials(&result);
+        if self.temporary
+            && result
+                .as_ref()
+                .err()
+                .is_some_and(|e| matches!(e.ret_code(), Some(172 | 174)))
+        {
+            self.credentials.rejected(generation);
+        }
         result
+    }
+
+    /// The keys to sign with now: the current ones, or (before the first temporary keys
+    /// arrive) those that arrive within the timeout. Expired keys are not used.
+    async fn keys(&self) -> Result<(Arc<Credentials>, u64), ApiError> {
+        let current = match self.credentials.current().0 {
+            Some(current) => current,
+            None => self.credentials.first(self.timeout).await.ok_or_else(|| {
+                ApiError::NoCredentials(self.credentials.error().map_or_else(
+                    || "the temporary credentials have not been fetched yet".into(),
+                    |e| e.to_string(),
+                ))
+            })?,
+        };
+        if current.expired_at(crate::time::unix_now()) {
+            let why = self
+                .credentials
+                .error()
+                .map_or_else(String::new, |e| format!(": {e}"));
+            return Err(ApiError::NoCredentials(format!(
+                "the temporary credentials expired and no new ones could be fetched{why}"
+            )));
+        }
+        Ok((current, self.credentials.current().1))
+    }
+
+    /// The region the metadata server reports for this host, once credentials were fetched
+    /// from it.
+    pub fn region(&self) -> Option<String> {
+        self.region.load_full().map(|r| r.as_ref().clone())
+    }
+
+    /// When the current temporary credentials expire (unix seconds).
+    pub fn credentials_expiry(&self) -> Option<f64> {
+        self.credentials.current().0.and_then(|c| c.expires)
     }
 
     /// Whether any answer has yet said whether the credentials work.
@@ -350,11 +446,14 @@ impl Client {
         }
     }
 
-    async fn send(&self, action: &str, mut params: Params) -> Result<Value, ApiError> {
+    async fn send(
+        &self,
+        action: &str,
+        mut params: Params,
+        keys: &Credentials,
+    ) -> Result<Value, ApiError> {
         params.insert("Action".into(), action.into());
-        params.insert("PublicKey".into(), self.public_key.clone());
-        let signature = sign(&params, &self.private_key);
-        params.insert("Signature".into(), signature);
+        keys.sign_into(&mut params);
 
         let timestamp_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -402,5 +501,13 @@ impl Client {
         }
 
         decode::envelope(&body, request_uuid)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(refresher) = &self.refresher {
+            refresher.abort();
+        }
     }
 }

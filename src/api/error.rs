@@ -92,6 +92,10 @@ pub enum ApiError {
         /// `X-UCLOUD-REQUEST-UUID`, for a support ticket.
         request_uuid: Option<String>,
     },
+    /// No usable credentials: temporary ones expired, or were never had, and fetching new ones
+    /// fails. No call was sent.
+    #[error("no usable API credentials: {0}")]
+    NoCredentials(String),
     /// The gateway answered with a non-zero RetCode.
     #[error("RetCode {code}: {message}{}", uuid_suffix(.request_uuid))]
     RetCode {
@@ -146,6 +150,7 @@ impl ApiError {
             Self::HttpStatus { .. } => "http_status",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::Decode { .. } => "decode",
+            Self::NoCredentials(_) => "credentials",
             Self::RetCode { code, .. } => RetCodeClass::of(*code).reason(),
         }
     }
@@ -159,7 +164,7 @@ impl ApiError {
             Self::Timeout(_) | Self::Connect { .. } | Self::Network { .. } => true,
             Self::HttpStatus { status, .. } => *status >= 500,
             Self::RetCode { code, .. } => RetCodeClass::of(*code) == RetCodeClass::Transient,
-            Self::BodyTooLarge { .. } | Self::Decode { .. } => false,
+            Self::BodyTooLarge { .. } | Self::Decode { .. } | Self::NoCredentials(_) => false,
         }
     }
 
@@ -186,6 +191,10 @@ impl ApiError {
                      on the way; on a slow gateway raise api.timeout",
                 ),
                 Self::Connect { cause, .. } => return Some(connect_hint(cause)),
+                Self::NoCredentials(_) => return Some(
+                    "the account's credential source (metadata server or STS) does not answer: \
+                     see the log and run `udts-exporter check`",
+                ),
                 Self::RetCode { code, .. } => code,
                 _ => return None,
             };
@@ -193,7 +202,7 @@ impl ApiError {
             160 | 161 => "the endpoint does not know this action: check api.endpoint",
             170 | 171 => "the signature was rejected: check the private key and that it belongs to this endpoint",
             172 => "the public key is unknown to this gateway: check api.public_key and api.endpoint",
-            173 | 174 => "the token or key is not accepted: check the account's API keys",
+            173 | 174 => "the token or key is not accepted: check the account's API keys, or that temporary credentials are fetched (see the log)",
             292 => "the project does not exist: check the project id (api.project_id, project_ids)",
             293 => "the account has no permission in this zone",
             294 => "the exporter's IP address is not on the account's API allow-list: add it in the console",

@@ -3,6 +3,7 @@
 //! ([`client`]).
 
 pub mod client;
+pub mod credentials;
 pub mod decode;
 pub mod error;
 pub mod model;
@@ -10,5 +11,6 @@ pub mod monitor;
 pub mod signer;
 
 pub use client::{CallObserver, Client, ClientSettings};
+pub use credentials::{AssumeRole, CredentialSource, Credentials};
 pub use error::{ApiError, ERROR_REASONS};
 pub use model::{HistoryItem, ListItem, StatusData};

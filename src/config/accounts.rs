@@ -8,48 +8,67 @@ use std::path::Path;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use super::credentials::{self, AssumeRoleSettings, CredentialConfig, CredentialKeys};
 use super::key_file::check_key_file_access;
 use super::{invalid, Config, ConfigError, DEFAULT_ENDPOINT};
 
-/// One set of credentials.
+/// One account: its gateway, where its keys come from, and its projects.
 #[derive(Debug, Clone)]
 pub struct Account {
     /// The `account` label: `None` when only one account is configured (no label then).
     pub label: Option<String>,
     /// Base URL of its gateway.
     pub endpoint: Url,
-    /// Its public key.
-    pub public_key: String,
-    /// Its private key.
-    pub private_key: SecretString,
+    /// Where its keys come from.
+    pub credentials: CredentialConfig,
+    /// A role to assume with those keys.
+    pub assume_role: Option<AssumeRoleSettings>,
     /// Default project of its tasks.
     pub project_id: Option<String>,
     /// Projects discovery lists (`None`: the default project).
     pub discovery_projects: Vec<Option<String>>,
+    /// The region its credential source names (a profile, `UCLOUD_REGION`), for monitoring
+    /// reads where `monitor.region` is not set.
+    pub region: Option<String>,
+}
+
+impl Account {
+    /// The long-lived private key, where the account has one (not for an instance role).
+    pub fn private_key(&self) -> Option<&SecretString> {
+        match &self.credentials {
+            CredentialConfig::Keys { private_key, .. } => Some(private_key),
+            CredentialConfig::InstanceRole { .. } => None,
+        }
+    }
 }
 
 impl Config {
     /// The `[api]` account, or the `[[accounts]]`, with their keys read.
     pub(super) fn accounts(&self) -> Result<Vec<Account>, ConfigError> {
         let api = &self.api;
+        let api_keys = CredentialKeys {
+            public_key: &api.public_key,
+            private_key: api.private_key.as_ref(),
+            private_key_file: api.private_key_file.as_deref(),
+            private_key_env: api.private_key_env.as_deref(),
+            profile: api.profile.as_deref(),
+            shared_credentials_file: api.shared_credentials_file.as_deref(),
+            shared_config_file: api.shared_config_file.as_deref(),
+            instance_role: api.instance_role.as_deref(),
+            metadata_endpoint: api.metadata_endpoint.as_deref(),
+            assume_role: api.assume_role.as_ref(),
+        };
         if self.accounts.is_empty() {
-            if api.public_key.trim().is_empty() {
-                return Err(invalid(
-                    "api.public_key",
-                    "it is not set",
-                    "set it in the config file (pass --config FILE) or UDTS_API__PUBLIC_KEY",
-                ));
-            }
-            refuse_placeholder("api.public_key", &api.public_key)?;
             if let Some(project) = &api.project_id {
                 refuse_placeholder("api.project_id", project)?;
             }
-            let private_key = read_private_key(
-                "api",
-                api.private_key.as_ref(),
-                api.private_key_file.as_deref(),
-                None,
-            )?;
+            let resolved = credentials::resolve("api", &api_keys, true)?;
+            // The source's endpoint and project apply where the config sets none.
+            let endpoint = match resolved.endpoint.as_deref() {
+                Some(theirs) if api.endpoint == DEFAULT_ENDPOINT => theirs,
+                _ => api.endpoint.as_str(),
+            };
+            let project_id = api.project_id.clone().or(resolved.project_id);
             let mut projects: Vec<Option<String>> = self
                 .discovery
                 .project_ids
@@ -58,26 +77,32 @@ impl Config {
                 .map(Some)
                 .collect();
             if projects.is_empty() {
-                projects.push(api.project_id.clone());
+                projects.push(project_id.clone());
             }
             return Ok(vec![Account {
                 label: None,
-                endpoint: self.endpoint_url("api.endpoint", &api.endpoint)?,
-                public_key: api.public_key.trim().to_string(),
-                private_key,
-                project_id: api.project_id.clone(),
+                endpoint: self.endpoint_url("api.endpoint", endpoint)?,
+                credentials: resolved.credentials,
+                assume_role: resolved.assume_role,
+                project_id,
                 discovery_projects: projects,
+                region: resolved.region,
             }]);
         }
 
-        if !api.public_key.trim().is_empty()
+        let api_has_source = !api.public_key.trim().is_empty()
             || api.private_key.is_some()
             || api.private_key_file.is_some()
-        {
+            || api.private_key_env.is_some()
+            || api.profile.is_some()
+            || api.instance_role.is_some()
+            || api.assume_role.is_some();
+        if api_has_source {
             return Err(invalid(
                 "api.public_key",
-                "[api] has keys and [[accounts]] is set too",
-                "move the keys into an [[accounts]] entry; [api] then holds only shared settings",
+                "[api] has credentials and [[accounts]] is set too",
+                "move the credentials into an [[accounts]] entry; [api] then holds only shared \
+                 settings",
             ));
         }
         let mut names = HashSet::new();
@@ -91,41 +116,42 @@ impl Config {
                     "give every [[accounts]] entry its own name",
                 ));
             }
-            if account.public_key.trim().is_empty() {
-                return Err(invalid(
-                    format!("accounts[{i}].public_key"),
-                    "it is not set",
-                    "set the account's API public key",
-                ));
-            }
-            refuse_placeholder(&format!("accounts[{i}].public_key"), &account.public_key)?;
-            let private_key = read_private_key(
-                &format!("accounts[{i}]"),
-                account.private_key.as_ref(),
-                account.private_key_file.as_deref(),
-                account.private_key_env.as_deref(),
-            )?;
-            let endpoint = account.endpoint.as_deref().unwrap_or(&api.endpoint);
+            let keys = CredentialKeys {
+                public_key: &account.public_key,
+                private_key: account.private_key.as_ref(),
+                private_key_file: account.private_key_file.as_deref(),
+                private_key_env: account.private_key_env.as_deref(),
+                profile: account.profile.as_deref(),
+                shared_credentials_file: account.shared_credentials_file.as_deref(),
+                shared_config_file: account.shared_config_file.as_deref(),
+                instance_role: account.instance_role.as_deref(),
+                metadata_endpoint: account.metadata_endpoint.as_deref(),
+                assume_role: account.assume_role.as_ref(),
+            };
+            let resolved = credentials::resolve(&format!("accounts[{i}]"), &keys, false)?;
+            let endpoint = account
+                .endpoint
+                .as_deref()
+                .or(resolved.endpoint.as_deref())
+                .unwrap_or(&api.endpoint);
+            let project_id = account
+                .project_id
+                .clone()
+                .or(resolved.project_id)
+                .or_else(|| api.project_id.clone());
             let mut projects: Vec<Option<String>> =
                 account.project_ids.iter().cloned().map(Some).collect();
             if projects.is_empty() {
-                projects.push(
-                    account
-                        .project_id
-                        .clone()
-                        .or_else(|| api.project_id.clone()),
-                );
+                projects.push(project_id.clone());
             }
             accounts.push(Account {
                 label: (self.accounts.len() > 1).then(|| name.to_string()),
                 endpoint: self.endpoint_url(&format!("accounts[{i}].endpoint"), endpoint)?,
-                public_key: account.public_key.trim().to_string(),
-                private_key,
-                project_id: account
-                    .project_id
-                    .clone()
-                    .or_else(|| api.project_id.clone()),
+                credentials: resolved.credentials,
+                assume_role: resolved.assume_role,
+                project_id,
                 discovery_projects: projects,
+                region: resolved.region,
             });
         }
         Ok(accounts)
@@ -158,7 +184,7 @@ impl Config {
 }
 
 /// Reads a private key from exactly one of: inline, a file, an environment variable.
-fn read_private_key(
+pub(super) fn read_private_key(
     section: &str,
     inline: Option<&SecretString>,
     file: Option<&Path>,

@@ -17,6 +17,7 @@ use crate::task::TaskKind;
 
 mod accounts;
 mod bounds;
+pub mod credentials;
 mod explain;
 pub mod key_file;
 mod resolve;
@@ -25,6 +26,7 @@ mod sources;
 
 pub use accounts::Account;
 pub use bounds::{Cutover, WebLimits};
+pub use credentials::{AssumeRoleSettings, CredentialConfig};
 pub use settings::{
     DiscoveryFilter, DiscoverySettings, ExpositionOptions, LabelRule, MetricFilter,
     MonitorSettings, Settings, Shard,
@@ -219,6 +221,28 @@ pub struct ApiConfig {
     pub private_key: Option<SecretString>,
     /// A file holding the private key (e.g. a mounted secret); surrounding whitespace is ignored.
     pub private_key_file: Option<PathBuf>,
+    /// The name of an environment variable holding the private key.
+    pub private_key_env: Option<String>,
+    /// A ucloud-cli profile whose keys (and base_url, project_id, region) to use.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// ucloud-cli's credential.json; default `UCLOUD_SHARED_CREDENTIAL_FILE`, else
+    /// `~/.ucloud/credential.json`.
+    #[serde(default)]
+    pub shared_credentials_file: Option<PathBuf>,
+    /// ucloud-cli's config.json; default `UCLOUD_SHARED_CONFIG_FILE`, else
+    /// `~/.ucloud/config.json`.
+    #[serde(default)]
+    pub shared_config_file: Option<PathBuf>,
+    /// The role bound to this host, whose temporary keys the metadata server gives.
+    #[serde(default)]
+    pub instance_role: Option<String>,
+    /// The metadata server; default `http://100.80.80.80`.
+    #[serde(default)]
+    pub metadata_endpoint: Option<String>,
+    /// A role to assume through STS, signed with the keys above.
+    #[serde(default)]
+    pub assume_role: Option<credentials::AssumeRoleConfig>,
     /// Default `ProjectId` for every task; sub-accounts must set one.
     pub project_id: Option<String>,
     /// Per-request timeout; when not set, `min(10s, poll.interval)` (as Prometheus defaults
@@ -242,6 +266,13 @@ impl Default for ApiConfig {
             public_key: String::new(),
             private_key: None,
             private_key_file: None,
+            private_key_env: None,
+            profile: None,
+            shared_credentials_file: None,
+            shared_config_file: None,
+            instance_role: None,
+            metadata_endpoint: None,
+            assume_role: None,
             project_id: None,
             timeout: None,
             concurrency: 4,
@@ -253,7 +284,7 @@ impl Default for ApiConfig {
 }
 
 /// `[[accounts]]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountConfig {
     /// The `account` label of this account's series.
@@ -261,6 +292,7 @@ pub struct AccountConfig {
     /// Base URL of its gateway; default `api.endpoint`.
     pub endpoint: Option<String>,
     /// Its public key.
+    #[serde(default)]
     pub public_key: String,
     /// Its private key, inline.
     pub private_key: Option<SecretString>,
@@ -268,6 +300,26 @@ pub struct AccountConfig {
     pub private_key_file: Option<PathBuf>,
     /// The name of an environment variable holding its private key.
     pub private_key_env: Option<String>,
+    /// A ucloud-cli profile whose keys (and base_url, project_id, region) to use.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// ucloud-cli's credential.json; default `UCLOUD_SHARED_CREDENTIAL_FILE`, else
+    /// `~/.ucloud/credential.json`.
+    #[serde(default)]
+    pub shared_credentials_file: Option<PathBuf>,
+    /// ucloud-cli's config.json; default `UCLOUD_SHARED_CONFIG_FILE`, else
+    /// `~/.ucloud/config.json`.
+    #[serde(default)]
+    pub shared_config_file: Option<PathBuf>,
+    /// The role bound to this host, whose temporary keys the metadata server gives.
+    #[serde(default)]
+    pub instance_role: Option<String>,
+    /// The metadata server; default `http://100.80.80.80`.
+    #[serde(default)]
+    pub metadata_endpoint: Option<String>,
+    /// A role to assume through STS, signed with the keys above.
+    #[serde(default)]
+    pub assume_role: Option<credentials::AssumeRoleConfig>,
     /// Default `ProjectId` for its tasks.
     pub project_id: Option<String>,
     /// Projects to discover tasks in; default `[project_id]`.
