@@ -138,6 +138,37 @@ pub async fn read_monitoring(runtime: &Runtime, rows: &[CheckRow]) -> Vec<Accoun
     crate::monitor::check_once(&store, runtime).await
 }
 
+/// Where each account's keys come from and, for temporary ones, when they expire or why they
+/// cannot be had: a line each ("credentials: instance role udts, expire in 52 min"). Never a
+/// secret.
+pub fn credentials_lines(runtime: &Runtime) -> String {
+    let mut out = String::new();
+    for account in &runtime.settings.accounts {
+        let source = crate::runtime::credential_source(account);
+        let label = account
+            .label
+            .as_deref()
+            .map_or_else(String::new, |l| format!(" ({l})"));
+        let client = runtime.client(&account.label);
+        let state = match client.as_ref() {
+            Some(client) if source.is_temporary() => match (
+                client.credentials_expiry(),
+                client.credentials_problem(),
+            ) {
+                (_, Some(problem)) => format!(", unavailable: {problem}"),
+                (Some(at), None) => format!(
+                    ", expire in {}",
+                    crate::human::duration(at - unix_now())
+                ),
+                (None, None) => ", not fetched yet".into(),
+            },
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "credentials{label}: {}{state}", source.describe());
+    }
+    out
+}
+
 /// What monitoring found per account, a line each: "monitoring: samples for 12 of 14 active
 /// tasks", or why none, with the fix.
 pub fn monitoring_lines(checks: &[AccountCheck]) -> String {

@@ -466,6 +466,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
         );
     }
     print!("{}", crate::check::monitoring_lines(&monitoring));
+    print!("{}", crate::check::credentials_lines(&runtime));
     Ok(code)
 }
 

@@ -38,6 +38,14 @@ pub struct ExporterMetrics {
     /// `udts_api_throttle_delay_seconds{account}`: the delay added before each call after
     /// throttling.
     pub throttle_delay: GaugeVec,
+    /// `udts_api_credentials_expiry_timestamp_seconds{account}`: when the temporary
+    /// credentials in use expire.
+    pub credentials_expiry: GaugeVec,
+    /// `udts_api_credential_refreshes_total{account,source,result}`: fetches of temporary
+    /// credentials.
+    pub credential_refreshes: IntCounterVec,
+    /// `udts_api_credential_refresh_failing{account}`: 1 while the last fetch failed.
+    pub credential_refresh_failing: GaugeVec,
     /// `udts_poll_cycle_overrun_total`: cycles that took longer than the interval.
     pub poll_cycle_overruns: IntCounter,
     /// `udts_discovery_last_success_timestamp_seconds`: when every list call last succeeded.
@@ -317,6 +325,28 @@ impl ExporterMetrics {
             ),
             &["account"],
         ));
+        let credentials_expiry = must(GaugeVec::new(
+            Opts::new(
+                "udts_api_credentials_expiry_timestamp_seconds",
+                "When the account's temporary API credentials (instance role, AssumeRole) expire, \
+                 unix seconds; absent for long-lived keys.",
+            ),
+            &["account"],
+        ));
+        let credential_refreshes = must(IntCounterVec::new(
+            Opts::new(
+                "udts_api_credential_refreshes_total",
+                "Fetches of the account's temporary API credentials, by source and result (ok, error).",
+            ),
+            &["account", "source", "result"],
+        ));
+        let credential_refresh_failing = must(GaugeVec::new(
+            Opts::new(
+                "udts_api_credential_refresh_failing",
+                "1 while the last fetch of the account's temporary API credentials failed, else 0.",
+            ),
+            &["account"],
+        ));
         let throttle_delay = must(GaugeVec::new(
             Opts::new(
                 "udts_api_throttle_delay_seconds",
@@ -380,6 +410,9 @@ impl ExporterMetrics {
         must(registry.register(Box::new(tasks.clone())));
         must(registry.register(Box::new(credentials_valid.clone())));
         must(registry.register(Box::new(throttle_delay.clone())));
+        must(registry.register(Box::new(credentials_expiry.clone())));
+        must(registry.register(Box::new(credential_refreshes.clone())));
+        must(registry.register(Box::new(credential_refresh_failing.clone())));
         must(registry.register(Box::new(poll_cycle_overruns.clone())));
         must(registry.register(Box::new(discovery_last_success.clone())));
         must(registry.register(Box::new(discovery_enabled.clone())));
@@ -407,6 +440,9 @@ impl ExporterMetrics {
             tasks,
             credentials_valid,
             throttle_delay,
+            credentials_expiry,
+            credential_refreshes,
+            credential_refresh_failing,
             poll_cycle_overruns,
             discovery_last_success,
             discovery_enabled,
@@ -474,6 +510,28 @@ impl CallObserver for ExporterMetrics {
         self.throttle_delay
             .with_label_values(&[account])
             .set(delay.as_secs_f64());
+    }
+
+    fn credentials_refreshed(&self, account: &str, source: &str, ok: bool, expires: Option<f64>) {
+        let (ok_count, error_count) = (
+            self.credential_refreshes
+                .with_label_values(&[account, source, "ok"]),
+            self.credential_refreshes
+                .with_label_values(&[account, source, "error"]),
+        );
+        if ok {
+            ok_count.inc();
+        } else {
+            error_count.inc();
+        }
+        self.credential_refresh_failing
+            .with_label_values(&[account])
+            .set(if ok { 0.0 } else { 1.0 });
+        if let Some(at) = expires {
+            self.credentials_expiry
+                .with_label_values(&[account])
+                .set(at);
+        }
     }
 
     fn credentials_valid(&self, account: &str, valid: bool) {

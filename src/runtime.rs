@@ -30,6 +30,13 @@ impl Runtime {
         let limiter = settings.requests_per_second.and_then(rate_limiter);
         let mut clients = HashMap::new();
         for account in &settings.accounts {
+            let source = credential_source(account);
+            tracing::info!(
+                account = account.label.as_deref().unwrap_or(""),
+                credentials = %source.describe(),
+                temporary = source.is_temporary(),
+                "API credentials"
+            );
             let client = Client::new(
                 client_settings(&settings, account),
                 Arc::clone(&observer),
@@ -51,6 +58,7 @@ pub fn client_settings(settings: &Settings, account: &Account) -> ClientSettings
     ClientSettings {
         endpoint: account.endpoint.clone(),
         credentials: credential_source(account),
+        region: account.region.clone(),
         timeout: settings.timeout,
         max_response_bytes: settings.max_response_bytes,
         account: account.label.clone(),

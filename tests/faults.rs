@@ -325,6 +325,7 @@ fn client_for(endpoint: &str, ca_pem: Option<&str>) -> udts_exporter::api::Clien
             keys: udts_exporter::api::Credentials::keys(PUBLIC_KEY, PRIVATE_KEY.to_string().into()),
             origin: "config".into(),
         },
+        region: None,
         timeout: Duration::from_secs(2),
         max_response_bytes: 1 << 20,
         account: None,

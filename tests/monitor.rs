@@ -400,6 +400,7 @@ async fn the_exporter_s_monitoring_request_verifies_with_ucloud_s_python_sdk() {
             keys: udts_exporter::api::Credentials::keys(PUBLIC_KEY, PRIVATE_KEY.to_string().into()),
             origin: "config".into(),
         },
+        region: None,
         timeout: std::time::Duration::from_secs(5),
         max_response_bytes: 1 << 20,
         account: None,

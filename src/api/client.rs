@@ -24,6 +24,9 @@ pub struct ClientSettings {
     pub endpoint: Url,
     /// Where the account's keys come from; temporary ones are refreshed in the background.
     pub credentials: CredentialSource,
+    /// The region the credential source names (a profile, `UCLOUD_REGION`), for monitoring
+    /// reads where `monitor.region` is not set; an instance role's metadata server tells its own.
+    pub region: Option<String>,
     /// Per-request timeout, connect included.
     pub timeout: Duration,
     /// Bodies larger than this are refused, so a broken gateway cannot exhaust memory.
@@ -157,7 +160,7 @@ impl Client {
             .map_err(|e| ApiError::from_reqwest(e, &settings.endpoint))?;
         let credentials;
         let mut refresher = None;
-        let region = Arc::new(ArcSwapOption::empty());
+        let region = Arc::new(ArcSwapOption::from(settings.region.map(Arc::new)));
         let temporary = settings.credentials.is_temporary();
         match settings.credentials {
             CredentialSource::Keys { keys, .. } => {
@@ -305,8 +308,12 @@ impl Client {
     ) -> Result<super::monitor::SummaryPage, ApiError> {
         let mut params = Params::new();
         params.insert("ProductKey".into(), product.into());
-        if let Some(region) = region.filter(|r| !r.is_empty()) {
-            params.insert("Region".into(), region.into());
+        let region = region
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.region());
+        if let Some(region) = region {
+            params.insert("Region".into(), region);
         }
         if let Some(project) = project_id.filter(|p| !p.is_empty()) {
             params.insert("ProjectId".into(), project.into());
@@ -390,10 +397,15 @@ impl Client {
         Ok((current, self.credentials.current().1))
     }
 
-    /// The region the metadata server reports for this host, once credentials were fetched
-    /// from it.
+    /// The region for monitoring reads without `monitor.region`: the one the metadata server
+    /// reports for this host, else the credential source's.
     pub fn region(&self) -> Option<String> {
         self.region.load_full().map(|r| r.as_ref().clone())
+    }
+
+    /// Why temporary credentials cannot be had, while a fetch fails.
+    pub fn credentials_problem(&self) -> Option<String> {
+        self.credentials.error().map(|e| e.to_string())
     }
 
     /// When the current temporary credentials expire (unix seconds).
