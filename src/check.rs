@@ -151,17 +151,15 @@ pub fn credentials_lines(runtime: &Runtime) -> String {
             .map_or_else(String::new, |l| format!(" ({l})"));
         let client = runtime.client(&account.label);
         let state = match client.as_ref() {
-            Some(client) if source.is_temporary() => match (
-                client.credentials_expiry(),
-                client.credentials_problem(),
-            ) {
-                (_, Some(problem)) => format!(", unavailable: {problem}"),
-                (Some(at), None) => format!(
-                    ", expire in {}",
-                    crate::human::duration(at - unix_now())
-                ),
-                (None, None) => ", not fetched yet".into(),
-            },
+            Some(client) if source.is_temporary() => {
+                match (client.credentials_expiry(), client.credentials_problem()) {
+                    (_, Some(problem)) => format!(", unavailable: {problem}"),
+                    (Some(at), None) => {
+                        format!(", expire in {}", crate::human::duration(at - unix_now()))
+                    }
+                    (None, None) => ", not fetched yet".into(),
+                }
+            }
             _ => String::new(),
         };
         let _ = writeln!(out, "credentials{label}: {}{state}", source.describe());

@@ -545,6 +545,8 @@ pub fn refresh_at(issued: f64, expires: f64) -> f64 {
 /// [`RETRY_MAX`], and never runs past the current keys' expiry.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// The longest wait between fetches while there are no usable keys.
+const RETRY_WITHOUT_KEYS: Duration = Duration::from_secs(5);
 
 /// Keeps `cell` filled with `source`'s keys until dropped: fetches at once, then again by
 /// [`refresh_at`], retries a failed fetch with backoff, and fetches at once when the gateway
@@ -610,9 +612,16 @@ pub async fn refresh(
                 if current.as_ref().is_none_or(|c| c.expired_at(issued)) {
                     cell.fail(error);
                 }
+                // Without usable keys every call fails: try often enough that calls resume
+                // within seconds of the source answering again.
+                let ceiling = if current.as_ref().is_none_or(|c| c.expired_at(issued)) {
+                    RETRY_WITHOUT_KEYS
+                } else {
+                    RETRY_MAX
+                };
                 let backoff = RETRY_FIRST
-                    .saturating_mul(1 << failures.min(6).saturating_sub(1))
-                    .min(RETRY_MAX);
+                    .saturating_mul(1 << failures.min(7).saturating_sub(1))
+                    .min(ceiling);
                 let mut at = issued + backoff.as_secs_f64();
                 // Still valid keys: one more try shortly before they expire.
                 if let Some(left) = valid_for.filter(|left| *left > 1.0) {

@@ -138,6 +138,8 @@ struct Inner {
     /// Every request in arrival order (the last 100,000), so tests can count calls per cycle
     /// and per task exactly.
     log: Mutex<std::collections::VecDeque<Call>>,
+    /// Temporary keys issued by `AssumeRole` or a metadata server, checked like UCloud does.
+    temporary: Arc<super::credentials::TemporaryKeys>,
 }
 
 /// Monitoring values fixed for a task, and their age in seconds.
@@ -181,6 +183,7 @@ impl Gateway {
                 latency: Mutex::new(Duration::ZERO),
                 signatures: Mutex::new(std::collections::VecDeque::new()),
                 log: Mutex::new(std::collections::VecDeque::new()),
+                temporary: Arc::default(),
             }),
         }
     }
@@ -219,6 +222,12 @@ impl Gateway {
     /// (rounded down to the minute as the service's samples are), instead of its lifecycle's.
     pub fn set_monitor_values(&self, id: &str, values: Vec<(MonitorMetric, f64)>, age: i64) {
         lock(&self.inner.monitor_values).insert(id.to_string(), (values, age));
+    }
+
+    /// The temporary keys it issues (`AssumeRole`) and accepts, to share with a simulated
+    /// metadata server and to set their lifetime.
+    pub fn temporary_keys(&self) -> Arc<super::credentials::TemporaryKeys> {
+        Arc::clone(&self.inner.temporary)
     }
 
     /// Accepts signatures made with `private_key` from now on (a key rotation).
@@ -397,12 +406,21 @@ async fn answer(inner: &Inner, action: &str, mut params: Params) -> Answer {
         }
         seen.push_back(signature.clone());
     }
-    if params.get("PublicKey") != Some(&inner.public_key) {
-        return Answer::Error(172, "User not exist".into());
+    match inner.temporary.verify(&params, &signature) {
+        Some(Err((code, message))) => return Answer::Error(code, message),
+        Some(Ok(())) => {}
+        None => {
+            if params.get("PublicKey") != Some(&inner.public_key) {
+                return Answer::Error(172, "User not exist".into());
+            }
+            let expected = sign(&params, &lock(&inner.private_key));
+            if expected != signature {
+                return Answer::Error(171, "Signature VerifyAC Error".into());
+            }
+        }
     }
-    let expected = sign(&params, &lock(&inner.private_key));
-    if expected != signature {
-        return Answer::Error(171, "Signature VerifyAC Error".into());
+    if action == "AssumeRole" {
+        return Answer::Stream(inner.temporary.assume_role(&params));
     }
     if action == crate::api::monitor::ACTION || action == super::monitor::DATA_SET_ACTION {
         return monitoring(inner, action, &params).await;

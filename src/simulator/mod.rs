@@ -1,12 +1,14 @@
 //! The embedded simulated UDTS gateway used by `demo` and by the tests: [`gateway`] speaks the
 //! API, [`lifecycle`] moves tasks through realistic states, and [`demo_gateway`] populates it.
 
+pub mod credentials;
 pub mod gateway;
 pub mod lifecycle;
 mod monitor;
 pub mod postgres;
 pub mod source;
 
+pub use credentials::{MetadataServer, TemporaryKeys};
 pub use gateway::{Behaviour, Call, Gateway, SimTask};
 pub use lifecycle::Lifecycle;
 

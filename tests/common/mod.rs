@@ -90,10 +90,27 @@ pub async fn start_unready(
     private_key: &str,
     adjust: impl FnOnce(&mut Config),
 ) -> Harness {
+    start_unready_keyed(tasks, private_key, |_, config| adjust(config)).await
+}
+
+/// [`start_unready`] with the test's keys, the config adjusted with the gateway at hand (to
+/// share its temporary keys with a metadata server, say).
+pub async fn start_unready_with_gateway(
+    tasks: Vec<SimTask>,
+    adjust: impl FnOnce(&Gateway, &mut Config),
+) -> Harness {
+    start_unready_keyed(tasks, PRIVATE_KEY, adjust).await
+}
+
+async fn start_unready_keyed(
+    tasks: Vec<SimTask>,
+    private_key: &str,
+    adjust: impl FnOnce(&Gateway, &mut Config),
+) -> Harness {
     let shutdown = CancellationToken::new();
     let (gateway, endpoint) = gateway_with(tasks, &shutdown).await;
     let mut config = config_for(&gateway, &endpoint, private_key);
-    adjust(&mut config);
+    adjust(&gateway, &mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = udts_exporter::exporter::start(&config, listener, shutdown.clone())
         .await

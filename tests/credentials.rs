@@ -1,0 +1,252 @@
+//! Credentials the way UCloud users hold them, end to end against the simulated gateway (which
+//! issues temporary keys through `AssumeRole` and checks their `SecurityToken` and expiry, 174
+//! otherwise) and a simulated metadata server (v2 and v1):
+//! - only UCloud's environment, or only a ucloud-cli profile, starts the real binary with no key
+//!   in its config, the source's base URL and project applied;
+//! - an assumed role and an instance role keep every task up across several short lifetimes,
+//!   through an outage of the metadata server shorter than the keys' remaining life, and come
+//!   back after one past expiry; a revoked session (174) is refreshed at once;
+//! - no secret (private key, temporary secret, token) appears in `/metrics`, `/api/v1/tasks`
+//!   or the log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use udts_exporter::config::credentials::AssumeRoleConfig;
+use udts_exporter::config::Config;
+use udts_exporter::simulator::{Behaviour, MetadataServer, SimTask};
+
+fn synced(id: &str) -> SimTask {
+    SimTask::new(
+        id,
+        Behaviour::Fixed(json!({"Status": "Synced", "CurRetryCount": 0, "MaxRetryCount": 3})),
+    )
+}
+
+const LIFETIME: Duration = Duration::from_secs(6);
+
+/// The task's `udts_task_up`, and the account's credential series, from one scrape.
+async fn up(addr: std::net::SocketAddr) -> (Option<f64>, String) {
+    let text = scrape(addr).await;
+    (value(&text, "udts_task_up", &task("udts-a")), text)
+}
+
+/// Scrapes every 200 ms for `span`, failing on the first one where the task is not up.
+async fn up_throughout(addr: std::net::SocketAddr, span: Duration, what: &str) {
+    let until = Instant::now() + span;
+    while Instant::now() < until {
+        let (up, text) = up(addr).await;
+        assert_eq!(up, Some(1.0), "{what}: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn no_secret_in(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "a secret leaked: {secret}");
+    }
+    // The simulator's temporary secrets and tokens all start so.
+    assert!(!text.contains("tmp-secret-") && !text.contains("tmp-token-"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assumed_role_keeps_tasks_up_across_lifetimes_and_a_revoked_session() {
+    let harness =
+        start_unready_with_gateway(vec![synced("udts-a")], |gateway, config: &mut Config| {
+            gateway.temporary_keys().set_lifetime(LIFETIME);
+            config.api.assume_role = Some(AssumeRoleConfig {
+                role_urn: "ucs:iam::200000001:role/udts-monitor".into(),
+                session_name: None,
+                duration: None,
+                policy: None,
+            });
+        })
+        .await;
+    let keys = harness.gateway.temporary_keys();
+    wait_ready(harness.exporter).await;
+    // Several lifetimes: refreshed by two thirds of each, never a scrape with the task down.
+    up_throughout(harness.exporter, LIFETIME * 3, "across lifetimes").await;
+    let fetched = keys.fetches();
+    assert!(fetched >= 4, "{fetched} fetches in three lifetimes");
+    let text = scrape(harness.exporter).await;
+    let expiry = value(
+        &text,
+        "udts_api_credentials_expiry_timestamp_seconds",
+        "{account=\"\"}",
+    )
+    .unwrap();
+    assert!(expiry > udts_exporter::time::unix_now(), "{expiry}");
+    let ok = value(
+        &text,
+        "udts_api_credential_refreshes_total",
+        "{account=\"\",result=\"ok\",source=\"assume_role\"}",
+    )
+    .unwrap();
+    assert!(ok >= 4.0, "{ok}");
+    assert_eq!(
+        value(
+            &text,
+            "udts_api_credential_refresh_failing",
+            "{account=\"\"}"
+        ),
+        Some(0.0)
+    );
+    // Revoked mid-life: the first 174 fetches new keys at once, before the next refresh is due.
+    let before = keys.fetches();
+    keys.revoke_all();
+    let revoked = Instant::now();
+    while keys.fetches() == before {
+        assert!(
+            revoked.elapsed() < LIFETIME / 2,
+            "no refresh after RetCode 174"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Back up with the new keys within a poll interval (1 s), a render and a scrape.
+    scrape_until(
+        harness.exporter,
+        "the task up again after the revocation",
+        |text| value(text, "udts_task_up", &task("udts-a")) == Some(1.0),
+    )
+    .await;
+    let tasks = http_get(format!("http://{}/api/v1/tasks", harness.exporter))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    no_secret_in(&format!("{text}{tasks}"), &[PRIVATE_KEY]);
+}
+
+/// An instance role from the metadata server, `lifetime` long, `v2` served or not.
+async fn instance_role(v2: bool, lifetime: Duration) -> (Harness, MetadataServer) {
+    let shutdown = CancellationToken::new();
+    let keys_holder: Arc<std::sync::Mutex<Option<MetadataServer>>> = Arc::default();
+    let holder = Arc::clone(&keys_holder);
+    let harness = start_unready_with_gateway(vec![synced("udts-a")], move |gateway, config| {
+        let keys = gateway.temporary_keys();
+        keys.set_lifetime(lifetime);
+        let server = MetadataServer::new(keys, "udts-monitor", "cn-sim1");
+        server.set_v2(v2);
+        let url = futures_block(server.clone().start_on_loopback(shutdown.clone())).unwrap();
+        *holder.lock().unwrap() = Some(server);
+        config.api.public_key = String::new();
+        config.api.private_key = None;
+        config.api.instance_role = Some("udts-monitor".into());
+        config.api.metadata_endpoint = Some(url);
+    })
+    .await;
+    wait_ready(harness.exporter).await;
+    let server = keys_holder.lock().unwrap().take().unwrap();
+    (harness, server)
+}
+
+/// Runs a future to completion from a synchronous closure on the multi-threaded runtime.
+fn futures_block<F: std::future::Future>(future: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_role_rides_out_a_metadata_outage_and_recovers_after_expiry() {
+    let lifetime = Duration::from_secs(9);
+    let (harness, metadata) = instance_role(true, lifetime).await;
+    let addr = harness.exporter;
+    // Just after a fetch (refreshed at 6 s of 9), the server goes away for 4 s: the keys last
+    // until 9 s, the refresh retries meanwhile, and no scrape notices.
+    let fetches = harness.gateway.temporary_keys();
+    let seen = fetches.fetches();
+    while fetches.fetches() == seen {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    metadata.set_down(true);
+    up_throughout(
+        addr,
+        Duration::from_secs(4),
+        "an outage shorter than the keys' life",
+    )
+    .await;
+    metadata.set_down(false);
+    up_throughout(addr, lifetime, "after the outage").await;
+
+    // An outage past expiry: the task goes down with the reason, /metrics stays served.
+    metadata.set_down(true);
+    let down = scrape_until(addr, "the task down after its keys expired", |text| {
+        value(text, "udts_task_up", &task("udts-a")) == Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        value(
+            &down,
+            "udts_api_credential_refresh_failing",
+            "{account=\"\"}"
+        ),
+        Some(1.0)
+    );
+    let tasks = http_get(format!("http://{addr}/api/v1/tasks/udts-a"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(tasks.contains("no usable API credentials"), "{tasks}");
+    // Back: up again within the retry's bound after expiry (5 s) and a poll interval.
+    metadata.set_down(false);
+    let back = Instant::now();
+    scrape_until(addr, "the task up again after the outage", |text| {
+        value(text, "udts_task_up", &task("udts-a")) == Some(1.0)
+    })
+    .await;
+    assert!(
+        back.elapsed() <= Duration::from_secs(5 + 1 + 2),
+        "{:?}",
+        back.elapsed()
+    );
+    no_secret_in(&format!("{down}{tasks}"), &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_host_without_v2_serves_its_role_through_v1() {
+    let (harness, _metadata) = instance_role(false, Duration::from_secs(3600)).await;
+    let (up, text) = up(harness.exporter).await;
+    assert_eq!(up, Some(1.0), "{text}");
+    assert!(
+        value(
+            &text,
+            "udts_api_credentials_expiry_timestamp_seconds",
+            "{account=\"\"}"
+        )
+        .is_some(),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_or_expired_metadata_answer_is_never_used() {
+    let (harness, metadata) = instance_role(true, Duration::from_secs(6)).await;
+    for body in [
+        r#"{"RetCode": 0, "Data": {"AccessKeyId": "AK"}}"#.to_string(),
+        r#"{"RetCode": 0, "Data": {"AccessKeyId": "AK", "AccessKeySecret": "S", "SecurityToken": "T", "Expiration": "2001-01-01T00:00:00Z"}}"#.to_string(),
+        "x".repeat(2 * 1024 * 1024),
+    ] {
+        metadata.set_v2_body(Some(body));
+        let failures = |text: &str| {
+            value(
+                text,
+                "udts_api_credential_refreshes_total",
+                "{account=\"\",result=\"error\",source=\"instance_role\"}",
+            )
+            .unwrap_or(0.0)
+        };
+        let before = failures(&scrape(harness.exporter).await);
+        scrape_until(harness.exporter, "a refused answer counted", |text| {
+            failures(text) > before
+        })
+        .await;
+    }
+}
