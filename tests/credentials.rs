@@ -250,3 +250,186 @@ async fn a_malformed_or_expired_metadata_answer_is_never_used() {
         .await;
     }
 }
+
+/// The real binary with `env` set, a config of `[[tasks]]` only (no key, no endpoint), and its
+/// log in a file: the task's info and up series once ready, and the log.
+async fn binary_with(env: &[String], dir: &std::path::Path) -> (String, String) {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        "[poll]\ninterval = \"1s\"\n[[tasks]]\nid = \"udts-a\"\n",
+    )
+    .unwrap();
+    let log = dir.join("exporter.log");
+    let mut wrapper: Vec<&str> = vec!["env", "-u", "UCLOUD_PROFILE"];
+    wrapper.extend(env.iter().map(String::as_str));
+    let exporter = spawn_exporter_via(
+        &wrapper,
+        ["--config".as_ref(), config.as_os_str()],
+        std::process::Stdio::from(std::fs::File::create(&log).unwrap()),
+    )
+    .await;
+    wait_ready(exporter.addr).await;
+    let text = scrape_until(exporter.addr, "the task up", |text| {
+        value(text, "udts_task_up", &task("udts-a")) == Some(1.0)
+    })
+    .await;
+    drop(exporter);
+    (text, std::fs::read_to_string(&log).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_uclouds_environment_is_enough() {
+    let shutdown = CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(vec![synced("udts-a")], &shutdown).await;
+    let home = tempfile::tempdir().unwrap();
+    let (text, log) = binary_with(
+        &[
+            format!("HOME={}", home.path().display()),
+            format!("UCLOUD_PUBLIC_KEY={PUBLIC_KEY}"),
+            format!("UCLOUD_PRIVATE_KEY={PRIVATE_KEY}"),
+            format!("UCLOUD_API_BASE_URL={endpoint}"),
+            "UCLOUD_PROJECT_ID=org-from-env".into(),
+        ],
+        home.path(),
+    )
+    .await;
+    assert!(text.contains("project_id=\"org-from-env\""), "{text}");
+    assert!(log.contains("credentials=environment"), "{log}");
+    no_secret_in(&format!("{text}{log}"), &[PRIVATE_KEY]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_active_ucloud_cli_profile_is_enough() {
+    let shutdown = CancellationToken::new();
+    let (_gateway, endpoint) = gateway_with(vec![synced("udts-a")], &shutdown).await;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".ucloud");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        json!([
+            {"profile": "default", "active": false, "base_url": "https://api.ucloud.cn"},
+            {"profile": "prod", "active": true, "base_url": endpoint, "project_id": "org-prod",
+             "region": "cn-bj2"}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("credential.json"),
+        json!([
+            {"profile": "default", "public_key": "someone-else", "private_key": "not-this-one"},
+            {"profile": "prod", "public_key": PUBLIC_KEY, "private_key": PRIVATE_KEY}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    private_to_owner(&dir.join("credential.json"));
+    let (text, log) = binary_with(&[format!("HOME={}", home.path().display())], home.path()).await;
+    assert!(text.contains("project_id=\"org-prod\""), "{text}");
+    assert!(log.contains("credentials=profile prod"), "{log}");
+    no_secret_in(&format!("{text}{log}"), &[PRIVATE_KEY]);
+}
+
+/// ucloud-cli's files in a directory, credential.json private to its owner.
+fn cli_files(credentials: serde_json::Value) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("credential.json"), credentials.to_string()).unwrap();
+    private_to_owner(&dir.path().join("credential.json"));
+    std::fs::write(dir.path().join("config.json"), "[]").unwrap();
+    dir
+}
+
+fn refused(adjust: impl FnOnce(&mut Config)) -> String {
+    let mut config = Config::default();
+    config.tasks = vec![udts_exporter::config::TaskConfig {
+        id: "udts-a".into(),
+        kind: udts_exporter::task::TaskKind::Transfer,
+        project_id: None,
+        name: None,
+        account: None,
+        labels: Default::default(),
+    }];
+    adjust(&mut config);
+    config.resolve().unwrap_err().to_string()
+}
+
+#[test]
+fn bad_credential_settings_are_refused_with_the_fix() {
+    let files = cli_files(json!([
+        {"profile": "prod", "public_key": "pk", "private_key": "sk"},
+        {"profile": "sso", "auth_mode": "oauth", "access_token": "at", "public_key": "old"}
+    ]));
+    let with_profile = |name: &str| {
+        let (name, dir) = (name.to_string(), files.path().to_path_buf());
+        move |config: &mut Config| {
+            config.api.profile = Some(name);
+            config.api.shared_credentials_file = Some(dir.join("credential.json"));
+            config.api.shared_config_file = Some(dir.join("config.json"));
+        }
+    };
+    let error = refused(with_profile("sso"));
+    assert!(
+        error.contains("`sso`") && error.contains("OAuth") && error.contains("API keys"),
+        "{error}"
+    );
+    let error = refused(with_profile("staging"));
+    assert!(
+        error.contains("`staging` (api.profile) does not exist"),
+        "{error}"
+    );
+    assert!(error.contains("prod, sso"), "{error}");
+    // Readable by others: refused as a key file would be.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        files.path().join("credential.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let error = refused(with_profile("prod"));
+    assert!(error.contains("api.shared_credentials_file"), "{error}");
+    private_to_owner(&files.path().join("credential.json"));
+
+    // Two sources on one account.
+    let error = refused(|config| {
+        config.api.public_key = "pk".into();
+        config.api.private_key = Some("sk".into());
+        config.api.instance_role = Some("udts".into());
+    });
+    assert!(
+        error.contains("public_key and instance_role are both set"),
+        "{error}"
+    );
+    // assume_role without keys to sign it, on an [[accounts]] entry.
+    let role = AssumeRoleConfig {
+        role_urn: "ucs:iam::1:role/udts".into(),
+        session_name: None,
+        duration: None,
+        policy: None,
+    };
+    let error = refused(|config| {
+        config.accounts = vec![udts_exporter::config::AccountConfig {
+            name: "prod".into(),
+            assume_role: Some(role.clone()),
+            ..Default::default()
+        }];
+    });
+    assert!(
+        error.contains("accounts[0]") && error.contains("no credentials"),
+        "{error}"
+    );
+    // STS's floor on the duration.
+    let error = refused(|config| {
+        config.api.public_key = "pk".into();
+        config.api.private_key = Some("sk".into());
+        config.api.assume_role = Some(AssumeRoleConfig {
+            duration: Some(Duration::from_secs(600)),
+            ..role
+        });
+    });
+    assert!(
+        error.contains("api.assume_role.duration") && error.contains("15m"),
+        "{error}"
+    );
+}
