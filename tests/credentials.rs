@@ -108,13 +108,22 @@ async fn an_assumed_role_keeps_tasks_up_across_lifetimes_and_a_revoked_session()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Back up with the new keys within a poll interval (1 s), a render and a scrape.
-    scrape_until(
+    // The rejected call was sent again with the new keys: no scrape sees the task down, and
+    // no call counts as rejected (UDTSApiCredentialsRejected stays quiet).
+    up_throughout(
         harness.exporter,
-        "the task up again after the revocation",
-        |text| value(text, "udts_task_up", &task("udts-a")) == Some(1.0),
+        Duration::from_secs(3),
+        "after the revocation",
     )
     .await;
+    let text = scrape(harness.exporter).await;
+    let rejected: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("udts_api_request_errors_total{"))
+        .filter(|l| l.contains("reason=\"credentials\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(rejected, 0.0, "{text}");
     let tasks = http_get(format!("http://{}/api/v1/tasks", harness.exporter))
         .await
         .unwrap()

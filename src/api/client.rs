@@ -351,7 +351,21 @@ impl Client {
                 return Err(error);
             }
         };
-        let result = self.send(action, params, &keys).await;
+        let mut result = self.send(action, params.clone(), &keys).await;
+        // Temporary keys the gateway no longer knows (a revoked or expired session, 172/174):
+        // new ones are fetched at once and the call is sent again with them, once, so a
+        // refresh the gateway forced costs no failed call (nor UDTSApiCredentialsRejected).
+        if self.temporary
+            && result
+                .as_ref()
+                .err()
+                .is_some_and(|e| matches!(e.ret_code(), Some(172 | 174)))
+        {
+            self.credentials.rejected(generation);
+            if let Some(fresh) = self.credentials.newer_than(generation, self.timeout).await {
+                result = self.send(action, params, &fresh).await;
+            }
+        }
         self.observer.call_finished(
             &self.account,
             action,
@@ -362,14 +376,6 @@ impl Client {
         let delay = self.throttle.record(throttled);
         self.observer.throttle_delay(&self.account, delay);
         self.note_credentials(&result);
-        if self.temporary
-            && result
-                .as_ref()
-                .err()
-                .is_some_and(|e| matches!(e.ret_code(), Some(172 | 174)))
-        {
-            self.credentials.rejected(generation);
-        }
         result
     }
 

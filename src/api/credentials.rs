@@ -520,6 +520,22 @@ impl CredentialCell {
         self.current().0
     }
 
+    /// Keys newer than `generation`, waiting up to `timeout` for them.
+    pub async fn newer_than(&self, generation: u64, timeout: Duration) -> Option<Arc<Credentials>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.arrived.notified();
+            if let (Some(current), now) = self.current() {
+                if now != generation {
+                    return Some(current);
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
+    }
+
     /// The gateway rejected the keys of `generation`: refresh at once, once per set of keys.
     pub fn rejected(&self, generation: u64) {
         if self.forced_for.swap(generation, Ordering::AcqRel) != generation {
