@@ -233,6 +233,39 @@ fn the_compose_account_override_mounts_the_key_as_the_image_user() {
     assert!(dockerfile.contains("USER 65532:65532"));
 }
 
+/// The UK8S variant stores no key: its config resolves to an instance role with nothing but
+/// itself, its Deployment patch drops the key volume and its mount, and the Secret is deleted.
+#[test]
+fn the_uk8s_variant_uses_the_instance_role_and_mounts_no_secret() {
+    let configmap = yaml("deploy/kubernetes-uk8s/configmap.yaml");
+    let text = configmap["data"]["config.toml"].as_str().unwrap();
+    assert!(!text.contains("private_key"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, format!("{text}\n[[tasks]]\nid = \"udts-a\"\n")).unwrap();
+    let settings = Config::load(Some(&path)).unwrap().resolve().unwrap();
+    match &settings.accounts[0].credentials {
+        udts_exporter::config::CredentialConfig::InstanceRole {
+            role,
+            metadata_endpoint,
+        } => {
+            assert_eq!(role, "Uk8sServiceCharacter");
+            assert_eq!(metadata_endpoint.as_str(), "http://100.80.80.80/");
+        }
+        other => panic!("{other:?}"),
+    }
+    let kustomization = yaml("deploy/kubernetes-uk8s/kustomization.yaml");
+    assert_eq!(kustomization["resources"][0], "../kubernetes");
+    let deleted = yaml("deploy/kubernetes-uk8s/no-secret.yaml");
+    assert_eq!(deleted["$patch"], "delete");
+    assert_eq!(deleted["kind"], "Secret");
+    let deployment = yaml("deploy/kubernetes-uk8s/deployment.yaml");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["name"], "key");
+    assert_eq!(pod["volumes"][0]["$patch"], "delete");
+    assert_eq!(pod["containers"][0]["volumeMounts"][0]["$patch"], "delete");
+}
+
 #[test]
 fn the_shipped_configmap_is_a_valid_exporter_config() {
     let configmap = yaml("deploy/kubernetes/configmap.yaml");
