@@ -454,8 +454,12 @@ async fn each_monitoring_fault_leaves_the_status_poll_fresh() {
         ),
     ];
     let runs = faults.into_iter().map(|(name, fault)| async move {
-        let harness = start_unready(vec![syncing("udts-inc")], PRIVATE_KEY, |_| {}).await;
-        harness.gateway.set_monitor_fault(Some(fault));
+        // The fault is in place before the exporter starts: its first monitoring round must
+        // meet it (the next full round is a minute away).
+        let harness = start_unready_with_gateway(vec![syncing("udts-inc")], |gateway, _| {
+            gateway.set_monitor_fault(Some(fault));
+        })
+        .await;
         wait_ready(harness.exporter).await;
         let text = scrape_until(harness.exporter, name, |text| {
             value(text, "udts_monitor_up", "") == Some(0.0)
