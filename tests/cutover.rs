@@ -273,11 +273,12 @@ async fn throughput_eta_and_readiness_match_a_real_mariadb() {
     };
     let actual = reached_at.duration_since(asked).as_secs_f64();
     // The ETA divides the lag by the closing rate it measured; the truth closed at the set apply
-    // rate minus what the source really wrote meanwhile. Their difference is the ETA's rate
-    // error; its timing error is the position's and the head's age, a render and a step or two.
+    // rate minus what the source really wrote meanwhile, so the time it took is the ETA times
+    // measured over true closing rate: their relative difference is the ETA's rate error. Its
+    // timing error is the position's and the head's age, a render and a step or two.
     let written_meanwhile = (head_when_reached - head_when_asked) as f64 / actual;
     let (closing, true_closing) = (applied - written, apply_rate - written_meanwhile);
-    let rate_error = (closing - true_closing).abs() / closing;
+    let rate_error = (closing - true_closing).abs() / true_closing.max(1.0);
     let timing = 2.0 * INTERVAL + RENDER_SPACING + 2.0 * skew.as_secs_f64();
     let margin = rate_error * eta + timing;
     assert!(
