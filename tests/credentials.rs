@@ -442,3 +442,62 @@ fn bad_credential_settings_are_refused_with_the_fix() {
         "{error}"
     );
 }
+
+/// `check` with an instance role: it names the source and when the keys expire, and with a
+/// malformed answer from the metadata server it fails naming it; never a secret either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_the_instance_role_and_a_malformed_answer() {
+    let shutdown = CancellationToken::new();
+    let (gateway, endpoint) = gateway_with(vec![synced("udts-a")], &shutdown).await;
+    let metadata = MetadataServer::new(gateway.temporary_keys(), "udts-monitor", "cn-sim1");
+    let url = metadata
+        .clone()
+        .start_on_loopback(shutdown.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nendpoint = \"{endpoint}\"\ninstance_role = \"udts-monitor\"\n\
+             metadata_endpoint = \"{url}\"\n[[tasks]]\nid = \"udts-a\"\n"
+        ),
+    )
+    .unwrap();
+    let check = || {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+                .args(["check", "--config"])
+                .arg(&config)
+                .output()
+                .unwrap()
+        })
+    };
+    let output = check().await.unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("credentials: instance role udts-monitor, expire in 1 h"),
+        "{said}"
+    );
+    no_secret_in(&said, &[]);
+
+    metadata.set_v2_body(Some("<html>maintenance</html>".into()));
+    let output = check().await.unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("unavailable: metadata v2: the answer is not JSON"),
+        "{said}"
+    );
+}
