@@ -138,31 +138,61 @@ pub async fn read_monitoring(runtime: &Runtime, rows: &[CheckRow]) -> Vec<Accoun
     crate::monitor::check_once(&store, runtime).await
 }
 
-/// Where each account's keys come from and, for temporary ones, when they expire or why they
-/// cannot be had: a line each ("credentials: instance role udts, expire in 52 min"). Never a
-/// secret.
-pub fn credentials_lines(runtime: &Runtime) -> String {
+/// Where an account's keys come from and, for temporary ones, when they expire or why they
+/// cannot be had. Never a secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialState {
+    /// The account's label, `None` with one account.
+    pub account: Option<String>,
+    /// The source in words: "profile prod", "instance role udts", "role ... via config".
+    pub source: String,
+    /// Whether the keys are temporary (fetched and refreshed).
+    pub temporary: bool,
+    /// When the temporary keys in use expire, unix seconds.
+    pub expires_at: Option<f64>,
+    /// Why temporary keys cannot be had, while a fetch fails.
+    pub error: Option<String>,
+}
+
+/// Each account's [`CredentialState`] now.
+pub fn credential_states(runtime: &Runtime) -> Vec<CredentialState> {
+    runtime
+        .settings
+        .accounts
+        .iter()
+        .map(|account| {
+            let source = crate::runtime::credential_source(account);
+            let client = runtime
+                .client(&account.label)
+                .filter(|_| source.is_temporary());
+            CredentialState {
+                account: account.label.clone(),
+                source: source.describe(),
+                temporary: source.is_temporary(),
+                expires_at: client.as_ref().and_then(|c| c.credentials_expiry()),
+                error: client.as_ref().and_then(|c| c.credentials_problem()),
+            }
+        })
+        .collect()
+}
+
+/// A line an account: "credentials: instance role udts, expire in 52 min".
+pub fn credentials_lines(states: &[CredentialState]) -> String {
     let mut out = String::new();
-    for account in &runtime.settings.accounts {
-        let source = crate::runtime::credential_source(account);
-        let label = account
-            .label
+    for state in states {
+        let label = state
+            .account
             .as_deref()
             .map_or_else(String::new, |l| format!(" ({l})"));
-        let client = runtime.client(&account.label);
-        let state = match client.as_ref() {
-            Some(client) if source.is_temporary() => {
-                match (client.credentials_expiry(), client.credentials_problem()) {
-                    (_, Some(problem)) => format!(", unavailable: {problem}"),
-                    (Some(at), None) => {
-                        format!(", expire in {}", crate::human::duration(at - unix_now()))
-                    }
-                    (None, None) => ", not fetched yet".into(),
-                }
+        let how = match (state.temporary, state.expires_at, &state.error) {
+            (false, _, _) => String::new(),
+            (true, _, Some(problem)) => format!(", unavailable: {problem}"),
+            (true, Some(at), None) => {
+                format!(", expire in {}", crate::human::duration(at - unix_now()))
             }
-            _ => String::new(),
+            (true, None, None) => ", not fetched yet".into(),
         };
-        let _ = writeln!(out, "credentials{label}: {}{state}", source.describe());
+        let _ = writeln!(out, "credentials{label}: {}{how}", state.source);
     }
     out
 }
@@ -333,13 +363,16 @@ struct Report<'a> {
     list: TaskList<'a>,
     sources: Vec<SourceJson<'a>>,
     monitoring: Vec<MonitoringJson<'a>>,
+    credentials: &'a [CredentialState],
 }
 
-/// The report as the JSON of `GET /api/v1/tasks` plus `sources` and `monitoring`.
+/// The report as the JSON of `GET /api/v1/tasks` plus `sources`, `monitoring` and each
+/// account's `credentials`.
 pub fn json(
     rows: &[CheckRow],
     sources: &[SourceCheck],
     monitoring: &[AccountCheck],
+    credentials: &[CredentialState],
     options: &ExpositionOptions,
 ) -> String {
     let views = views(rows, sources, options);
@@ -378,6 +411,7 @@ pub fn json(
                 error: check.problem.as_deref(),
             })
             .collect(),
+        credentials,
     };
     serde_json::to_string_pretty(&report).unwrap_or_default()
 }

@@ -432,10 +432,11 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     };
+    let credentials = crate::check::credential_states(&runtime);
     if output == CheckOutput::Json {
         println!(
             "{}",
-            crate::check::json(&rows, &sources, &monitoring, &options)
+            crate::check::json(&rows, &sources, &monitoring, &credentials, &options)
         );
         return Ok(code);
     }
@@ -466,7 +467,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
         );
     }
     print!("{}", crate::check::monitoring_lines(&monitoring));
-    print!("{}", crate::check::credentials_lines(&runtime));
+    print!("{}", crate::check::credentials_lines(&credentials));
     Ok(code)
 }
 

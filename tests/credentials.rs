@@ -482,11 +482,37 @@ async fn check_names_the_instance_role_and_a_malformed_answer() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(output.status.code(), Some(0), "{said}");
+    // An hour's keys, a moment old: "1 h" or "59 min 59 s".
     assert!(
-        said.contains("credentials: instance role udts-monitor, expire in 1 h"),
+        said.contains("credentials: instance role udts-monitor, expire in 1 h")
+            || said.contains("credentials: instance role udts-monitor, expire in 59 min"),
         "{said}"
     );
     no_secret_in(&said, &[]);
+    // The JSON report says the same.
+    let config_path = config.clone();
+    let json = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_udts-exporter"))
+            .args(["check", "--output", "json", "--config"])
+            .arg(&config_path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&json.stdout).into_owned();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let credentials = &report["credentials"][0];
+    assert_eq!(
+        credentials["source"], "instance role udts-monitor",
+        "{text}"
+    );
+    assert_eq!(credentials["temporary"], true, "{text}");
+    assert!(
+        credentials["expires_at"].as_f64().unwrap() > udts_exporter::time::unix_now(),
+        "{text}"
+    );
+    no_secret_in(&text, &[]);
 
     metadata.set_v2_body(Some("<html>maintenance</html>".into()));
     let output = check().await.unwrap();
