@@ -270,7 +270,20 @@ async fn binary_with(env: &[String], dir: &std::path::Path) -> (String, String) 
     )
     .unwrap();
     let log = dir.join("exporter.log");
-    let mut wrapper: Vec<&str> = vec!["env", "-u", "UCLOUD_PROFILE"];
+    // Nothing of the machine's own UCloud environment leaks in; the test's variables follow.
+    let mut wrapper: Vec<&str> = vec!["env"];
+    for variable in [
+        "UCLOUD_PUBLIC_KEY",
+        "UCLOUD_PRIVATE_KEY",
+        "UCLOUD_PROFILE",
+        "UCLOUD_API_BASE_URL",
+        "UCLOUD_PROJECT_ID",
+        "UCLOUD_REGION",
+        "UCLOUD_SHARED_CREDENTIAL_FILE",
+        "UCLOUD_SHARED_CONFIG_FILE",
+    ] {
+        wrapper.extend(["-u", variable]);
+    }
     wrapper.extend(env.iter().map(String::as_str));
     let exporter = spawn_exporter_via(
         &wrapper,
