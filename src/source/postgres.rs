@@ -130,6 +130,8 @@ pub struct PostgresReader {
     connection: Connection,
     database: String,
     open: Option<(Client, u32)>,
+    /// Why rows were skipped, each logged once.
+    skipped: std::collections::HashSet<String>,
 }
 
 impl PostgresReader {
@@ -139,6 +141,7 @@ impl PostgresReader {
             connection,
             database,
             open: None,
+            skipped: std::collections::HashSet::new(),
         }
     }
 
@@ -217,7 +220,10 @@ impl PostgresReader {
         Ok((client, version))
     }
 
-    async fn round(client: &Client, version: u32) -> Result<WalReading, SourceError> {
+    async fn round(
+        client: &Client,
+        version: u32,
+    ) -> Result<(WalReading, Vec<String>), SourceError> {
         let head = client
             .query_one(lsn_statement(version), &[])
             .await
@@ -231,16 +237,18 @@ impl PostgresReader {
             .query(slots_statement(version).as_str(), &[])
             .await
             .map_err(explain)?;
-        let mut slots = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let columns: Vec<Option<&str>> = (0..row.len()).map(|i| row.get(i)).collect();
-            slots.push(parse_slot(&columns).map_err(malformed)?);
-        }
-        Ok(WalReading {
-            version,
-            lsn,
-            slots,
-        })
+        let (slots, skipped) = parse_slots(
+            rows.iter()
+                .map(|row| (0..row.len()).map(|i| row.get(i)).collect()),
+        );
+        Ok((
+            WalReading {
+                version,
+                lsn,
+                slots,
+            },
+            skipped,
+        ))
     }
 }
 
@@ -263,9 +271,37 @@ impl BinlogReader for PostgresReader {
                 // Reconnect next round: the error may have left the session unusable.
                 self.open = None;
             }
-            result.map(Reading::Wal)
+            result.map(|(reading, skipped)| {
+                for why in skipped {
+                    if self.skipped.len() < 64 && self.skipped.insert(why.clone()) {
+                        tracing::warn!(
+                            database = %self.database,
+                            reason = %why,
+                            "a replication slot row was left out: the server's answer is not in a \
+                             form the exporter knows (report it)"
+                        );
+                    }
+                }
+                Reading::Wal(reading)
+            })
         })
     }
+}
+
+/// The slots of one `pg_replication_slots` answer, and why each row left out was: one odd row
+/// fails that row only, never the source's other slots and lags.
+pub fn parse_slots<'a>(
+    rows: impl IntoIterator<Item = Vec<Option<&'a str>>>,
+) -> (Vec<SlotRow>, Vec<String>) {
+    let mut slots = Vec::new();
+    let mut skipped = Vec::new();
+    for columns in rows {
+        match parse_slot(&columns) {
+            Ok(slot) => slots.push(slot),
+            Err(why) => skipped.push(why),
+        }
+    }
+    (slots, skipped)
 }
 
 fn malformed(message: String) -> SourceError {
@@ -529,5 +565,11 @@ mod tests {
             .unwrap_err()
             .contains("confirmed_flush_lsn"));
         assert!(parse_slot(&v15[..8]).is_err());
+        // In one answer, the odd row is left out with its reason and the good one kept.
+        let (slots, skipped) = parse_slots([v15.to_vec(), bad.to_vec()]);
+        assert_eq!(slots.len(), 1);
+        assert!(slots[0].active);
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("confirmed_flush_lsn"), "{skipped:?}");
     }
 }
