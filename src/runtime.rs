@@ -30,18 +30,14 @@ impl Runtime {
         let limiter = settings.requests_per_second.and_then(rate_limiter);
         let mut clients = HashMap::new();
         for account in &settings.accounts {
-            let source = credential_source(account);
+            let client_settings = client_settings(&settings, account);
             tracing::info!(
                 account = account.label.as_deref().unwrap_or(""),
-                credentials = %source.describe(),
-                temporary = source.is_temporary(),
+                credentials = %client_settings.credentials.describe(),
+                temporary = client_settings.credentials.is_temporary(),
                 "API credentials"
             );
-            let client = Client::new(
-                client_settings(&settings, account),
-                Arc::clone(&observer),
-                limiter.clone(),
-            )?;
+            let client = Client::new(client_settings, Arc::clone(&observer), limiter.clone())?;
             clients.insert(account.label.clone(), Arc::new(client));
         }
         Ok(Self { settings, clients })

@@ -351,16 +351,18 @@ impl Client {
                 return Err(error);
             }
         };
-        let mut result = self.send(action, params.clone(), &keys).await;
+        // Only temporary keys may need the call sent again: long-lived keys copy nothing.
+        let again = self.temporary.then(|| params.clone());
+        let mut result = self.send(action, params, &keys).await;
         // Temporary keys the gateway no longer knows (a revoked or expired session, 172/174):
         // new ones are fetched at once and the call is sent again with them, once, so a
         // refresh the gateway forced costs no failed call (nor UDTSApiCredentialsRejected).
-        if self.temporary
-            && result
+        if let Some(params) = again.filter(|_| {
+            result
                 .as_ref()
                 .err()
                 .is_some_and(|e| matches!(e.ret_code(), Some(172 | 174)))
-        {
+        }) {
             self.credentials.rejected(generation);
             if let Some(fresh) = self.credentials.newer_than(generation, self.timeout).await {
                 result = self.send(action, params, &fresh).await;

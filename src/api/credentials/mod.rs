@@ -324,12 +324,13 @@ pub async fn refresh(
                         "cannot fetch API credentials; retrying"
                     );
                 }
-                if current.as_ref().is_none_or(|c| c.expired_at(issued)) {
+                let usable = current.as_ref().is_some_and(|c| !c.expired_at(issued));
+                if !usable {
                     cell.fail(error);
                 }
                 // Without usable keys every call fails: try often enough that calls resume
                 // within seconds of the source answering again.
-                let ceiling = if current.as_ref().is_none_or(|c| c.expired_at(issued)) {
+                let ceiling = if !usable {
                     RETRY_WITHOUT_KEYS
                 } else {
                     RETRY_MAX
