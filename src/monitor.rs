@@ -131,6 +131,21 @@ impl MonitorBoard {
         }
     }
 
+    /// Sets `monitor.interval` as a round does (`None`: monitoring off).
+    pub fn set_interval(&self, interval: Option<Duration>) {
+        self.lock().interval = interval;
+    }
+
+    /// Keeps one sample of `key` as a round would; false when a newer one is kept. For the
+    /// benchmarks and tests that fill the board without a gateway.
+    pub fn keep(&self, key: TaskKey, metric: MonitorMetric, at: f64, value: f64) -> bool {
+        let mut state = self.lock();
+        Arc::make_mut(&mut state.tasks)
+            .entry(key)
+            .or_default()
+            .record(metric, at, value)
+    }
+
     fn drop_samples(&self, reason: &'static str, count: usize) {
         if count > 0 {
             *self.lock().dropped.entry(reason).or_default() += count as u64;

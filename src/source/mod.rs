@@ -337,7 +337,9 @@ impl SourceBoard {
         self.snapshots.load_full()
     }
 
-    fn update(&self, name: &str, mut change: impl FnMut(&SourceSnapshot) -> SourceSnapshot) {
+    /// Replaces `name`'s snapshot with `change(previous)` (the default snapshot when it has
+    /// none) and wakes the renderer.
+    pub fn update(&self, name: &str, mut change: impl FnMut(&SourceSnapshot) -> SourceSnapshot) {
         self.snapshots.rcu(|current| {
             let mut next = HashMap::clone(current);
             let previous = current
