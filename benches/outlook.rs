@@ -16,7 +16,7 @@ use udts_exporter::api::model::{StatusData, SyncData};
 use udts_exporter::config::ExpositionOptions;
 use udts_exporter::monitor::MonitorSnapshot;
 use udts_exporter::outlook::Tracker;
-use udts_exporter::source::lag::{SourceLags, TaskLag};
+use udts_exporter::source::lag::{MappedLag, SourceLags, TaskLag};
 use udts_exporter::source::{BinlogReading, SourceSnapshot};
 use udts_exporter::state::TaskState;
 use udts_exporter::task::TaskSpec;
@@ -75,7 +75,7 @@ fn main() {
 
 type Inputs = (
     Vec<Arc<TaskState>>,
-    SourceLags<'static>,
+    SourceLags,
     HashMap<String, Arc<SourceSnapshot>>,
 );
 
@@ -113,11 +113,12 @@ fn inputs(specs: &[TaskSpec], render: u64) -> Inputs {
             Arc::new(TaskState::new(spec.clone()).after_poll(Ok(data), unix))
         })
         .collect();
+    let name: Arc<str> = Arc::from("orders");
     let lags = (0..TASKS)
         .map(|i| {
-            Some((
-                "orders",
-                Ok(TaskLag {
+            Some(MappedLag {
+                source: Arc::clone(&name),
+                lag: Ok(TaskLag {
                     bytes: Some(1_000 + i as u64),
                     files: 0,
                     transactions: None,
@@ -125,7 +126,7 @@ fn inputs(specs: &[TaskSpec], render: u64) -> Inputs {
                     retained: true,
                     at_oldest_file: false,
                 }),
-            ))
+            })
         })
         .collect();
     (tasks, lags, sources)

@@ -106,7 +106,7 @@ async fn main() {
     let began = Instant::now();
     let mut owned = 0;
     for _ in 0..100 {
-        let watched = udts_exporter::source::slots::watched_slots(
+        let watched = udts_exporter::slots::watch(
             &specs,
             &settings.exposition.sources,
             &snapshots,

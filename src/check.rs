@@ -10,11 +10,11 @@ use serde::Serialize;
 
 use crate::api::{ApiError, StatusData};
 use crate::config::{ExpositionOptions, SourceSettings};
+use crate::derive::Derived;
 use crate::discovery::{list_all, DiscoveredTask, Inventory, ListSource};
 use crate::metrics::ExporterMetrics;
-use crate::monitor::AccountCheck;
+use crate::monitor::{AccountCheck, MonitorSnapshot};
 use crate::runtime::Runtime;
-use crate::source::lag::source_lags;
 use crate::source::{ReaderFactory, Reading, SourceError, SourceSnapshot};
 use crate::state::{Store, TaskState};
 use crate::task::TaskSpec;
@@ -126,7 +126,10 @@ pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<Arc<TaskSpec>>) -> Vec<
 
 /// Reads one round of UDTS's monitoring for the polled tasks whose status is not final; empty
 /// when `[monitor]` is off.
-pub async fn read_monitoring(runtime: &Runtime, rows: &[CheckRow]) -> Vec<AccountCheck> {
+pub async fn read_monitoring(
+    runtime: &Runtime,
+    rows: &[CheckRow],
+) -> (Vec<AccountCheck>, MonitorSnapshot) {
     let store = Store::new();
     store.set_tasks(rows.iter().map(|row| Arc::clone(&row.task)).collect());
     let now = unix_now();
@@ -252,18 +255,23 @@ pub async fn read_sources(sources: &[SourceSettings], readers: &ReaderFactory) -
     futures_util::future::join_all(rounds).await
 }
 
-/// The task states of the rows at `now`.
-fn states(rows: &[CheckRow], now: f64) -> Vec<Arc<TaskState>> {
-    rows.iter()
+/// What the exporter would derive from the rows, the sources read and monitoring's round, at
+/// one `now`: the same derivation a render makes, without the outlooks (a one-shot read has no
+/// samples to judge rates or readiness from).
+pub fn derive(
+    rows: &[CheckRow],
+    sources: &[SourceCheck],
+    monitor: MonitorSnapshot,
+    options: &ExpositionOptions,
+) -> Derived {
+    let now = unix_now();
+    let states = rows
+        .iter()
         .map(|row| {
             Arc::new(TaskState::new(Arc::clone(&row.task)).after_poll(row.result.clone(), now))
         })
-        .collect()
-}
-
-/// The sources read, by name.
-fn snapshots(sources: &[SourceCheck]) -> std::collections::HashMap<String, Arc<SourceSnapshot>> {
-    sources
+        .collect();
+    let snapshots = sources
         .iter()
         .filter_map(|source| {
             Some((
@@ -271,67 +279,48 @@ fn snapshots(sources: &[SourceCheck]) -> std::collections::HashMap<String, Arc<S
                 Arc::clone(source.result.as_ref().ok()?),
             ))
         })
-        .collect()
+        .collect();
+    Derived::new(
+        states,
+        Arc::new(snapshots),
+        Arc::new(monitor),
+        Arc::new(options.clone()),
+        now,
+        None,
+    )
 }
 
 /// The PostgreSQL sources' watched slots as an aligned text table: each slot's task (or none),
-/// whether it is read, what it retains, its status, and for an orphan the statement that drops
-/// it. Empty without a PostgreSQL source.
-pub fn slots_table(
-    rows: &[CheckRow],
-    sources: &[SourceCheck],
-    options: &ExpositionOptions,
-) -> String {
-    if !options.sources.has_postgres() {
+/// whether it is read, what it retains, its status, and for a slot nobody can use again the
+/// statement that drops it. Empty without a PostgreSQL source.
+pub fn slots_table(derived: &Derived) -> String {
+    if !derived.options.sources.has_postgres() {
         return String::new();
     }
-    let now = unix_now();
-    let states = states(rows, now);
-    let snapshots = snapshots(sources);
-    let watched = crate::source::slots::watched_slots(&states, &options.sources, &snapshots, now);
     let header = [
         "SOURCE", "SLOT", "TASK", "ACTIVE", "RETAINED", "STATUS", "ORPHANED",
     ];
-    let body = watched.iter().map(|w| {
+    let body = derived.slots.iter().map(|slot| {
+        let orphaned = if slot.orphaned { "yes" } else { "no" };
         vec![
-            w.source.to_string(),
-            w.slot.name.clone(),
-            w.task_id.unwrap_or("-").to_string(),
-            if w.slot.active { "yes" } else { "no" }.to_string(),
-            w.retained_bytes
+            slot.source.to_string(),
+            slot.row.name.clone(),
+            slot.task_id.clone().unwrap_or_else(|| "-".into()),
+            if slot.row.active { "yes" } else { "no" }.to_string(),
+            slot.retained_bytes
                 .map_or("-".into(), |b| format!("{b} bytes")),
-            w.slot.wal_status.clone().unwrap_or_else(|| "-".into()),
-            if w.orphaned {
-                format!("yes: SELECT pg_drop_replication_slot('{}');", w.slot.name)
-            } else {
-                "no".into()
+            slot.row.wal_status.clone().unwrap_or_else(|| "-".into()),
+            match &slot.drop_statement {
+                Some(statement) => format!("{orphaned}: {statement}"),
+                None => orphaned.to_string(),
             },
         ]
     });
     let mut text = aligned(&header, body);
-    if watched.is_empty() {
+    if derived.slots.is_empty() {
         text.push_str("(no watched replication slot)\n");
     }
     text
-}
-
-/// The task states of the rows, and their views with the lag behind the sources read.
-fn views(rows: &[CheckRow], sources: &[SourceCheck], options: &ExpositionOptions) -> Views {
-    let now = unix_now();
-    let states = states(rows, now);
-    let snapshots = snapshots(sources);
-    let watched = crate::source::slots::watched_slots(&states, &options.sources, &snapshots, now);
-    let lags = source_lags(&states, options, &snapshots, &watched, now);
-    // A one-shot read has no samples to judge rates or readiness from.
-    Views::build(
-        &states,
-        &lags,
-        &[],
-        None,
-        crate::task_view::SlotFacts::default(),
-        &options.cutover,
-        now,
-    )
 }
 
 /// A source in the JSON report.
@@ -369,17 +358,16 @@ struct Report<'a> {
 /// The report as the JSON of `GET /api/v1/tasks` plus `sources`, `monitoring` and each
 /// account's `credentials`.
 pub fn json(
-    rows: &[CheckRow],
+    derived: &Derived,
     sources: &[SourceCheck],
     monitoring: &[AccountCheck],
     credentials: &[CredentialState],
-    options: &ExpositionOptions,
 ) -> String {
-    let views = views(rows, sources, options);
+    let views = Views::build(derived);
     let report = Report {
         list: TaskList {
-            generated_at: unix_now(),
-            poll_interval_seconds: options.poll_interval.as_secs_f64(),
+            generated_at: derived.at,
+            poll_interval_seconds: derived.options.poll_interval.as_secs_f64(),
             tasks: views.tasks.iter().collect(),
             sources: &views.sources,
         },
@@ -460,12 +448,8 @@ pub fn sources_table(sources: &[SourceCheck]) -> String {
 }
 
 /// Each task's lag behind its source, in words, by task id (tasks without a source left out).
-pub fn lag_summaries(
-    rows: &[CheckRow],
-    sources: &[SourceCheck],
-    options: &ExpositionOptions,
-) -> std::collections::HashMap<String, String> {
-    views(rows, sources, options)
+pub fn lag_summaries(derived: &Derived) -> std::collections::HashMap<String, String> {
+    Views::build(derived)
         .tasks
         .into_iter()
         .filter_map(|task| Some((task.id, task.source_lag?.summary)))

@@ -424,7 +424,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
         crate::check::read_sources(&source_settings, &readers),
     );
     // Monitoring is an extra: what it says never changes the exit code.
-    let monitoring = crate::check::read_monitoring(&runtime, &rows).await;
+    let (monitoring, monitor) = crate::check::read_monitoring(&runtime, &rows).await;
     let failed = rows.iter().filter(|row| row.result.is_err()).count();
     let sources_down = sources.iter().filter(|s| s.result.is_err()).count();
     let code = if failed == 0 && sources_down == 0 && !listing_failed {
@@ -433,18 +433,20 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     };
     let credentials = crate::check::credential_states(&runtime);
+    // What a render would derive, once, for every part of the report.
+    let derived = crate::check::derive(&rows, &sources, monitor, &options);
     if output == CheckOutput::Json {
         println!(
             "{}",
-            crate::check::json(&rows, &sources, &monitoring, &credentials, &options)
+            crate::check::json(&derived, &sources, &monitoring, &credentials)
         );
         return Ok(code);
     }
-    let lags = crate::check::lag_summaries(&rows, &sources, &options);
+    let lags = crate::check::lag_summaries(&derived);
     print!("{}", crate::check::table(&rows, &lags));
     if !sources.is_empty() {
         print!("\n{}", crate::check::sources_table(&sources));
-        let slots = crate::check::slots_table(&rows, &sources, &options);
+        let slots = crate::check::slots_table(&derived);
         if !slots.is_empty() {
             print!("\n{slots}");
         }

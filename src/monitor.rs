@@ -8,7 +8,7 @@
 //! gateway without the action (161) is asked again only every tenth interval, and said once in
 //! the log with the fix.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,22 @@ use crate::api::ApiError;
 use crate::runtime::Runtime;
 use crate::state::{Store, TaskState};
 use crate::status::is_finished;
-use crate::task::TaskKey;
+use crate::task::{TaskKey, TaskMap};
 use crate::time::unix_now;
 
 /// Resources asked for in one call: 2,000 active tasks cost 20 calls an interval.
 pub const RESOURCES_PER_CALL: usize = 100;
+
+/// How long after its minute UDTS's monitoring publishes a sample ("about a minute late").
+pub const PUBLICATION_DELAY: Duration = Duration::from_secs(60);
+
+/// Monitoring intervals a sample is shown for (the page, the JSON, the `udts_monitor_*`
+/// families): long enough to ride out a failed round or two.
+const SHOWN_FOR_INTERVALS: u32 = 5;
+
+/// Monitoring intervals past [`PUBLICATION_DELAY`] a sample is judged by in the cut-over
+/// verdict: a readiness call needs a sample of the last round or the one before.
+const JUDGED_FOR_INTERVALS: u32 = 2;
 
 /// Rounds to skip after the gateway said monitoring is not available to this key.
 const UNAVAILABLE_BACKOFF: u32 = 10;
@@ -80,7 +91,7 @@ pub struct MonitorBoard {
 #[derive(Debug, Default)]
 struct BoardState {
     /// Shared with the renders' snapshots; a round copies it only while one holds it.
-    tasks: Arc<HashMap<TaskKey, TaskMonitor>>,
+    tasks: Arc<TaskMap<TaskMonitor>>,
     /// Whether the account's last round of reads succeeded, by account label.
     up: BTreeMap<Option<String>, bool>,
     /// `monitor.interval` in force; `None` while monitoring is off.
@@ -89,21 +100,40 @@ struct BoardState {
     dropped: BTreeMap<&'static str, u64>,
 }
 
-/// A copy of the board for one render.
+/// A copy of the board for one render, and the one place that decides whether a sample is
+/// current: [`MonitorSnapshot::shown_for`] for showing it, [`MonitorSnapshot::judged_for`] for
+/// the cut-over verdict to judge by it.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorSnapshot {
-    pub tasks: Arc<HashMap<TaskKey, TaskMonitor>>,
+    pub tasks: Arc<TaskMap<TaskMonitor>>,
     pub up: BTreeMap<Option<String>, bool>,
     pub interval: Option<Duration>,
     pub dropped: BTreeMap<&'static str, u64>,
 }
 
 impl MonitorSnapshot {
-    /// `key`'s samples, each only while it is newer than five intervals at `now`.
-    pub fn current(&self, key: &TaskKey, now: f64) -> Option<TaskMonitor> {
-        let interval = self.interval?;
-        let oldest = now - 5.0 * interval.as_secs_f64();
-        let mut monitor = *self.tasks.get(key)?;
+    /// How old a sample may be to be shown: five monitoring intervals; `None` while
+    /// monitoring is off.
+    pub fn shown_for(&self) -> Option<Duration> {
+        Some(self.interval? * SHOWN_FOR_INTERVALS)
+    }
+
+    /// How old a sample may be for the cut-over verdict to judge by it: two intervals past
+    /// the publication delay, stricter than [`Self::shown_for`]; `None` while monitoring is off.
+    pub fn judged_for(&self) -> Option<Duration> {
+        Some(self.interval? * JUDGED_FOR_INTERVALS + PUBLICATION_DELAY)
+    }
+
+    /// Whether a sample taken at `at` may be judged by at `now`.
+    pub fn judgeable(&self, at: f64, now: f64) -> bool {
+        self.judged_for()
+            .is_some_and(|bound| now - at <= bound.as_secs_f64())
+    }
+
+    /// The task's samples that may be shown at `now` (each newer than [`Self::shown_for`]).
+    pub fn current(&self, account: &Option<String>, id: &str, now: f64) -> Option<TaskMonitor> {
+        let oldest = now - self.shown_for()?.as_secs_f64();
+        let mut monitor = *self.tasks.get(account, id)?;
         for slot in &mut monitor.samples {
             if slot.is_some_and(|(at, _)| at < oldest) {
                 *slot = None;
@@ -142,7 +172,6 @@ impl MonitorBoard {
         let mut state = self.lock();
         Arc::make_mut(&mut state.tasks)
             .entry(key)
-            .or_default()
             .record(metric, at, value)
     }
 
@@ -172,8 +201,11 @@ pub async fn run(
 ) {
     let mut outcomes = Outcomes::default();
     // Tasks asked for since they became active, and when the next full round is due.
-    let mut asked: HashSet<TaskKey> = HashSet::new();
+    let mut asked: TaskMap<()> = TaskMap::default();
     let mut next_full = Instant::now();
+    // The store's count of status changes at the last round: a catch-up with nothing new
+    // since neither copies the store nor looks at a task.
+    let mut seen_changes = None;
     loop {
         let current = runtime.load_full();
         let Some(settings) = current.settings.monitor.clone() else {
@@ -183,7 +215,7 @@ pub async fn run(
                 state.tasks = Arc::default();
                 state.up.clear();
             }
-            asked.clear();
+            asked = TaskMap::default();
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(5)) => continue,
                 () = shutdown.cancelled() => return,
@@ -195,25 +227,31 @@ pub async fn run(
         // first poll tells which are active), so a new task is read within a second and then
         // joins the full rounds.
         let full = Instant::now() >= next_full;
-        if full {
-            next_full = Instant::now() + settings.interval;
-        }
-        let round = round(
-            &board,
-            &store,
-            &current,
-            settings.region.as_deref(),
-            &mut outcomes,
-            (!full).then_some(&asked),
-        );
-        let newly_asked = tokio::select! {
-            (newly_asked, _) = round => newly_asked,
-            () = shutdown.cancelled() => return,
-        };
-        if full {
-            asked = newly_asked;
-        } else {
-            asked.extend(newly_asked);
+        let changes = store.status_changes();
+        if full || seen_changes != Some(changes) {
+            if full {
+                next_full = Instant::now() + settings.interval;
+            }
+            let round = round(
+                &board,
+                &store,
+                &current,
+                settings.region.as_deref(),
+                &mut outcomes,
+                (!full).then_some(&asked),
+            );
+            let newly_asked = tokio::select! {
+                (newly_asked, _) = round => newly_asked,
+                () = shutdown.cancelled() => return,
+            };
+            if full {
+                asked = newly_asked.into_iter().map(|key| (key, ())).collect();
+            } else {
+                for key in newly_asked {
+                    *asked.entry(key) = ();
+                }
+            }
+            seen_changes = Some(changes);
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -236,18 +274,17 @@ async fn round(
     runtime: &Runtime,
     region: Option<&str>,
     outcomes: &mut Outcomes,
-    skip: Option<&HashSet<TaskKey>>,
-) -> (HashSet<TaskKey>, AccountOutcomes) {
+    skip: Option<&TaskMap<()>>,
+) -> (Vec<TaskKey>, AccountOutcomes) {
     let tasks = store.snapshot();
-    let mut asked = HashSet::new();
+    let mut asked = Vec::new();
     let mut groups: BTreeMap<Group, Vec<&str>> = BTreeMap::new();
     for task in tasks.iter().filter(|t| active(t)) {
         let spec = &task.spec;
-        let key = spec.key();
-        if skip.is_some_and(|skip| skip.contains(&key)) {
+        if skip.is_some_and(|skip| skip.of(spec).is_some()) {
             continue;
         }
-        asked.insert(key);
+        asked.push(spec.key());
         groups
             .entry((
                 spec.account.clone(),
@@ -296,7 +333,7 @@ async fn round(
         }
     }
     // The store's tasks, once: what the pages may speak of, and what the board keeps.
-    let present: HashSet<TaskKey> = tasks.iter().map(|t| t.spec.key()).collect();
+    let present: TaskMap<()> = tasks.iter().map(|t| (t.spec.key(), ())).collect();
     record(board, &present, pages);
     let mut state = board.lock();
     for (account, error) in &outcome {
@@ -307,7 +344,7 @@ async fn round(
     state
         .up
         .retain(|account, _| runtime.client(account).is_some());
-    Arc::make_mut(&mut state.tasks).retain(|key, _| present.contains(key));
+    Arc::make_mut(&mut state.tasks).retain(|account, id| present.get(account, id).is_some());
     drop(state);
     board.changed.notify_one();
     (asked, outcome)
@@ -326,10 +363,11 @@ pub struct AccountCheck {
     pub problem: Option<String>,
 }
 
-/// Reads one round of monitoring for the tasks in `store` (as polled), for `check`.
-pub async fn check_once(store: &Store, runtime: &Runtime) -> Vec<AccountCheck> {
+/// Reads one round of monitoring for the tasks in `store` (as polled), for `check`: what it
+/// found per account, and the board as a render would take it.
+pub async fn check_once(store: &Store, runtime: &Runtime) -> (Vec<AccountCheck>, MonitorSnapshot) {
     let Some(settings) = runtime.settings.monitor.as_ref() else {
-        return Vec::new();
+        return (Vec::new(), MonitorSnapshot::default());
     };
     let board = MonitorBoard::default();
     board.lock().interval = Some(settings.interval);
@@ -355,7 +393,7 @@ pub async fn check_once(store: &Store, runtime: &Runtime) -> Vec<AccountCheck> {
                 problem: None,
             });
         check.active += 1;
-        if snapshot.current(key, now).is_some() {
+        if snapshot.current(&key.account, &key.id, now).is_some() {
             check.sampled += 1;
         }
     }
@@ -364,7 +402,7 @@ pub async fn check_once(store: &Store, runtime: &Runtime) -> Vec<AccountCheck> {
             check.problem = Some(advice(&error));
         }
     }
-    checks.into_values().collect()
+    (checks.into_values().collect(), snapshot)
 }
 
 /// A monitoring failure in words, with what to do about it.
@@ -389,11 +427,7 @@ pub fn advice(error: &ApiError) -> String {
 }
 
 /// Keeps what the pages said of tasks the store holds; counts the rest.
-fn record(
-    board: &MonitorBoard,
-    known: &HashSet<TaskKey>,
-    pages: Vec<(Option<String>, SummaryPage)>,
-) {
+fn record(board: &MonitorBoard, known: &TaskMap<()>, pages: Vec<(Option<String>, SummaryPage)>) {
     let now = unix_now();
     let (mut unknown, mut stale_or_invalid) = (0, 0);
     {
@@ -405,11 +439,11 @@ fn record(
                     account: account.clone(),
                     id,
                 };
-                if !known.contains(&key) {
+                if known.get(&key.account, &key.id).is_none() {
                     unknown += 1;
                     continue;
                 }
-                let monitor = Arc::make_mut(&mut state.tasks).entry(key).or_default();
+                let monitor = Arc::make_mut(&mut state.tasks).entry(key);
                 for sample in samples {
                     // A sample from the future is a clock problem, not a measurement.
                     if sample.at > now + 120.0
@@ -516,21 +550,21 @@ mod tests {
             id: "udts-a".into(),
         };
         let snapshot = MonitorSnapshot {
-            tasks: Arc::new([(key.clone(), monitor)].into()),
+            tasks: Arc::new([(key.clone(), monitor)].into_iter().collect()),
             interval: Some(Duration::from_secs(60)),
             ..Default::default()
         };
         // Within five intervals of the newest: both; later, only what is younger than that.
-        let both = snapshot.current(&key, 1200.0).unwrap();
+        let both = snapshot.current(&key.account, &key.id, 1200.0).unwrap();
         assert_eq!(both.get(MonitorMetric::SyncDelay), Some((1000.0, 5.0)));
-        let one = snapshot.current(&key, 1330.0).unwrap();
+        let one = snapshot.current(&key.account, &key.id, 1330.0).unwrap();
         assert_eq!(one.get(MonitorMetric::SyncDelay), None);
         assert!(one.get(MonitorMetric::SourceLatency).is_some());
-        assert!(snapshot.current(&key, 1400.0).is_none());
+        assert!(snapshot.current(&key.account, &key.id, 1400.0).is_none());
         let off = MonitorSnapshot {
             interval: None,
             ..snapshot
         };
-        assert!(off.current(&key, 1200.0).is_none());
+        assert!(off.current(&key.account, &key.id, 1200.0).is_none());
     }
 }

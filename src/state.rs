@@ -249,6 +249,9 @@ pub struct Store {
     pub changed: Notify,
     /// Woken when tasks are added, so the poller reads them without waiting for the next cycle.
     pub added: Notify,
+    /// Changes of the task set or of a task's status: a reader that only cares about those
+    /// (monitoring's catch-up) skips a look at every task while it stays the same.
+    status_changes: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -284,6 +287,8 @@ impl Store {
             next.insert(state.spec.key(), state);
         }
         *tasks = next;
+        self.status_changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         drop(tasks);
         self.changed.notify_one();
         if added {
@@ -322,9 +327,20 @@ impl Store {
         let before = Arc::clone(entry);
         let after = Arc::new(next(&before));
         *entry = Arc::clone(&after);
+        if before.status() != after.status() {
+            self.status_changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         drop(tasks);
         self.changed.notify_one();
         Some((before, after))
+    }
+
+    /// How many times the task set or a task's status changed: equal counts mean no task was
+    /// added and no status moved in between.
+    pub fn status_changes(&self) -> u64 {
+        self.status_changes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every task's current state, in account and task id order: a consistent view to encode.

@@ -22,6 +22,15 @@ pub const DOCUMENTED: [&str; 16] = [
     "Started",
 ];
 
+/// A paused task: UDTS resumes it only within 7 days.
+pub const STOPPED: &str = "Stopped";
+
+/// Statuses in which a task moves data, and stalls when it stops moving.
+pub const MOVING: [&str; 3] = ["Dumping", "Loading", "Syncing"];
+
+/// Statuses of a task at work: [`MOVING`], or caught up (`Synced`).
+pub const ACTIVE: [&str; 4] = ["Dumping", "Loading", "Syncing", "Synced"];
+
 /// Whether `status` is one of the documented ones.
 pub fn is_documented(status: &str) -> bool {
     DOCUMENTED.contains(&status)
@@ -56,5 +65,5 @@ pub fn is_finished(status: &str) -> bool {
 /// there (and is worth a history call): every unfinished status, and `Stopped`, which UDTS
 /// resumes only within 7 days of the pause.
 pub fn since_matters(status: &str) -> bool {
-    !is_finished(status) || status == "Stopped"
+    !is_finished(status) || status == STOPPED
 }

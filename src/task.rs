@@ -108,6 +108,79 @@ impl TaskSpec {
     }
 }
 
+/// Values by task, found by a task's borrowed identity: a lookup per task and render builds no
+/// key (at 10,000 tasks a [`TaskKey`] per lookup was two allocations each).
+#[derive(Debug, Clone)]
+pub struct TaskMap<V> {
+    by_account: std::collections::HashMap<Option<String>, std::collections::HashMap<String, V>>,
+}
+
+impl<V> Default for TaskMap<V> {
+    fn default() -> Self {
+        Self {
+            by_account: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<V> TaskMap<V> {
+    /// The value of the task `id` of `account`.
+    pub fn get(&self, account: &Option<String>, id: &str) -> Option<&V> {
+        self.by_account.get(account)?.get(id)
+    }
+
+    /// The value of `spec`'s task.
+    pub fn of(&self, spec: &TaskSpec) -> Option<&V> {
+        self.get(&spec.account, &spec.id)
+    }
+
+    /// The value of `key`, made with `V::default()` when there is none.
+    pub fn entry(&mut self, key: TaskKey) -> &mut V
+    where
+        V: Default,
+    {
+        self.by_account
+            .entry(key.account)
+            .or_default()
+            .entry(key.id)
+            .or_default()
+    }
+
+    /// Keeps the tasks for which `keep(account, id)` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Option<String>, &str) -> bool) {
+        self.by_account.retain(|account, tasks| {
+            tasks.retain(|id, _| keep(account, id));
+            !tasks.is_empty()
+        });
+    }
+
+    /// Tasks held.
+    pub fn len(&self) -> usize {
+        self.by_account
+            .values()
+            .map(std::collections::HashMap::len)
+            .sum()
+    }
+
+    /// Whether no task is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_account.is_empty()
+    }
+}
+
+impl<V> FromIterator<(TaskKey, V)> for TaskMap<V> {
+    fn from_iter<I: IntoIterator<Item = (TaskKey, V)>>(items: I) -> Self {
+        let mut map = Self::default();
+        for (key, value) in items {
+            map.by_account
+                .entry(key.account)
+                .or_default()
+                .insert(key.id, value);
+        }
+        map
+    }
+}
+
 /// A task's identity across accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskKey {

@@ -32,7 +32,8 @@ pub use settings::{
     MonitorSettings, Settings, Shard,
 };
 pub use sources::{
-    slot_name_of, Connection, SourceConfig, SourceKind, SourceMap, SourceSettings, TlsMode,
+    slot_char, slot_name_of, Connection, SourceConfig, SourceKind, SourceMap, SourceSettings,
+    TlsMode,
 };
 
 /// The gateway used when `api.endpoint` is not set: the host of the API document this project

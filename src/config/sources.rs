@@ -67,17 +67,18 @@ pub enum SourceKind {
 
 /// Slot names allow only `[a-z0-9_]`: a task id `udts-abc123` names slots `udts_abc123...`.
 pub fn slot_name_of(task_id: &str) -> String {
-    task_id
-        .chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    task_id.chars().map(slot_char).collect()
+}
+
+/// A character of a task id as a slot name spells it: lower case, and `_` for anything other
+/// than a letter or digit.
+pub fn slot_char(c: char) -> char {
+    let c = c.to_ascii_lowercase();
+    if c.is_ascii_lowercase() || c.is_ascii_digit() {
+        c
+    } else {
+        '_'
+    }
 }
 
 fn default_tls() -> TlsMode {

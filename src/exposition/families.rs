@@ -5,13 +5,13 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::config::{ExpositionOptions, StatusSeries};
+use crate::config::StatusSeries;
+use crate::derive::Derived;
 use crate::outlook::Outlook;
-use crate::source::lag::{LagProblem, SourceLags, TaskLag};
+use crate::source::lag::{LagProblem, MappedLag, SourceLags, TaskLag};
 use crate::state::TaskState;
 use crate::status;
 use crate::task::TaskSpec;
-use crate::time::unix_now;
 
 use super::MAX_LABEL_CHARS;
 
@@ -167,7 +167,7 @@ fn percentage(task: &TaskState) -> Option<f64> {
 /// The per-task lag families and the count of mapped tasks without lag, by source and reason.
 fn write_lag_families(
     tasks: &[Arc<TaskState>],
-    lags: &SourceLags<'_>,
+    lags: &SourceLags,
     allowed: impl Fn(&str) -> bool,
     fresh: impl Fn(&TaskState) -> bool,
     out: &mut impl std::fmt::Write,
@@ -211,7 +211,7 @@ fn write_lag_families(
         // The task's labels only, as on every udts_task_* series; its source is on
         // udts_task_info.
         for (task, lag) in tasks.iter().zip(lags) {
-            let Some((_, Ok(lag))) = lag else {
+            let Some(MappedLag { lag: Ok(lag), .. }) = lag else {
                 continue;
             };
             if !fresh(task) {
@@ -230,7 +230,7 @@ fn write_lag_families(
             "Tasks mapped to the source that have no lag numbers, by reason (no_position, source_unread, foreign_binlog_file, no_slot).",
         );
         let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
-        for (source, lag) in lags.iter().flatten() {
+        for MappedLag { source, lag } in lags.iter().flatten() {
             for problem in [
                 LagProblem::NoPosition,
                 LagProblem::SourceUnread,
@@ -253,24 +253,13 @@ fn write_lag_families(
     }
 }
 
-/// Writes every per-task family for `tasks` in the text format; `lags` from [`source_lags`].
-pub fn write_task_families(
-    tasks: &[Arc<TaskState>],
-    options: &ExpositionOptions,
-    lags: &SourceLags<'_>,
-    outlooks: &[Outlook],
-    out: &mut impl std::fmt::Write,
-) {
+/// Writes every per-task family of the render's tasks in the text format.
+pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
+    let (tasks, options) = (&derived.tasks, &derived.options);
     let allowed = |name| options.filter.allows(name);
     // Values of a task not read for `stale_after` are no longer current: leave them out rather
     // than chart hours-old progress as if it were now. Up, info and timestamps stay.
-    let now = unix_now();
-    let fresh = |task: &TaskState| {
-        options.stale_after.is_none_or(|stale| {
-            task.last_success
-                .is_some_and(|at| now - at <= stale.as_secs_f64())
-        })
-    };
+    let fresh = |task: &TaskState| derived.fresh(task);
     if allowed("udts_task_info") {
         header(
             out,
@@ -288,8 +277,8 @@ pub fn write_task_families(
                 Label(spec.name.as_deref().unwrap_or("")),
                 Label(spec.mode.as_deref().unwrap_or("")),
             );
-            if let Some(Some((source, _))) = lags.get(i) {
-                let _ = write!(out, ",source=\"{}\"", Label(source));
+            if let Some(mapped) = derived.lag(i) {
+                let _ = write!(out, ",source=\"{}\"", Label(&mapped.source));
             }
             // The operator's own labels (team, env, ...) live here only: one place to join.
             for (name, value) in &spec.labels {
@@ -363,14 +352,14 @@ pub fn write_task_families(
     }
     write_lag_families(
         tasks,
-        lags,
+        &derived.lags,
         |name: &str| options.filter.allows(name),
         fresh,
         out,
     );
     write_outlook_families(
         tasks,
-        outlooks,
+        &derived.outlooks,
         |name: &str| options.filter.allows(name),
         out,
     );
@@ -471,8 +460,9 @@ mod tests {
     use super::*;
     use crate::api::model::{Progress, StatusData, SyncData};
     use crate::api::ApiError;
-    use crate::config::{Config, MetricsConfig};
+    use crate::config::{Config, ExpositionOptions, MetricsConfig};
     use crate::task::TaskSpec;
+    use crate::time::unix_now;
 
     fn spec(id: &str) -> TaskSpec {
         TaskSpec {
@@ -483,9 +473,16 @@ mod tests {
     }
 
     fn render_with(tasks: Vec<TaskState>, options: &ExpositionOptions) -> String {
-        let tasks: Vec<_> = tasks.into_iter().map(Arc::new).collect();
+        let derived = Derived::new(
+            tasks.into_iter().map(Arc::new).collect(),
+            Default::default(),
+            Default::default(),
+            Arc::new(options.clone()),
+            crate::time::unix_now(),
+            None,
+        );
         let mut out = String::new();
-        write_task_families(&tasks, options, &Vec::new(), &[], &mut out);
+        write_task_families(&derived, &mut out);
         out
     }
 

@@ -16,12 +16,12 @@ use flate2::{write::GzEncoder, Compression};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ExpositionOptions;
+use crate::derive::Derived;
 use crate::metrics::ExporterMetrics;
-use crate::monitor::{MonitorBoard, MonitorSnapshot};
-use crate::outlook::{Outlook, Tracker};
-use crate::source::lag::source_lags;
+use crate::monitor::MonitorBoard;
+use crate::outlook::Tracker;
 use crate::source::SourceBoard;
-use crate::state::{Store, TaskState};
+use crate::state::Store;
 use crate::task_view::{TaskList, Views};
 use crate::time::unix_now;
 
@@ -53,22 +53,12 @@ pub struct Exposition {
     pub rendered_at: f64,
     /// `poll.interval`, seconds.
     pub poll_interval_seconds: f64,
-    /// The snapshot the views are built from: the store's own task states (shared, not
-    /// copied), the sources as they were, and the options in force.
-    snapshot: Snapshot,
+    /// What the render derived (the store's own task states, shared, not copied; the
+    /// sources and monitoring as they were; the options in force; and every fact derived from
+    /// them): the views are built from it, and derive nothing of their own.
+    derived: Derived,
     /// The views and their JSON, once asked for.
     prepared: std::sync::OnceLock<Arc<Prepared>>,
-}
-
-#[derive(Debug, Default)]
-struct Snapshot {
-    tasks: Vec<Arc<TaskState>>,
-    /// Each task's outlook, in task order.
-    outlooks: Vec<Outlook>,
-    sources: Arc<std::collections::HashMap<String, Arc<crate::source::SourceSnapshot>>>,
-    /// What monitoring knew at the render.
-    monitor: Arc<MonitorSnapshot>,
-    options: Arc<ExpositionOptions>,
 }
 
 /// The task views of one exposition and `GET /api/v1/tasks` made of them.
@@ -95,33 +85,7 @@ impl Exposition {
     /// this exposition.
     pub fn prepared(&self) -> Arc<Prepared> {
         Arc::clone(self.prepared.get_or_init(|| {
-            let snapshot = &self.snapshot;
-            let watched = crate::source::slots::watched_slots(
-                &snapshot.tasks,
-                &snapshot.options.sources,
-                &snapshot.sources,
-                self.rendered_at,
-            );
-            let lags = source_lags(
-                &snapshot.tasks,
-                &snapshot.options,
-                &snapshot.sources,
-                &watched,
-                self.rendered_at,
-            );
-            let (sources, by_task) =
-                crate::task_view::slots::slot_views(&watched, &snapshot.sources, self.rendered_at);
-            drop(watched);
-            let views = Views::build(
-                &snapshot.tasks,
-                &lags,
-                &snapshot.outlooks,
-                Some(&snapshot.monitor),
-                crate::task_view::SlotFacts { sources, by_task },
-                &snapshot.options.cutover,
-                self.rendered_at,
-            );
-            drop(lags);
+            let views = Views::build(&self.derived);
             let list = TaskList {
                 generated_at: self.rendered_at,
                 poll_interval_seconds: self.poll_interval_seconds,
@@ -209,40 +173,27 @@ pub fn render(
     options: &Arc<ExpositionOptions>,
     tracker: &mut Tracker,
 ) -> Exposition {
-    let tasks = store.snapshot();
     let now = unix_now();
-    let snapshots = sources.snapshots();
-    let watched = crate::source::slots::watched_slots(&tasks, &options.sources, &snapshots, now);
-    let lags = source_lags(&tasks, options, &snapshots, &watched, now);
-    let monitor = Arc::new(monitor.snapshot());
-    let outlooks = tracker.observe(
-        &tasks,
-        &lags,
-        &snapshots,
-        &monitor,
-        options,
-        Instant::now(),
+    let derived = Derived::new(
+        store.snapshot(),
+        sources.snapshots(),
+        Arc::new(monitor.snapshot()),
+        Arc::clone(options),
         now,
+        Some((tracker, Instant::now())),
     );
+    let allowed = |name: &str| options.filter.allows(name);
     let mut out = GzipText::new();
-    write_task_families(&tasks, options, &lags, &outlooks, &mut out);
-    drop(lags);
-    monitor_families::write_monitor_families(
-        &tasks,
-        &monitor,
-        now,
-        |name| options.filter.allows(name),
-        &mut out,
-    );
+    write_task_families(&derived, &mut out);
+    monitor_families::write_monitor_families(&derived, allowed, &mut out);
     slot_families::write_slot_families(
-        &watched,
+        &derived.slots,
         options.sources.has_postgres(),
-        |name| options.filter.allows(name),
+        allowed,
         &mut out,
     );
-    drop(watched);
     let mut own = Vec::new();
-    metrics.encode(|name| options.filter.allows(name), &mut own);
+    metrics.encode(allowed, &mut own);
     out.write_bytes(&own);
     drop(own);
     // The buffer grew by doubling; the rest of its capacity would live as long as the
@@ -253,13 +204,7 @@ pub fn render(
         gzip: Bytes::from(gzip),
         rendered_at: now,
         poll_interval_seconds: options.poll_interval.as_secs_f64(),
-        snapshot: Snapshot {
-            tasks,
-            outlooks,
-            sources: snapshots,
-            monitor,
-            options: Arc::clone(options),
-        },
+        derived,
         prepared: std::sync::OnceLock::new(),
     }
 }

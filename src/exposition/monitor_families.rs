@@ -3,16 +3,15 @@
 //! newest sample served, whether each account's last round of reads succeeded, and the samples
 //! left out.
 
-use std::sync::Arc;
-
 use crate::api::monitor::MonitorMetric;
-use crate::monitor::{MonitorSnapshot, TaskMonitor};
+use crate::derive::Derived;
+use crate::monitor::TaskMonitor;
 use crate::state::TaskState;
 
 use super::families::{header, Label, TaskLabels};
 
 /// Each metric's family name and help.
-const FAMILIES: [(MonitorMetric, &str, &str); 9] = [
+const FAMILIES: [(MonitorMetric, &str, &str); MonitorMetric::ALL.len()] = [
     (MonitorMetric::SyncDelay, "udts_task_sync_delay_seconds", "Sync delay as UDTS measures it (monitoring: udts_sync_syncing_delay_time; MySQL binlog event time, MongoDB oplog time, Redis last replication update)."),
     (MonitorMetric::RemainingBytes, "udts_task_sync_remaining_bytes", "Data not yet applied to the target (monitoring: udts_sync_remaining_binlogsize)."),
     (MonitorMetric::EstimatedRemaining, "udts_task_sync_estimated_remaining_seconds", "UDTS's estimate of the time to apply what remains, MySQL only (monitoring: udts_sync_estimate_remaining_seconds)."),
@@ -24,21 +23,22 @@ const FAMILIES: [(MonitorMetric, &str, &str); 9] = [
     (MonitorMetric::TargetLatency, "udts_task_target_network_latency_seconds", "Network latency between UDTS and the target (monitoring: udts_target_network_delay, served in seconds)."),
 ];
 
-/// Writes the monitoring families for `tasks` at `now`.
+/// Writes the monitoring families of the render's tasks.
 pub fn write_monitor_families(
-    tasks: &[Arc<TaskState>],
-    monitor: &MonitorSnapshot,
-    now: f64,
+    derived: &Derived,
     allowed: impl Fn(&str) -> bool,
     out: &mut impl std::fmt::Write,
 ) {
+    let monitor = &derived.monitor;
     if monitor.interval.is_none() {
         return;
     }
-    // Only the tasks with a current sample, in task order.
-    let current: Vec<(&TaskState, TaskMonitor)> = tasks
+    // Only the tasks with a sample that may be shown, in task order.
+    let current: Vec<(&TaskState, TaskMonitor)> = derived
+        .tasks
         .iter()
-        .filter_map(|task| Some((&**task, monitor.current(&task.spec.key(), now)?)))
+        .enumerate()
+        .filter_map(|(i, task)| Some((&**task, derived.monitor(i)?)))
         .collect();
     for (metric, name, help) in FAMILIES {
         if !allowed(name) {

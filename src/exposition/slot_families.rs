@@ -3,7 +3,7 @@
 //! before the server invalidates it, its `wal_status`, whether it is orphaned, and which task it
 //! belongs to. A slot that disappears loses its series; one recreated starts afresh.
 
-use crate::source::slots::WatchedSlot;
+use crate::slots::Slot;
 
 use super::families::{header, Label};
 
@@ -13,7 +13,7 @@ const WAL_STATUSES: [&str; 4] = ["reserved", "extended", "unreserved", "lost"];
 struct Family {
     name: &'static str,
     help: &'static str,
-    value: fn(&WatchedSlot<'_>) -> Option<f64>,
+    value: fn(&Slot) -> Option<f64>,
 }
 
 const FAMILIES: [Family; 5] = [
@@ -30,12 +30,12 @@ const FAMILIES: [Family; 5] = [
     Family {
         name: "udts_source_replication_slot_active",
         help: "1 while a consumer (UDTS) reads the slot, else 0.",
-        value: |w| Some(f64::from(u8::from(w.slot.active))),
+        value: |w| Some(f64::from(u8::from(w.row.active))),
     },
     Family {
         name: "udts_source_replication_slot_safe_wal_bytes",
         help: "WAL that can still be written before the server invalidates the slot (safe_wal_size, PostgreSQL 13+ with max_slot_wal_keep_size; absent when unbounded or lost).",
-        value: |w| w.slot.safe_wal_size.map(|b| b as f64),
+        value: |w| w.row.safe_wal_size.map(|b| b as f64),
     },
     Family {
         name: "udts_source_replication_slot_orphaned",
@@ -47,7 +47,7 @@ const FAMILIES: [Family; 5] = [
 /// Writes the slot families for `watched`; declared (with no sample yet) as soon as a
 /// PostgreSQL source is configured, as every family of the exporter is.
 pub fn write_slot_families(
-    watched: &[WatchedSlot<'_>],
+    watched: &[Slot],
     postgres: bool,
     allowed: impl Fn(&str) -> bool,
     out: &mut impl std::fmt::Write,
@@ -55,13 +55,7 @@ pub fn write_slot_families(
     if !postgres {
         return;
     }
-    let labels = |w: &WatchedSlot<'_>| {
-        format!(
-            "source=\"{}\",slot=\"{}\"",
-            Label(w.source),
-            Label(&w.slot.name)
-        )
-    };
+    let labels = SlotLabels;
     for family in FAMILIES {
         if !allowed(family.name) {
             continue;
@@ -81,7 +75,7 @@ pub fn write_slot_families(
             "The slot's wal_status as a state set (PostgreSQL 13+): reserved, extended, unreserved, lost (invalidated: its task can only be redone).",
         );
         for slot in watched {
-            let Some(current) = slot.slot.wal_status.as_deref() else {
+            let Some(current) = slot.row.wal_status.as_deref() else {
                 continue;
             };
             for status in WAL_STATUSES {
@@ -106,10 +100,24 @@ pub fn write_slot_families(
                 out,
                 "{name}{{{},task_id=\"{}\",plugin=\"{}\",database=\"{}\"}} 1",
                 labels(slot),
-                Label(slot.task_id.unwrap_or("")),
-                Label(slot.slot.plugin.as_deref().unwrap_or("")),
-                Label(slot.slot.database.as_deref().unwrap_or("")),
+                Label(slot.task_id.as_deref().unwrap_or("")),
+                Label(slot.row.plugin.as_deref().unwrap_or("")),
+                Label(slot.row.database.as_deref().unwrap_or("")),
             );
         }
+    }
+}
+
+/// A slot's `source` and `slot` labels, written as they are formatted.
+struct SlotLabels<'a>(&'a Slot);
+
+impl std::fmt::Display for SlotLabels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "source=\"{}\",slot=\"{}\"",
+            Label(&self.0.source[..]),
+            Label(&self.0.row.name)
+        )
     }
 }

@@ -24,15 +24,11 @@ use serde::Serialize;
 use crate::api::monitor::MonitorMetric;
 use crate::config::ExpositionOptions;
 use crate::monitor::{MonitorSnapshot, TaskMonitor};
-use crate::source::lag::{SourceLags, TaskLag};
+use crate::source::lag::{MappedLag, SourceLags, TaskLag};
 use crate::source::SourceSnapshot;
 use crate::state::TaskState;
 use verdict::{judge, Facts};
 use window::{Sample, Window};
-
-/// How long after its minute UDTS's monitoring publishes a sample ("about a minute late"): a
-/// sample is current for two monitoring intervals past that.
-pub const MONITOR_PUBLICATION_DELAY: Duration = Duration::from_secs(60);
 
 /// Rates over the last `cutover.rate_window`, each absent until the window holds enough; or,
 /// where the exporter has none of its own, UDTS's.
@@ -203,7 +199,7 @@ impl Tracker {
     pub fn observe(
         &mut self,
         tasks: &[Arc<TaskState>],
-        lags: &SourceLags<'_>,
+        lags: &SourceLags,
         sources: &HashMap<String, Arc<SourceSnapshot>>,
         monitor: &MonitorSnapshot,
         options: &ExpositionOptions,
@@ -212,11 +208,11 @@ impl Tracker {
     ) -> Vec<Outlook> {
         self.generation += 1;
         let generation = self.generation;
-        // A sample is current for two intervals after it is published.
+        // The monitoring snapshot says how old a sample the verdict may judge by.
         let board = monitor
-            .interval
+            .judged_for()
             .filter(|_| !monitor.tasks.is_empty())
-            .map(|interval| (&monitor.tasks, interval * 2 + MONITOR_PUBLICATION_DELAY));
+            .map(|allowed_age| (&monitor.tasks, allowed_age));
         let mut outlooks = Vec::with_capacity(tasks.len());
         for (i, task) in tasks.iter().enumerate() {
             let spec = &task.spec;
@@ -236,10 +232,11 @@ impl Tracker {
             let track = &mut accounts[at].1;
             track.generation = generation;
             let lag = lags.get(i).and_then(Option::as_ref);
-            let source = lag.and_then(|(name, _)| Some((*name, sources.get(*name)?)));
+            let source =
+                lag.and_then(|mapped| Some((&*mapped.source, sources.get(&*mapped.source)?)));
             let udts = board.and_then(|(tasks, allowed_age)| {
                 Some(Udts {
-                    samples: *tasks.get(&spec.key())?,
+                    samples: *tasks.of(spec)?,
                     allowed_age,
                     unix_now,
                 })
@@ -266,7 +263,7 @@ impl Tracker {
     }
 }
 
-type Lag<'a> = Option<&'a (&'a str, Result<TaskLag, crate::source::lag::LagProblem>)>;
+type Lag<'a> = Option<&'a MappedLag>;
 
 /// What UDTS's monitoring last said of one task, and how old a sample may be to count.
 #[derive(Debug, Clone, Copy)]
@@ -312,7 +309,7 @@ fn outlook(
 ) -> Outlook {
     let rule = &options.cutover;
     let data = task.data.as_ref();
-    let task_lag = lag.and_then(|(_, lag)| lag.as_ref().ok());
+    let task_lag = lag.and_then(|mapped| mapped.lag.as_ref().ok());
     count_applied(track, task, task_lag, source);
 
     let since_read = task
@@ -520,7 +517,7 @@ fn lag_duration(task: &TaskState, lag: Lag<'_>, udts: Option<&Udts>) -> Judged {
         remaining: None,
         sample_age: None,
     };
-    if let Some((source, lag)) = lag {
+    if let Some(MappedLag { source, lag }) = lag {
         let lag = match lag {
             Err(problem) => Err(problem.explanation().to_string()),
             Ok(lag) if !lag.retained => Err(format!(

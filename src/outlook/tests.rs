@@ -81,7 +81,10 @@ impl Run {
     fn at(&mut self, t: u64, data: StatusData, written: u64, task_lag: TaskLag) -> Outlook {
         let unix = 1_800_000_000.0 + t as f64;
         let state = Arc::new(TaskState::new(TaskSpec::new("udts-a")).after_poll(Ok(data), unix));
-        let lags = vec![Some(("orders", Ok(task_lag)))];
+        let lags = vec![Some(MappedLag {
+            source: "orders".into(),
+            lag: Ok(task_lag),
+        })];
         let sources = HashMap::from([("orders".to_string(), source(written))]);
         let now = self.start + Duration::from_secs(t);
         self.tracker
@@ -300,7 +303,7 @@ impl Monitored {
         let key = spec.key();
         let state = Arc::new(TaskState::new(spec).after_poll(Ok(syncing(4, 0.0)), unix));
         let monitor = MonitorSnapshot {
-            tasks: Arc::new(HashMap::from([(key, self.samples)])),
+            tasks: Arc::new([(key, self.samples)].into_iter().collect()),
             interval: Some(Duration::from_secs(60)),
             ..MonitorSnapshot::default()
         };

@@ -1,14 +1,11 @@
-//! How far behind its source a task is: bytes, files, transactions and seconds, from the task's
-//! `Sync` position and the source's last reading. Pure functions of their inputs.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! How far behind its MySQL source a task is: bytes, files, transactions and seconds, from the
+//! task's `Sync` position and the source's last reading; and the numbers a lag is made of,
+//! whichever the source. Pure functions of their inputs: which task maps to which source is the
+//! render's derivation (`derive`), not this module's.
 
 use super::gtid::Gtids;
 use super::{split_binlog_name, SourceSnapshot};
 use crate::api::model::SyncData;
-use crate::config::ExpositionOptions;
-use crate::state::TaskState;
 
 /// A task's lag behind its source.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +26,19 @@ pub struct TaskLag {
     /// Whether the task's binlog file is the oldest the source keeps: the next purge takes it.
     pub at_oldest_file: bool,
 }
+
+/// A task's `[[sources]]` entry and its lag behind it, or why it has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedLag {
+    /// The `[[sources]]` name (shared by every task of the source, not copied per task).
+    pub source: std::sync::Arc<str>,
+    /// The lag, or why there is none.
+    pub lag: Result<TaskLag, LagProblem>,
+}
+
+/// Each task's [`MappedLag`], in task order (`None` for a task mapped to no source); empty
+/// when no source is configured.
+pub type SourceLags = Vec<Option<MappedLag>>;
 
 /// Why a task mapped to a source has no lag numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +145,7 @@ pub fn task_lag(source: &SourceSnapshot, sync: &SyncData, now: f64) -> Result<Ta
 
 /// How long ago `source` wrote the byte `bytes` before its head, from its head samples; 0 at
 /// the head, `None` when the head passed it before the first sample.
-fn seconds_behind(source: &SourceSnapshot, bytes: u64, now: f64) -> Option<f64> {
+pub fn seconds_behind(source: &SourceSnapshot, bytes: u64, now: f64) -> Option<f64> {
     if bytes == 0 {
         return Some(0.0);
     }
@@ -143,67 +153,6 @@ fn seconds_behind(source: &SourceSnapshot, bytes: u64, now: f64) -> Option<f64> 
         .samples
         .passed_at(source.written_total.checked_sub(bytes)?)?;
     Some((now - written_at).max(0.0))
-}
-
-/// A task's lag behind its PostgreSQL source, through its slot: the WAL written after what
-/// its consumer confirmed, and since when (from the head samples); not retained once the slot
-/// was invalidated.
-fn slot_lag(source: &SourceSnapshot, slot: &super::slots::WatchedSlot<'_>, now: f64) -> TaskLag {
-    let retained = !slot.lost();
-    let bytes = slot.lag_bytes.filter(|_| retained);
-    let seconds = bytes.and_then(|bytes| seconds_behind(source, bytes, now));
-    TaskLag {
-        bytes,
-        files: 0,
-        transactions: None,
-        seconds,
-        retained,
-        at_oldest_file: false,
-    }
-}
-
-/// Each task's source and its lag behind it (or why there is none), in task order; empty
-/// when no source is configured.
-pub type SourceLags<'a> = Vec<Option<(&'a str, Result<TaskLag, LagProblem>)>>;
-
-/// The lag of every task mapped to a source, from the sources' latest snapshots.
-/// `watched` is [`super::slots::watched_slots`] of the same tasks and sources, made once by the
-/// caller, who also writes the slots' families or views from it.
-pub fn source_lags<'a>(
-    tasks: &[Arc<TaskState>],
-    options: &'a ExpositionOptions,
-    sources: &HashMap<String, Arc<SourceSnapshot>>,
-    watched: &[super::slots::WatchedSlot<'_>],
-    now: f64,
-) -> SourceLags<'a> {
-    if options.sources.is_empty() {
-        return Vec::new();
-    }
-    let slot_of = super::slots::slot_of_task(watched);
-    tasks
-        .iter()
-        .map(|task| {
-            let source = options.sources.source_of(&task.spec)?;
-            if options.sources.slot_rules(source).is_some() {
-                let lag = match (sources.get(source), slot_of.get(&task.spec.key())) {
-                    (None, _) => Err(LagProblem::SourceUnread),
-                    (Some(snapshot), _) if snapshot.wal.is_none() => Err(LagProblem::SourceUnread),
-                    (Some(_), None) => Err(LagProblem::NoSlot),
-                    (Some(snapshot), Some(slot)) => Ok(slot_lag(snapshot, slot, now)),
-                };
-                return Some((source, lag));
-            }
-            let lag = match (
-                sources.get(source),
-                task.data.as_ref().and_then(|d| d.sync.as_ref()),
-            ) {
-                (_, None) => Err(LagProblem::NoPosition),
-                (None, Some(_)) => Err(LagProblem::SourceUnread),
-                (Some(snapshot), Some(sync)) => task_lag(snapshot, sync, now),
-            };
-            Some((source, lag))
-        })
-        .collect()
 }
 
 #[cfg(test)]

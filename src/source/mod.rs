@@ -13,7 +13,6 @@ pub mod gtid;
 pub mod lag;
 pub mod mysql;
 pub mod postgres;
-pub mod slots;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;

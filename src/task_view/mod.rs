@@ -11,9 +11,10 @@ use serde::Serialize;
 use crate::api::monitor::MonitorMetric;
 use crate::config::Cutover;
 use crate::deadlines::Deadline;
-use crate::monitor::{MonitorSnapshot, TaskMonitor};
+use crate::derive::Derived;
+use crate::monitor::TaskMonitor;
 use crate::outlook::{CutoverView, Eta, Outlook, Throughput};
-use crate::source::lag::{LagProblem, SourceLags, TaskLag};
+use crate::source::lag::MappedLag;
 use crate::state::{Sample, SampleKind, TaskState};
 use crate::status;
 
@@ -101,11 +102,15 @@ pub struct TaskView {
 }
 
 /// `monitor` of a [`TaskView`]: the numbers of the monitoring series, each `null` when the
-/// service has no recent sample of it.
+/// service has no sample of it recent enough to show (five monitoring intervals).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonitorView {
     /// Unix time of the newest sample.
     pub sample_at: f64,
+    /// Whether the sync delay sample is recent enough for the cut-over verdict to judge by
+    /// (two monitoring intervals past the minute UDTS publishes late): a sample can be shown
+    /// and still be too old for the verdict.
+    pub current_for_verdict: bool,
     pub sync_delay_seconds: Option<f64>,
     pub remaining_bytes: Option<f64>,
     pub estimated_remaining_seconds: Option<f64>,
@@ -118,11 +123,14 @@ pub struct MonitorView {
 }
 
 impl MonitorView {
-    fn of(monitor: &TaskMonitor) -> Option<Self> {
+    /// The view of `monitor`'s samples; `judgeable` says whether a sample taken at a time may
+    /// be judged by (the monitoring snapshot's rule).
+    fn of(monitor: &TaskMonitor, judgeable: impl Fn(f64) -> bool) -> Option<Self> {
         use MonitorMetric::*;
         let value = |metric| monitor.get(metric).map(|(_, value)| value);
         Some(Self {
             sample_at: monitor.newest()?,
+            current_for_verdict: monitor.get(SyncDelay).is_some_and(|(at, _)| judgeable(at)),
             sync_delay_seconds: value(SyncDelay),
             remaining_bytes: value(RemainingBytes),
             estimated_remaining_seconds: value(EstimatedRemaining),
@@ -165,7 +173,8 @@ pub struct SourceLagView {
 const BEHIND_AFTER_SECONDS: f64 = 300.0;
 
 impl SourceLagView {
-    fn new(source: &str, lag: &Result<TaskLag, LagProblem>, running: bool) -> Self {
+    fn new(mapped: &MappedLag, running: bool) -> Self {
+        let (source, lag) = (&*mapped.source, &mapped.lag);
         match lag {
             Err(problem) => Self {
                 source: source.to_string(),
@@ -329,37 +338,82 @@ impl Health {
     }
 }
 
-/// The health of a task in `state` at `now`.
-pub fn health(state: &TaskState, now: f64) -> Health {
-    let status = state.status().unwrap_or("");
-    match status {
-        s if status::UNRECOVERABLE.contains(&s) => return Health::Unrecoverable,
-        "Failed" | "RetryPending" => return Health::Failed,
-        _ => {}
-    }
-    if state.up != Some(true) {
-        return Health::Unreadable;
-    }
-    let active = matches!(status, "Dumping" | "Loading" | "Syncing" | "Synced");
-    let quiet_for = state.last_progress.map_or(0.0, |at| now - at);
-    if matches!(status, "Dumping" | "Loading" | "Syncing") && quiet_for > STALLED_AFTER_SECONDS {
-        return Health::Stalled;
-    }
-    if active {
+/// What a task's [`Health`] is decided by, gathered once with its view.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HealthFacts<'a> {
+    /// Its status; `""` while unknown.
+    pub status: &'a str,
+    /// Whether the last read succeeded.
+    pub up: bool,
+    /// Seconds since its progress last moved.
+    pub quiet_for: f64,
+    /// Whether it is behind its source ([`SourceLagView::behind`]).
+    pub behind: bool,
+    /// Whether one of its deadlines is near enough to be said.
+    pub deadline_near: bool,
+}
+
+/// How bad a task looks, from its facts: the worst that applies. A task behind its source
+/// sorts with the worse ones unless it is already worse; a finished or stopped one with a
+/// deadline near sorts above the running ones (it needs someone before then), while a running
+/// one keeps its place and says it in red.
+pub fn health(facts: &HealthFacts<'_>) -> Health {
+    let status = facts.status;
+    let base = if status::UNRECOVERABLE.contains(&status) {
+        Health::Unrecoverable
+    } else if status::RETRYING.contains(&status) {
+        Health::Failed
+    } else if !facts.up {
+        Health::Unreadable
+    } else if status::MOVING.contains(&status) && facts.quiet_for > STALLED_AFTER_SECONDS {
+        Health::Stalled
+    } else if status::ACTIVE.contains(&status) {
         Health::Active
     } else if status::is_finished(status) {
         Health::Done
     } else {
         Health::Other
+    };
+    if base > Health::Behind && facts.behind {
+        Health::Behind
+    } else if base == Health::Done && facts.deadline_near {
+        Health::Other
+    } else {
+        base
     }
 }
 
-/// The view of one task at `now`, with its lag behind its source when it has one.
-pub fn view(
-    state: &TaskState,
-    lag: Option<&(&str, Result<TaskLag, LagProblem>)>,
-    now: f64,
-) -> TaskView {
+/// Everything one task's view is made of, gathered from the render's derivation
+/// ([`TaskFacts::of`]) or, in unit tests, by hand.
+#[derive(Debug, Default)]
+pub struct TaskFacts<'a> {
+    /// Its source and lag behind it.
+    pub lag: Option<&'a MappedLag>,
+    /// Its outlook, in a running exporter.
+    pub outlook: Option<&'a Outlook>,
+    /// Its monitoring samples that may be shown, and whether each time may be judged by.
+    pub monitor: Option<MonitorView>,
+    /// Its deadlines, soonest first.
+    pub deadlines: Vec<Deadline>,
+}
+
+impl<'a> TaskFacts<'a> {
+    /// The `i`th task's facts in `derived`.
+    pub fn of(derived: &'a Derived, i: usize) -> Self {
+        Self {
+            lag: derived.lag(i),
+            outlook: derived.outlook(i),
+            monitor: derived.monitor(i).and_then(|samples| {
+                MonitorView::of(&samples, |at| derived.monitor.judgeable(at, derived.at))
+            }),
+            deadlines: derived.deadlines(i),
+        }
+    }
+}
+
+/// The view of one task in `state` with its `facts` at `now`, built once: its health is
+/// decided last, from what the view says.
+pub fn view(state: &TaskState, facts: TaskFacts<'_>, rule: &Cutover, now: f64) -> TaskView {
     let spec = &state.spec;
     let data = state.data.as_ref();
     let progress = data.and_then(|d| d.progress.as_ref());
@@ -382,7 +436,7 @@ pub fn view(
             .any(Option::is_some);
         any.then_some(view)
     });
-    TaskView {
+    let mut view = TaskView {
         id: spec.id.clone(),
         kind: spec.kind.as_str(),
         name: spec.name.clone().filter(|n| !n.is_empty()),
@@ -409,44 +463,52 @@ pub fn view(
         failure_message: data
             .and_then(|d| d.failed_message.clone())
             .filter(|m| !m.trim().is_empty()),
-        source_lag: lag.map(|(source, lag)| {
-            let running = matches!(state.status(), Some("Syncing" | "Synced"));
-            SourceLagView::new(source, lag, running)
+        source_lag: facts.lag.map(|mapped| {
+            let running = state
+                .status()
+                .is_some_and(|s| status::INCREMENTAL.contains(&s));
+            SourceLagView::new(mapped, running)
         }),
-        throughput: None,
-        eta: None,
-        cutover: CutoverView::default(),
-        outlook: None,
-        monitor: None,
-        deadlines: crate::deadlines::deadlines(state, now),
-        health: health(state, now),
-    }
-    .with_lag_health()
-    .with_deadline_health()
+        throughput: facts.outlook.and_then(|o| o.throughput),
+        eta: facts.outlook.and_then(|o| o.eta),
+        cutover: facts
+            .outlook
+            .map_or_else(CutoverView::default, |o| o.cutover.clone()),
+        outlook: facts.outlook.and_then(|o| words::outlook_sentence(o, rule)),
+        monitor: facts.monitor,
+        deadlines: facts.deadlines,
+        health: Health::Done,
+    };
+    view.health = health(&HealthFacts {
+        status: state.status().unwrap_or(""),
+        up: state.up == Some(true),
+        quiet_for: state.last_progress.map_or(0.0, |at| now - at),
+        behind: view.source_lag.as_ref().is_some_and(|lag| lag.behind),
+        deadline_near: view.deadlines.iter().any(|d| d.words.is_some()),
+    });
+    view
 }
 
 impl TaskView {
-    /// The view with the tracker's outlook of the task.
-    fn with_outlook(mut self, outlook: &Outlook, rule: &Cutover) -> Self {
-        self.outlook = words::outlook_sentence(outlook, rule);
-        self.throughput = outlook.throughput;
-        self.eta = outlook.eta;
-        self.cutover = outlook.cutover.clone();
-        self
-    }
-
     /// An incremental task's sync delay and data remaining by UDTS's monitoring, in words, for
     /// the page ("UDTS: sync delay 3 s, 1.2 MiB left to apply, about 40 s"). Said when the page
     /// is written rather than kept with the views: at 10,000 tasks the kept strings cost
     /// megabytes (BENCHMARKS.md); the page's script says the same from the JSON's numbers.
     pub fn udts_sentence(&self) -> Option<String> {
-        let incremental = matches!(self.status.as_deref(), Some("Syncing" | "Synced"));
+        let incremental = self
+            .status
+            .as_deref()
+            .is_some_and(|s| status::INCREMENTAL.contains(&s));
         let m = self.monitor.as_ref().filter(|_| incremental)?;
-        words::monitor_sentence(
+        let sentence = words::monitor_sentence(
             m.sync_delay_seconds,
             m.remaining_bytes,
             m.estimated_remaining_seconds,
-        )
+        )?;
+        Some(match (m.current_for_verdict, m.sync_delay_seconds) {
+            (false, Some(_)) => format!("{sentence} {}", words::TOO_OLD_FOR_VERDICT),
+            _ => sentence,
+        })
     }
 
     /// UDTS's read and write speeds and its network latency to each end, in words, for the
@@ -468,24 +530,6 @@ impl TaskView {
             m.source_network_latency_seconds,
             m.target_network_latency_seconds,
         )
-    }
-
-    /// A stopped or finished task with a deadline near (a pause UDTS ends after 7 days, a
-    /// billing expiry, a slot filling the source's disk) sorts above the running and finished
-    /// ones: it needs someone before then. A running one keeps its place and says it in red.
-    fn with_deadline_health(mut self) -> Self {
-        if self.health == Health::Done && self.deadlines.iter().any(|d| d.words.is_some()) {
-            self.health = Health::Other;
-        }
-        self
-    }
-
-    /// A task behind its source sorts with the worse ones, unless it is already worse.
-    fn with_lag_health(mut self) -> Self {
-        if self.health > Health::Behind && self.source_lag.as_ref().is_some_and(|lag| lag.behind) {
-            self.health = Health::Behind;
-        }
-        self
     }
 }
 
@@ -518,48 +562,16 @@ pub struct Views {
     pub sources: Vec<slots::SourceSlots>,
 }
 
-/// What the views say of the PostgreSQL sources' slots: by source, and each owned slot's words
-/// as its task's deadline ([`slots::slot_views`]).
-#[derive(Debug, Default)]
-pub struct SlotFacts {
-    pub sources: Vec<slots::SourceSlots>,
-    pub by_task: std::collections::HashMap<crate::task::TaskKey, Deadline>,
-}
-
 impl Views {
-    /// Builds the views of `states` at `now`, with what monitoring knows of them when it is
-    /// on.
-    pub fn build(
-        states: &[Arc<TaskState>],
-        lags: &SourceLags<'_>,
-        outlooks: &[Outlook],
-        monitor: Option<&MonitorSnapshot>,
-        slot_facts: SlotFacts,
-        rule: &Cutover,
-        now: f64,
-    ) -> Self {
-        let SlotFacts {
-            sources,
-            mut by_task,
-        } = slot_facts;
-        let mut rows: Vec<(TaskView, Arc<VecDeque<Sample>>)> = states
+    /// The views of the render's tasks, each built once from its facts, worst first.
+    pub fn build(derived: &Derived) -> Self {
+        let rule = &derived.options.cutover;
+        let mut rows: Vec<(TaskView, Arc<VecDeque<Sample>>)> = derived
+            .tasks
             .iter()
             .enumerate()
             .map(|(i, state)| {
-                let lag = lags.get(i).and_then(Option::as_ref);
-                let mut task = view(state, lag, now);
-                if let Some(outlook) = outlooks.get(i) {
-                    task = task.with_outlook(outlook, rule);
-                }
-                task.monitor = monitor
-                    .and_then(|m| m.current(&state.spec.key(), now))
-                    .as_ref()
-                    .and_then(MonitorView::of);
-                if let Some(slot) = by_task.remove(&state.spec.key()) {
-                    task.deadlines.push(slot);
-                    crate::deadlines::sort(&mut task.deadlines);
-                    task = task.with_deadline_health();
-                }
+                let task = view(state, TaskFacts::of(derived, i), rule, derived.at);
                 (task, Arc::clone(&state.trend))
             })
             .collect();
@@ -588,7 +600,7 @@ impl Views {
             trends,
             summary,
             ready_for_cutover,
-            sources,
+            sources: slots::by_source(&derived.slots),
         }
     }
 
@@ -609,7 +621,25 @@ mod tests {
     use super::*;
     use crate::api::model::{Progress, SyncData};
     use crate::api::{ApiError, StatusData};
+    use crate::source::lag::{LagProblem, TaskLag};
     use crate::task::TaskSpec;
+
+    /// The view of `state` with only its lag behind a source (or none) as facts.
+    fn view(
+        state: &TaskState,
+        lag: Option<&(&str, Result<TaskLag, LagProblem>)>,
+        now: f64,
+    ) -> TaskView {
+        let mapped = lag.map(|(source, lag)| MappedLag {
+            source: (*source).into(),
+            lag: lag.clone(),
+        });
+        let facts = TaskFacts {
+            lag: mapped.as_ref(),
+            ..TaskFacts::default()
+        };
+        super::view(state, facts, &Cutover::default(), now)
+    }
 
     fn state(id: &str, status: &str) -> TaskState {
         TaskState::new(TaskSpec::new(id)).after_poll(
@@ -760,15 +790,14 @@ mod tests {
         .into_iter()
         .map(Arc::new)
         .collect();
-        let views = Views::build(
-            &states,
-            &Vec::new(),
-            &[],
-            None,
-            SlotFacts::default(),
-            &Cutover::default(),
+        let views = Views::build(&Derived::new(
+            states,
+            Default::default(),
+            Default::default(),
+            Default::default(),
             1000.0 + STALLED_AFTER_SECONDS + 1.0,
-        );
+            None,
+        ));
         let order: Vec<&str> = views.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
             order,
@@ -793,6 +822,7 @@ mod tests {
     fn udts_monitoring_is_said_in_words_for_a_running_task_only() {
         let monitor = MonitorView {
             sample_at: 1000.0,
+            current_for_verdict: true,
             sync_delay_seconds: Some(3.0),
             remaining_bytes: Some(1_258_291.0),
             estimated_remaining_seconds: Some(40.0),

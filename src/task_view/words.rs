@@ -85,6 +85,10 @@ pub(super) fn outlook_sentence(outlook: &Outlook, rule: &Cutover) -> Option<Stri
     Some(text)
 }
 
+/// Said after UDTS's numbers when the sync delay sample is shown but too old for the cut-over
+/// verdict to judge by (the page's script says the same).
+pub(super) const TOO_OLD_FOR_VERDICT: &str = "(too old for the cut-over verdict)";
+
 /// UDTS's own view of an incremental task in words, from its monitoring: the sync delay and
 /// the data left to apply ("UDTS: sync delay 3 s, 1.2 MiB left to apply, about 40 s").
 pub(super) fn monitor_sentence(
