@@ -106,12 +106,8 @@ async fn main() {
     let began = Instant::now();
     let mut owned = 0;
     for _ in 0..100 {
-        let watched = udts_exporter::slots::watch(
-            &specs,
-            &settings.exposition.sources,
-            &snapshots,
-            0.0,
-        );
+        let watched =
+            udts_exporter::slots::watch(&specs, &settings.exposition.sources, &snapshots, 0.0);
         owned = watched.iter().filter(|w| w.task.is_some()).count();
     }
     let mapping = began.elapsed() / 100;

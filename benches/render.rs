@@ -124,7 +124,7 @@ task_name_regex = "^ledger-"
         .collect::<Vec<_>>();
     for (at, lsn) in [(now - 60.0, 2_000_000), (now - 1.0, 2_600_000)] {
         let wal = WalReading {
-            version: 150_000,
+            skipped: Vec::new(),
             lsn,
             slots: slots.clone(),
         };

@@ -18,7 +18,8 @@ use crate::runtime::Runtime;
 use crate::source::{ReaderFactory, Reading, SourceError, SourceSnapshot};
 use crate::state::{Store, TaskState};
 use crate::task::TaskSpec;
-use crate::task_view::{TaskList, Views};
+use crate::task_view::slots::SlotView;
+use crate::task_view::{TaskView, Views};
 use crate::time::unix_now;
 
 /// One row of the report.
@@ -27,6 +28,8 @@ pub struct CheckRow {
     pub task: Arc<TaskSpec>,
     /// What the poll returned.
     pub result: Result<StatusData, ApiError>,
+    /// When it returned, unix seconds.
+    pub read_at: f64,
 }
 
 /// What a one-shot command would poll, as the running exporter would: the `[[tasks]]` and,
@@ -111,7 +114,11 @@ pub async fn poll_once(runtime: Arc<Runtime>, tasks: Vec<Arc<TaskSpec>>) -> Vec<
                         cause: "no client for the task's account".into(),
                     }),
                 };
-                CheckRow { task, result }
+                CheckRow {
+                    task,
+                    result,
+                    read_at: unix_now(),
+                }
             })
         })
         .collect();
@@ -132,10 +139,9 @@ pub async fn read_monitoring(
 ) -> (Vec<AccountCheck>, MonitorSnapshot) {
     let store = Store::new();
     store.set_tasks(rows.iter().map(|row| Arc::clone(&row.task)).collect());
-    let now = unix_now();
     for row in rows {
         store.update(&row.task.key(), |state| {
-            state.after_poll(row.result.clone(), now)
+            state.after_poll(row.result.clone(), row.read_at)
         });
     }
     crate::monitor::check_once(&store, runtime).await
@@ -256,19 +262,20 @@ pub async fn read_sources(sources: &[SourceSettings], readers: &ReaderFactory) -
 }
 
 /// What the exporter would derive from the rows, the sources read and monitoring's round, at
-/// one `now`: the same derivation a render makes, without the outlooks (a one-shot read has no
+/// `at`: the same derivation a render makes, without the outlooks (a one-shot read has no
 /// samples to judge rates or readiness from).
 pub fn derive(
     rows: &[CheckRow],
     sources: &[SourceCheck],
     monitor: MonitorSnapshot,
     options: &ExpositionOptions,
+    at: f64,
 ) -> Derived {
-    let now = unix_now();
     let states = rows
         .iter()
         .map(|row| {
-            Arc::new(TaskState::new(Arc::clone(&row.task)).after_poll(row.result.clone(), now))
+            let state = TaskState::new(Arc::clone(&row.task));
+            Arc::new(state.after_poll(row.result.clone(), row.read_at))
         })
         .collect();
     let snapshots = sources
@@ -285,7 +292,7 @@ pub fn derive(
         Arc::new(snapshots),
         Arc::new(monitor),
         Arc::new(options.clone()),
-        now,
+        at,
         None,
     )
 }
@@ -323,7 +330,8 @@ pub fn slots_table(derived: &Derived) -> String {
     text
 }
 
-/// A source in the JSON report.
+/// A source in the JSON report: what the round read, and for a PostgreSQL source its watched
+/// slots as `/api/v1/tasks` shows them under `sources`.
 #[derive(Serialize)]
 struct SourceJson<'a> {
     name: &'a str,
@@ -333,6 +341,8 @@ struct SourceJson<'a> {
     oldest_file_index: Option<u64>,
     retained_bytes: Option<u64>,
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<&'a [SlotView]>,
 }
 
 /// An account's round of monitoring in the JSON report.
@@ -344,12 +354,14 @@ struct MonitoringJson<'a> {
     error: Option<&'a str>,
 }
 
-/// The JSON report: `GET /api/v1/tasks`'s task objects (worst first, with `source_lag`),
-/// each source's reading, and each account's round of monitoring.
+/// The JSON report: `GET /api/v1/tasks`'s fields (the task objects worst first, with
+/// `source_lag`; `sources` with each source's reading besides the slots the API shows), and
+/// each account's round of monitoring and credentials.
 #[derive(Serialize)]
 struct Report<'a> {
-    #[serde(flatten)]
-    list: TaskList<'a>,
+    generated_at: f64,
+    poll_interval_seconds: f64,
+    tasks: Vec<&'a TaskView>,
     sources: Vec<SourceJson<'a>>,
     monitoring: Vec<MonitoringJson<'a>>,
     credentials: &'a [CredentialState],
@@ -365,12 +377,9 @@ pub fn json(
 ) -> String {
     let views = Views::build(derived);
     let report = Report {
-        list: TaskList {
-            generated_at: derived.at,
-            poll_interval_seconds: derived.options.poll_interval.as_secs_f64(),
-            tasks: views.tasks.iter().collect(),
-            sources: &views.sources,
-        },
+        generated_at: derived.at,
+        poll_interval_seconds: derived.options.poll_interval.as_secs_f64(),
+        tasks: views.tasks.iter().collect(),
         sources: sources
             .iter()
             .map(|source| {
@@ -387,6 +396,11 @@ pub fn json(
                         .as_ref()
                         .err()
                         .map(|e| format!("{} ({}): {}", e.message, e.reason, e.fix)),
+                    slots: views
+                        .sources
+                        .iter()
+                        .find(|slots| slots.name == source.name)
+                        .map(|slots| slots.slots.as_slice()),
                 }
             })
             .collect(),
@@ -564,4 +578,200 @@ fn progress_summary(data: &StatusData) -> String {
         return format!("delay {delay}s");
     }
     "-".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::api::model::SyncData;
+    use crate::api::monitor::MonitorMetric;
+    use crate::monitor::MonitorBoard;
+    use crate::outlook::Tracker;
+    use crate::source::postgres::{SlotRow, WalReading};
+    use crate::source::SourceBoard;
+
+    fn slot(name: &str, active: bool) -> SlotRow {
+        SlotRow {
+            name: name.into(),
+            plugin: Some("pgoutput".into()),
+            slot_type: "logical".into(),
+            database: Some("orders".into()),
+            active,
+            restart_lsn: Some(0x100_0000),
+            confirmed_flush_lsn: Some(0x180_0000),
+            wal_status: Some("reserved".into()),
+            safe_wal_size: Some(1 << 30),
+        }
+    }
+
+    fn syncing() -> StatusData {
+        StatusData {
+            status: Some("Syncing".into()),
+            sync: Some(SyncData {
+                binlog_name: Some("mysql-bin.000003".into()),
+                binlog_pos: Some(154.0),
+                binlog_gtid: None,
+            }),
+            ..StatusData::default()
+        }
+    }
+
+    /// The running exporter's `/api/v1/tasks` and `check --output json` of the same state:
+    /// a PostgreSQL slot retaining WAL for a paused task (its deadline), an orphaned slot, a
+    /// task whose billing expires in 3 days, and two monitored tasks, one with a sample too
+    /// old for the verdict. They agree on every field they share; the outlook's fields are the
+    /// running exporter's alone (a one-shot read has no rates).
+    #[test]
+    fn check_json_and_the_json_api_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "[api]\npublic_key = \"p\"\nprivate_key = \"k\"\n[monitor]\nenabled = true\n\
+             [[tasks]]\nid = \"udts-paused\"\n\
+             [[sources]]\nname = \"pg\"\nurl = \"postgresql://m@127.0.0.1/orders\"\n\
+             tasks = [\"udts-paused\"]\n",
+        )
+        .unwrap();
+        let settings = crate::config::Config::load(Some(&config))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let options = Arc::new(settings.exposition.clone());
+        let now = unix_now();
+        let expiring = TaskSpec {
+            expires: Some(now + 3.0 * 86_400.0),
+            ..TaskSpec::new("udts-expiring")
+        };
+        let stopped = StatusData {
+            status: Some("Stopped".into()),
+            ..StatusData::default()
+        };
+        let rows: Vec<CheckRow> = [
+            (TaskSpec::new("udts-paused"), stopped),
+            (expiring, syncing()),
+            (TaskSpec::new("udts-sync"), syncing()),
+            (TaskSpec::new("udts-old"), syncing()),
+        ]
+        .into_iter()
+        .map(|(spec, data)| CheckRow {
+            task: Arc::new(spec),
+            result: Ok(data),
+            read_at: now - 5.0,
+        })
+        .collect();
+
+        let store = Store::new();
+        store.set_tasks(rows.iter().map(|row| Arc::clone(&row.task)).collect());
+        for row in &rows {
+            store.update(&row.task.key(), |s| {
+                s.after_poll(row.result.clone(), row.read_at)
+            });
+        }
+        let sources = SourceBoard::default();
+        for (at, lsn) in [(now - 120.0, 0x180_0000), (now - 2.0, 0x200_0000)] {
+            let wal = WalReading {
+                skipped: Vec::new(),
+                lsn,
+                slots: vec![slot("udts_gone", false), slot("udts_paused", false)],
+            };
+            sources.update("pg", |previous| previous.after_wal(wal.clone(), at));
+        }
+        let monitor = MonitorBoard::default();
+        monitor.set_interval(Some(std::time::Duration::from_secs(60)));
+        for (id, age) in [("udts-sync", 30.0), ("udts-old", 200.0)] {
+            let key = TaskSpec::new(id).key();
+            monitor.keep(key.clone(), MonitorMetric::SyncDelay, now - age, 4.0);
+            monitor.keep(key, MonitorMetric::RemainingBytes, now - age, 2048.0);
+        }
+
+        let exposition = crate::exposition::render(
+            &store,
+            &sources,
+            &monitor,
+            &ExporterMetrics::new(),
+            &options,
+            &mut Tracker::default(),
+        );
+        let mut api = String::new();
+        flate2::read::GzDecoder::new(&exposition.prepared().tasks_json_gzip[..])
+            .read_to_string(&mut api)
+            .unwrap();
+        let api: Value = serde_json::from_str(&api).unwrap();
+
+        let checked = vec![SourceCheck {
+            name: "pg".into(),
+            result: Ok(Arc::clone(&sources.snapshots()["pg"])),
+        }];
+        let derived = derive(
+            &rows,
+            &checked,
+            monitor.snapshot(),
+            &options,
+            exposition.rendered_at,
+        );
+        let check: Value = serde_json::from_str(&json(&derived, &checked, &[], &[])).unwrap();
+
+        // What the state holds is there, so agreeing means something.
+        let task = |id: &str| {
+            api["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["id"] == id)
+                .unwrap()
+                .clone()
+        };
+        let kinds = |id: &str| -> Vec<Value> {
+            task(id)["deadlines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["kind"].clone())
+                .collect()
+        };
+        assert_eq!(kinds("udts-paused"), ["slot_invalidation"]);
+        assert_eq!(kinds("udts-expiring"), ["expire", "reclaim"]);
+        assert_eq!(task("udts-sync")["monitor"]["current_for_verdict"], true);
+        assert_eq!(task("udts-old")["monitor"]["current_for_verdict"], false);
+        let slots = &api["sources"][0]["slots"];
+        assert_eq!(slots[0]["slot"], "udts_gone");
+        assert_eq!(
+            slots[0]["drop_statement"],
+            "SELECT pg_drop_replication_slot('udts_gone');"
+        );
+        assert!(slots[1]["invalidated_at"].is_number(), "{slots}");
+
+        let ids = |report: &Value| -> Vec<Value> {
+            report["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].clone())
+                .collect()
+        };
+        assert_eq!(ids(&api), ids(&check));
+        for (a, c) in api["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(check["tasks"].as_array().unwrap())
+        {
+            let (mut a, mut c) = (a.clone(), c.clone());
+            for outlook_field in ["throughput", "eta", "cutover", "outlook"] {
+                a.as_object_mut().unwrap().remove(outlook_field);
+                c.as_object_mut().unwrap().remove(outlook_field);
+            }
+            assert_eq!(a, c);
+        }
+        for field in ["generated_at", "poll_interval_seconds"] {
+            assert_eq!(api[field], check[field], "{field}");
+        }
+        assert_eq!(api["sources"][0]["name"], check["sources"][0]["name"]);
+        assert_eq!(api["sources"][0]["slots"], check["sources"][0]["slots"]);
+    }
 }

@@ -434,7 +434,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
     };
     let credentials = crate::check::credential_states(&runtime);
     // What a render would derive, once, for every part of the report.
-    let derived = crate::check::derive(&rows, &sources, monitor, &options);
+    let derived = crate::check::derive(&rows, &sources, monitor, &options, crate::time::unix_now());
     if output == CheckOutput::Json {
         println!(
             "{}",

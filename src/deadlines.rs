@@ -31,7 +31,7 @@ pub const EXPIRY_NOTICE_SECONDS: f64 = 7.0 * DAY;
 
 /// When a `Stopped` task stops being resumable: 7 days after it entered `Stopped`.
 pub fn resume_deadline(state: &TaskState) -> Option<f64> {
-    (state.status() == Some("Stopped"))
+    (state.status() == Some(status::STOPPED))
         .then_some(state.status_since?)
         .map(|since| since + RESUME_LIMIT_SECONDS)
 }
@@ -100,7 +100,7 @@ pub fn deadlines(state: &TaskState, now: f64) -> Vec<Deadline> {
         // A finished task has nothing left to lose to its expiry but the task itself.
         let finished = state
             .status()
-            .is_some_and(|s| status::is_finished(s) && s != "Stopped");
+            .is_some_and(|s| status::is_finished(s) && s != status::STOPPED);
         if expires - now < EXPIRY_NOTICE_SECONDS && reclaim > now && !finished {
             let words = if expires > now {
                 format!(

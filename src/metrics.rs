@@ -140,7 +140,7 @@ impl SourceMetrics {
         let errors = must(IntCounterVec::new(
             Opts::new(
                 "udts_source_errors_total",
-                "Failed reads of the source database's binlog state, by reason.",
+                "Failed reads of the source database's binlog or WAL state, by reason; also the parts of a read left out (malformed_gtid, malformed_slot_row) while the rest is kept.",
             ),
             &["source", "reason"],
         ));

@@ -325,7 +325,7 @@ const HISTORY_ATTEMPTS: u8 = 3;
 fn history_rank(status: Option<&str>) -> u8 {
     match status {
         Some(status) if !status::is_finished(status) => 0,
-        Some("Stopped") => 1,
+        Some(crate::status::STOPPED) => 1,
         _ => 2,
     }
 }

@@ -114,8 +114,6 @@ pub struct MetricSample {
 pub struct SummaryPage {
     /// The samples, by resource id.
     pub resources: Vec<(String, Vec<MetricSample>)>,
-    /// Resources on the page (the page is the last when fewer than asked for).
-    pub listed: usize,
     /// Samples left out: an unknown metric key, a per-metric error, a value or time that is
     /// not a measurement.
     pub rejected: usize,
@@ -129,7 +127,6 @@ pub fn summary_page(data: &Value) -> SummaryPage {
     let Some(list) = data.get("List").and_then(Value::as_array) else {
         return page;
     };
-    page.listed = list.len();
     for resource in list {
         let Some(id) = resource.get("ResourceId").and_then(Value::as_str) else {
             page.rejected += 1;
@@ -253,7 +250,6 @@ mod tests {
             {"NoId": true}
         ]});
         let page = summary_page(&data);
-        assert_eq!(page.listed, 3);
         assert_eq!(page.rejected, 6);
         assert_eq!(page.resources.len(), 2);
         let (id, samples) = &page.resources[0];

@@ -407,8 +407,11 @@ fn outlook(
         })
         .filter(has_rates);
     let lag_bytes = task_lag.and_then(|l| l.bytes);
-    let incremental =
-        !facts.full_only && matches!(facts.status.as_deref(), Some("Syncing" | "Synced"));
+    let incremental = !facts.full_only
+        && facts
+            .status
+            .as_deref()
+            .is_some_and(|s| crate::status::INCREMENTAL.contains(&s));
     let udts_estimate = udts
         .filter(|_| incremental)
         .and_then(|u| u.current(MonitorMetric::EstimatedRemaining))

@@ -61,7 +61,7 @@ pub fn judge(facts: &Facts, rule: &Cutover, interval: Duration) -> Verdict {
     }
     let mut blocking = Vec::new();
     let status = facts.status.as_deref().unwrap_or("unknown");
-    if !matches!(status, "Syncing" | "Synced") {
+    if !crate::status::INCREMENTAL.contains(&status) {
         blocking.push(format!("status {status}, not in the incremental phase"));
     }
     match facts.since_read {

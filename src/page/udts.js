@@ -73,7 +73,13 @@
       }
       parts.push(text);
     }
-    return parts.length ? "UDTS: " + parts.join(", ") : null;
+    if (!parts.length) return null;
+    var sentence = "UDTS: " + parts.join(", ");
+    // Shown, but older than the cut-over verdict may judge by (the view says which).
+    if (!m.current_for_verdict && m.sync_delay_seconds !== null) {
+      sentence += " (too old for the cut-over verdict)";
+    }
+    return sentence;
   }
   function udtsDetail(task) {
     var m = task.monitor;

@@ -58,7 +58,7 @@ impl SimulatedPostgres {
             }
         };
         WalReading {
-            version: 150_018,
+            skipped: Vec::new(),
             lsn,
             slots: vec![
                 slot("udts_demo_gone_7c1e", -3.0 * 3_600.0),

@@ -537,7 +537,13 @@ pub async fn run(
                     next
                 });
                 match round {
-                    Round::Wal(_) => metrics.read_wal(&name, advanced),
+                    Round::Wal(reading) => {
+                        // One odd slot row costs that slot: counted, the rest of the round kept.
+                        for _ in &reading.skipped {
+                            metrics.problem(&name, "malformed_slot_row");
+                        }
+                        metrics.read_wal(&name, advanced);
+                    }
                     Round::Binlog(reading) => {
                         if let Some(Err(error)) = &reading.gtids {
                             metrics.problem(&name, "malformed_gtid");
@@ -663,5 +669,91 @@ mod tests {
         assert_eq!(split_binlog_name("mysql-bin"), None);
         assert_eq!(split_binlog_name(".000001"), None);
         assert_eq!(split_binlog_name("mysql-bin.12a"), None);
+    }
+
+    /// A reader that answers one recorded `pg_replication_slots` answer, as the PostgreSQL
+    /// client parses it.
+    struct Recorded(Vec<Vec<Option<&'static str>>>);
+
+    impl BinlogReader for Recorded {
+        fn read(
+            &mut self,
+        ) -> Pin<Box<dyn Future<Output = Result<Reading, SourceError>> + Send + '_>> {
+            let (slots, skipped) = postgres::parse_slots(self.0.clone());
+            Box::pin(async move {
+                Ok(Reading::Wal(postgres::WalReading {
+                    skipped,
+                    lsn: 0x200_0000,
+                    slots,
+                }))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_slot_row_costs_that_slot_only_and_is_counted() {
+        // PostgreSQL 15 rows: a good one, one with a wal_status the exporter does not know,
+        // one with a garbage LSN.
+        let good = vec![
+            Some("udts_good"),
+            Some("pgoutput"),
+            Some("logical"),
+            Some("orders"),
+            Some("t"),
+            Some("0/1000000"),
+            Some("0/1800000"),
+            Some("reserved"),
+            Some("1048576"),
+        ];
+        let mut unknown_status = good.clone();
+        unknown_status[0] = Some("udts_future");
+        unknown_status[7] = Some("borrowed");
+        let mut garbage_lsn = good.clone();
+        garbage_lsn[0] = Some("udts_garbage");
+        garbage_lsn[5] = Some("not/an/lsn");
+        let metrics = crate::metrics::ExporterMetrics::new();
+        let board = Arc::new(SourceBoard::default());
+        let shutdown = CancellationToken::new();
+        let round = tokio::spawn(run(
+            "pg".into(),
+            Box::new(Recorded(vec![good, unknown_status, garbage_lsn])),
+            Arc::clone(&board),
+            metrics.sources.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
+        while board.snapshots().get("pg").is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        round.await.unwrap();
+
+        let snapshots = board.snapshots();
+        let wal = snapshots["pg"].wal.as_ref().unwrap();
+        assert_eq!(wal.lsn, 0x200_0000, "the source's WAL position stays");
+        let names: Vec<&str> = wal.slots.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["udts_good"]);
+        assert_eq!(wal.skipped.len(), 2);
+        assert!(
+            wal.skipped[0].contains("wal_status `borrowed`"),
+            "{:?}",
+            wal.skipped
+        );
+        assert!(
+            wal.skipped[1].contains("restart_lsn `not/an/lsn`"),
+            "{:?}",
+            wal.skipped
+        );
+        let mut text = Vec::new();
+        metrics.encode(|_| true, &mut text);
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(
+                "udts_source_errors_total{reason=\"malformed_slot_row\",source=\"pg\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("udts_source_up{source=\"pg\"} 1"), "{text}");
     }
 }

@@ -1,5 +1,8 @@
-//! What the task page and `GET /api/v1/tasks` show: one JSON object per task, built from the
-//! store's snapshot when the state changes (with the exposition), ordered worst first.
+//! What the task page, `GET /api/v1/tasks` and `check --output json` show: one JSON object per
+//! task, ordered worst first. Each view is built once from its task's state and the facts the
+//! render derived ([`crate::derive::Derived`], read through [`TaskFacts`]); nothing is derived
+//! here but the words and the [`health`] the view's own fields decide. The exposition builds
+//! the views on the first request after a render, not on every render.
 //!
 //! Timestamps are unix seconds; a value the gateway did not send is `null`, never 0 or "".
 
