@@ -14,8 +14,9 @@
 //! - [`exposition`] encodes the store and the exporter's own [`metrics`] into the `/metrics`
 //!   payload whenever the state changes; [`server`] serves the latest payload and never calls
 //!   the API. [`web_config`] adds TLS and basic auth to the endpoints (exporter-toolkit format).
-//! - [`source`] reads each `[[sources]]` database's binlog state on its own loop and computes
-//!   each task's lag behind it, which the exposition writes at render time.
+//! - [`source`] reads each `[[sources]]` database's binlog or WAL state on its own loop;
+//!   [`slots`] is the PostgreSQL slot policy; [`derive`] derives, once per render, every
+//!   fact the exposition, the views and `check` read (slots, lags, outlooks, deadlines).
 //! - [`exporter`] wires these together and applies reloads; [`cli`] is the binary (run, `demo`,
 //!   `check`, `discover`), and [`simulator`] is the embedded gateway `demo`, the tests and the
 //!   benchmarks poll. [`time`], [`limits`], [`task`], [`status`] and

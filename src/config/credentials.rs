@@ -13,8 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::accounts::{read_private_key, refuse_placeholder};
-use super::key_file::check_secret_file;
+use super::key_file::{check_key_file_access, check_secret_file};
 use super::{invalid, ConfigError};
 
 /// The metadata server of UCloud's hosts.
@@ -496,4 +495,90 @@ fn profile(
         project_id,
         region,
     })
+}
+
+/// Reads a private key from exactly one of: inline, a file, an environment variable.
+pub(super) fn read_private_key(
+    section: &str,
+    inline: Option<&SecretString>,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> Result<SecretString, ConfigError> {
+    let key = format!("{section}.private_key");
+    let given =
+        usize::from(inline.is_some()) + usize::from(file.is_some()) + usize::from(env.is_some());
+    if given > 1 {
+        return Err(invalid(
+            key,
+            "more than one of private_key, private_key_file, private_key_env is set",
+            "keep only one of them",
+        ));
+    }
+    let text = if let Some(inline) = inline {
+        inline.expose_secret().to_string()
+    } else if let Some(path) = file {
+        check_key_file_access(section, path)?;
+        std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                format!("{section}.private_key_file"),
+                format!("cannot read {}: {e}", path.display()),
+                "point it at a readable file holding only the private key",
+            )
+        })?
+    } else if let Some(variable) = env {
+        std::env::var(variable).map_err(|_| {
+            invalid(
+                format!("{section}.private_key_env"),
+                format!("environment variable {variable} is not set"),
+                "set it, or name another variable",
+            )
+        })?
+    } else {
+        return Err(invalid(
+            key,
+            "no private key is configured",
+            format!("set {section}.private_key_file (or {section}.private_key, or UDTS_API__PRIVATE_KEY)"),
+        ));
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(
+            key,
+            "the private key is empty",
+            "provide the account's private key",
+        ));
+    }
+    if is_placeholder(trimmed) {
+        return Err(invalid(
+            key,
+            "the private key is still the example's placeholder",
+            "put the account's API private key there (the console's API keys page)",
+        ));
+    }
+    Ok(SecretString::from(trimmed))
+}
+
+/// Whether `value` is one of the shipped examples' placeholders (`REPLACE_WITH_...`,
+/// `udts-xxxxxx`, `org-xxxx`): left in place, it would first fail as a rejected key or an
+/// unknown task, far from the line to edit.
+pub(super) fn is_placeholder(value: &str) -> bool {
+    let value = value.trim();
+    let filler = |rest: &str| {
+        !rest.is_empty() && (rest.chars().all(|c| c == 'x') || rest.chars().all(|c| c == 'y'))
+    };
+    value.to_ascii_uppercase().contains("REPLACE_WITH")
+        || value.strip_prefix("udts-").is_some_and(filler)
+        || value.strip_prefix("org-").is_some_and(filler)
+}
+
+/// Refuses a placeholder at `key`, naming it.
+pub(super) fn refuse_placeholder(key: &str, value: &str) -> Result<(), ConfigError> {
+    if is_placeholder(value) {
+        return Err(invalid(
+            key,
+            format!("`{}` is the example's placeholder", value.trim()),
+            "replace it with your own value (or comment the line out)",
+        ));
+    }
+    Ok(())
 }

@@ -335,7 +335,7 @@ impl Config {
                     "use the id shown in the console, e.g. \"udts-ixdp441\"",
                 ));
             }
-            super::accounts::refuse_placeholder(&format!("tasks[{i}].id"), id)?;
+            super::credentials::refuse_placeholder(&format!("tasks[{i}].id"), id)?;
             let account = match (&task.account, accounts) {
                 (None, [only]) => only,
                 (None, _) => {
