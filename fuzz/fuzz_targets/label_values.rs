@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use udts_exporter::config::ExpositionOptions;
+use udts_exporter::derive::Derived;
 use udts_exporter::state::TaskState;
 use udts_exporter::task::TaskSpec;
 
@@ -32,15 +33,16 @@ fuzz_target!(|input: &str| {
         labels: vec![("team".into(), input.to_string())],
         ..TaskSpec::new(input)
     };
-    let state = Arc::new(TaskState::new(spec));
-    let mut text = String::new();
-    udts_exporter::exposition::write_task_families(
-        &[state],
-        &ExpositionOptions::default(),
-        &Vec::new(),
-        &[],
-        &mut text,
+    let derived = Derived::new(
+        vec![Arc::new(TaskState::new(spec))],
+        Default::default(),
+        Default::default(),
+        Arc::new(ExpositionOptions::default()),
+        1.8e9,
+        None,
     );
+    let mut text = String::new();
+    udts_exporter::exposition::write_task_families(&derived, &mut text);
     exposition_check::check(&text);
     let info = text
         .lines()
