@@ -227,6 +227,16 @@ pub fn monitoring_lines(checks: &[AccountCheck]) -> String {
     out
 }
 
+/// What these tasks would cost the Prometheus that scrapes the exporter, in a line:
+/// "series: 96 for 20 tasks, the exporter's own metrics aside (README: Cardinality)".
+pub fn series_line(derived: &Derived) -> String {
+    format!(
+        "series: {} for {} tasks, the exporter's own metrics aside (README: Cardinality)\n",
+        crate::task_view::grouped(crate::exposition::series_of(derived)),
+        crate::task_view::grouped(derived.tasks.len() as u64)
+    )
+}
+
 /// One source, read once.
 pub struct SourceCheck {
     /// The `[[sources]]` name.
@@ -361,6 +371,8 @@ struct MonitoringJson<'a> {
 struct Report<'a> {
     generated_at: f64,
     poll_interval_seconds: f64,
+    /// The series `/metrics` would carry for these tasks, the exporter's own metrics aside.
+    series: u64,
     tasks: Vec<&'a TaskView>,
     sources: Vec<SourceJson<'a>>,
     monitoring: Vec<MonitoringJson<'a>>,
@@ -379,6 +391,7 @@ pub fn json(
     let report = Report {
         generated_at: derived.at,
         poll_interval_seconds: derived.options.poll_interval.as_secs_f64(),
+        series: crate::exposition::series_of(derived),
         tasks: views.tasks.iter().collect(),
         sources: sources
             .iter()

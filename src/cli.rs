@@ -468,6 +468,7 @@ async fn check(cli: &Cli, output: CheckOutput) -> anyhow::Result<ExitCode> {
             sources.len()
         );
     }
+    print!("{}", crate::check::series_line(&derived));
     print!("{}", crate::check::monitoring_lines(&monitoring));
     print!("{}", crate::check::credentials_lines(&credentials));
     Ok(code)

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::ExpositionOptions;
+use crate::config::{ExpositionOptions, FinishedTasks};
 use crate::deadlines::Deadline;
 use crate::monitor::{MonitorSnapshot, TaskMonitor};
 use crate::outlook::{Outlook, Tracker};
@@ -138,6 +138,13 @@ impl Derived {
             task.last_success
                 .is_some_and(|read| self.at - read <= stale.as_secs_f64())
         })
+    }
+
+    /// Whether `task` is finished and exposed lean (`metrics.finished_tasks = "lean"`): only
+    /// what is still asked of it, until it runs again.
+    pub fn lean(&self, task: &TaskState) -> bool {
+        self.options.finished_tasks == FinishedTasks::Lean
+            && task.status().is_some_and(crate::status::is_finished)
     }
 
     /// Each task's source and its lag behind it (or why there is none), in task order.

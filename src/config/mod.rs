@@ -453,8 +453,12 @@ pub struct MetricsConfig {
     pub allow: Vec<String>,
     /// Never expose metrics whose name matches one of these.
     pub deny: Vec<String>,
-    /// `all`: a series per documented status per task; `current`: only the current status.
+    /// `current` (the default): only the current status; `all`: a series per documented
+    /// status per task.
     pub status_series: StatusSeries,
+    /// `lean` (the default): a finished task keeps only what is still asked of it; `full`:
+    /// every series, as while it ran.
+    pub finished_tasks: FinishedTasks,
 }
 
 /// How `udts_task_status` is written.
@@ -462,10 +466,24 @@ pub struct MetricsConfig {
 #[serde(rename_all = "lowercase")]
 pub enum StatusSeries {
     /// The full state set: 16 series per task (plus one for an unknown status).
-    #[default]
     All,
-    /// Only the current status, at 1.
+    /// Only the current status, at 1: `{status="Done"} == 1` still finds every Done task.
+    #[default]
     Current,
+}
+
+/// What a finished task (Done, Success, Stopped, unrecoverable) is exposed with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishedTasks {
+    /// What a person still asks of it: `udts_task_info`, its status and since when, whether it
+    /// can be read, a paused task's resume deadline (and its billing expiry while near), an
+    /// unrecoverable one's failure reason. At most 5 series; everything else comes back the
+    /// moment it runs again.
+    #[default]
+    Lean,
+    /// Every series it had while it ran (values that no longer change).
+    Full,
 }
 
 /// `[[tasks]]`

@@ -114,6 +114,7 @@ impl Config {
                 poll_interval: interval,
                 stale_after: Some(stale_after),
                 status_series: self.metrics.status_series,
+                finished_tasks: self.metrics.finished_tasks,
                 filter: MetricFilter {
                     allow: regex_set("metrics.allow", &self.metrics.allow)?,
                     deny: regex_set("metrics.deny", &self.metrics.deny)?,

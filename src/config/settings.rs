@@ -13,7 +13,7 @@ use sha1::{Digest, Sha1};
 use super::accounts::Account;
 use super::bounds::{Cutover, WebLimits};
 use super::sources::{SourceMap, SourceSettings};
-use super::{invalid, ConfigError, StatusSeries};
+use super::{invalid, ConfigError, FinishedTasks, StatusSeries};
 use crate::task::{TaskKind, TaskSpec};
 use crate::web_config::WebSecurity;
 
@@ -193,6 +193,8 @@ pub struct ExpositionOptions {
     pub stale_after: Option<Duration>,
     /// `udts_task_status` as a full state set or only the current status.
     pub status_series: StatusSeries,
+    /// What a finished task is exposed with.
+    pub finished_tasks: FinishedTasks,
     /// Names of metrics to expose.
     pub filter: MetricFilter,
     /// `poll.interval`, for the task page and its JSON.

@@ -22,6 +22,21 @@ struct Gauge {
     value: fn(&TaskState) -> Option<f64>,
     /// Whether the value is about the task (left out once stale) rather than about polling it.
     task_value: bool,
+    /// Whether a finished task keeps it with `metrics.finished_tasks = "lean"`.
+    when_finished: WhenFinished,
+}
+
+/// What a gauge does for a finished task exposed lean.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WhenFinished {
+    /// Still asked of a finished task: whether it can be read, since when it is in its status,
+    /// a paused task's resume deadline.
+    Kept,
+    /// A value that no longer changes.
+    Dropped,
+    /// A deadline kept while it is near or past (a paused task's billing expiry, which the
+    /// shipped `UDTSTaskExpiringSoon` watches): `deadlines::EXPIRY_NOTICE_SECONDS`.
+    WhileNear,
 }
 
 /// The simple per-task gauges, in exposition order.
@@ -31,120 +46,140 @@ const GAUGES: &[Gauge] = &[
         help: "Full-load completion, 0 to 1 (Progress.Percentage / 100). Read by the background poller.",
         value: |t| percentage(t).map(|p| p / 100.0),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_progress_rows",
         help: "Rows migrated so far (Progress.CurCount). Read by the background poller.",
         value: |t| progress(t, |p| p.cur_count),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_progress_target_rows",
         help: "Rows to migrate in all (Progress.TotalCount). Read by the background poller.",
         value: |t| progress(t, |p| p.total_count),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_elapsed_seconds",
         help: "Time the full load has run (Progress.CurDuration). Read by the background poller.",
         value: |t| progress(t, |p| p.cur_duration),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_estimated_duration_seconds",
         help: "Estimated total duration of the full load (Progress.TotalDuration). Read by the background poller.",
         value: |t| progress(t, |p| p.total_duration),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_retries",
         help: "Retries used after failures (CurRetryCount). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.cur_retry_count),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_max_retries",
         help: "Retries allowed by the task's settings (MaxRetryCount). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.max_retry_count),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_binlog_position",
         help: "Position in the current binlog file of the incremental phase (Sync.BinlogPos). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.sync.as_ref()?.binlog_pos),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_binlog_file_index",
         help: "Numeric suffix of the current binlog file name (Sync.BinlogName). Read by the background poller.",
         value: |t| t.data.as_ref()?.sync.as_ref()?.binlog_file_index(),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_redis_offset",
         help: "Redis replication offset (Progress.RedisOffsetSize). Read by the background poller.",
         value: |t| progress(t, |p| p.redis_offset_size),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_redis_delay_seconds",
         help: "Redis replication delay (Progress.RedisDelayTime). Read by the background poller.",
         value: |t| progress(t, |p| p.redis_delay_time),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_mongo_delay_seconds",
         help: "MongoDB replication delay (Progress.MongoDelayTime). Read by the background poller.",
         value: |t| progress(t, |p| p.mongo_delay_time),
         task_value: true,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_created_timestamp_seconds",
         help: "Unix time the task was created (ListUDTSTask CreateTime), for discovered tasks.",
         value: |t| t.spec.created,
         task_value: false,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_expire_timestamp_seconds",
         help: "Unix time the task's billing expires (ListUDTSTask ExpireTime), for discovered tasks.",
         value: |t| t.spec.expires,
         task_value: false,
+        when_finished: WhenFinished::WhileNear,
     },
     Gauge {
         name: "udts_task_reclaim_timestamp_seconds",
         help: "Unix time UDTS reclaims the task: 2 days after its billing expires (stopped the day after expiry, reclaimed the day after that), for discovered tasks.",
         value: |t| crate::deadlines::reclaim_at(&t.spec),
         task_value: false,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_resume_deadline_timestamp_seconds",
         help: "For a Stopped task, the unix time it stops being resumable: 7 days after it entered Stopped (from the task's history).",
         value: crate::deadlines::resume_deadline,
         task_value: false,
+        when_finished: WhenFinished::Kept,
     },
     Gauge {
         name: "udts_task_up",
         help: "1 if the last background poll of the task succeeded, 0 if it failed.",
         value: |t| t.up.map(|up| if up { 1.0 } else { 0.0 }),
         task_value: false,
+        when_finished: WhenFinished::Kept,
     },
     Gauge {
         name: "udts_task_last_success_timestamp_seconds",
         help: "Unix time of the last successful background poll of the task.",
         value: |t| t.last_success,
         task_value: false,
+        when_finished: WhenFinished::Dropped,
     },
     Gauge {
         name: "udts_task_status_since_timestamp_seconds",
         help: "Unix time the background poller first saw the task's current status.",
         value: |t| t.status_since,
         task_value: false,
+        when_finished: WhenFinished::Kept,
     },
     Gauge {
         name: "udts_task_last_progress_timestamp_seconds",
         help: "Unix time the background poller last saw rows, percentage, binlog position or Redis offset move.",
         value: |t| t.last_progress,
         task_value: false,
+        when_finished: WhenFinished::Dropped,
     },
 ];
 
@@ -299,7 +334,9 @@ pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
                 continue;
             };
             let labels = TaskLabels(&task.spec);
-            if options.status_series == StatusSeries::All {
+            // A finished task's state set would be 15 zeros that never change again.
+            let state_set = options.status_series == StatusSeries::All && !derived.lean(task);
+            if state_set {
                 for documented in status::DOCUMENTED {
                     let value = u8::from(documented == current);
                     let _ = writeln!(
@@ -308,7 +345,7 @@ pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
                     );
                 }
             }
-            if options.status_series == StatusSeries::Current || !status::is_documented(current) {
+            if !state_set || !status::is_documented(current) {
                 let _ = writeln!(
                     out,
                     "udts_task_status{{{labels},status=\"{}\"}} 1",
@@ -345,22 +382,36 @@ pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
     for gauge in GAUGES.iter().filter(|g| allowed(g.name)) {
         header(out, gauge.name, gauge.help);
         for task in tasks.iter().filter(|t| !gauge.task_value || fresh(t)) {
-            if let Some(value) = (gauge.value)(task) {
+            let Some(value) = (gauge.value)(task) else {
+                continue;
+            };
+            let kept = !derived.lean(task)
+                || match gauge.when_finished {
+                    WhenFinished::Kept => true,
+                    WhenFinished::Dropped => false,
+                    WhenFinished::WhileNear => {
+                        value - derived.at < crate::deadlines::EXPIRY_NOTICE_SECONDS
+                    }
+                };
+            if kept {
                 let _ = writeln!(out, "{}{{{}}} {value}", gauge.name, TaskLabels(&task.spec));
             }
         }
     }
+    // A finished task exposed lean no longer lags nor heads anywhere.
+    let running = |task: &TaskState| fresh(task) && !derived.lean(task);
     write_lag_families(
         tasks,
         &derived.lags,
         |name: &str| options.filter.allows(name),
-        fresh,
+        running,
         out,
     );
     write_outlook_families(
         tasks,
         &derived.outlooks,
         |name: &str| options.filter.allows(name),
+        |task: &TaskState| !derived.lean(task),
         out,
     );
 }
@@ -371,6 +422,7 @@ fn write_outlook_families(
     tasks: &[Arc<TaskState>],
     outlooks: &[Outlook],
     allowed: impl Fn(&str) -> bool,
+    shown: impl Fn(&TaskState) -> bool,
     out: &mut impl std::fmt::Write,
 ) {
     if outlooks.is_empty() {
@@ -382,7 +434,7 @@ fn write_outlook_families(
             out,
             "# HELP {name} Binlog bytes the task's position advanced (across file rotations), since the exporter started watching it; rate() is the apply throughput.\n# TYPE {name} counter"
         );
-        for (task, outlook) in tasks.iter().zip(outlooks) {
+        for (task, outlook) in tasks.iter().zip(outlooks).filter(|(t, _)| shown(t)) {
             if let Some(total) = outlook.applied_bytes_total {
                 let _ = writeln!(out, "{name}{{{}}} {total}", TaskLabels(&task.spec));
             }
@@ -395,7 +447,7 @@ fn write_outlook_families(
             name,
             "1 when the task is ready for cut-over by [cutover] (lag within max_lag for steady_for, no retry, read recently), 0 when not; absent where it cannot be judged.",
         );
-        for (task, outlook) in tasks.iter().zip(outlooks) {
+        for (task, outlook) in tasks.iter().zip(outlooks).filter(|(t, _)| shown(t)) {
             if let Some(ready) = outlook.cutover.ready {
                 let _ = writeln!(
                     out,
@@ -460,7 +512,7 @@ mod tests {
     use super::*;
     use crate::api::model::{Progress, StatusData, SyncData};
     use crate::api::ApiError;
-    use crate::config::{Config, ExpositionOptions, MetricsConfig};
+    use crate::config::{Config, ExpositionOptions, FinishedTasks, MetricsConfig};
     use crate::task::TaskSpec;
     use crate::time::unix_now;
 
@@ -486,8 +538,86 @@ mod tests {
         out
     }
 
+    /// With the full state set, the shape these golden tests pin (the default writes the
+    /// current status only: `finished_tasks_cost_at_most_five_series`).
     fn render_tasks(tasks: Vec<TaskState>) -> String {
-        render_with(tasks, &ExpositionOptions::default())
+        let options = ExpositionOptions {
+            status_series: StatusSeries::All,
+            ..ExpositionOptions::default()
+        };
+        render_with(tasks, &options)
+    }
+
+    /// A task in `status` read at `at`, in it since then, with every value a task may carry.
+    fn finished(id: &str, status: &str, at: f64) -> TaskState {
+        let data = StatusData {
+            status: Some(status.into()),
+            cur_retry_count: Some(0.0),
+            max_retry_count: Some(3.0),
+            progress: Some(Progress {
+                percentage: Some(100.0),
+                cur_count: Some(2000.0),
+                total_count: Some(2000.0),
+                ..Default::default()
+            }),
+            sync: Some(SyncData {
+                binlog_name: Some("mysql-bin.000006".into()),
+                binlog_pos: Some(154.0),
+                binlog_gtid: None,
+            }),
+            failed_message: status
+                .ends_with("Unrecoverable")
+                .then(|| "disk full".into()),
+        };
+        let spec = TaskSpec {
+            created: Some(at - 86_400.0),
+            expires: Some(at + 30.0 * 86_400.0),
+            ..spec(id)
+        };
+        TaskState::new(spec)
+            .after_poll(Ok(data), at)
+            .with_status_since(at)
+    }
+
+    #[test]
+    fn finished_tasks_cost_at_most_five_series() {
+        let at = unix_now();
+        let count = |state: TaskState, options: &ExpositionOptions| {
+            let text = render_with(vec![state], options);
+            samples(&text).len()
+        };
+        let default = ExpositionOptions::default();
+        // info, status, up, since; a paused task's resume deadline; an unrecoverable one's
+        // failure reason.
+        assert_eq!(count(finished("d", "Done", at), &default), 4);
+        assert_eq!(count(finished("s", "Success", at), &default), 4);
+        assert_eq!(count(finished("p", "Stopped", at), &default), 5);
+        assert_eq!(count(finished("u", "FailedUnrecoverable", at), &default), 5);
+        let text = render_with(vec![finished("u", "FailedUnrecoverable", at)], &default);
+        assert!(text.contains("udts_task_failure_info{task_id=\"u\",message=\"disk full\"} 1"));
+        assert!(text.contains("udts_task_status{task_id=\"u\",status=\"FailedUnrecoverable\"} 1"));
+        // A paused task whose billing expires within 7 days keeps its expiry: the shipped
+        // UDTSTaskExpiringSoon still watches it.
+        let mut expiring = finished("e", "Stopped", at);
+        Arc::make_mut(&mut expiring.spec).expires = Some(at + 3.0 * 86_400.0);
+        let text = render_with(vec![expiring], &default);
+        assert_eq!(samples(&text).len(), 6);
+        assert!(text.contains("udts_task_expire_timestamp_seconds{task_id=\"e\"}"));
+        // The same task running has every family back; so does a finished one with `full`.
+        let running = count(finished("r", "Syncing", at), &default);
+        assert!(running >= 12, "{running}");
+        let full = ExpositionOptions {
+            finished_tasks: FinishedTasks::Full,
+            ..ExpositionOptions::default()
+        };
+        assert_eq!(count(finished("d", "Done", at), &full), running);
+        // The full state set is for running tasks only unless finished tasks are full too.
+        let all = ExpositionOptions {
+            status_series: StatusSeries::All,
+            ..ExpositionOptions::default()
+        };
+        assert_eq!(count(finished("d", "Done", at), &all), 4);
+        assert_eq!(count(finished("r", "Syncing", at), &all), running + 15);
     }
 
     fn samples(text: &str) -> Vec<&str> {

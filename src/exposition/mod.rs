@@ -6,6 +6,7 @@
 //! tens of thousands of tasks building a protobuf object per sample would dominate the cost of
 //! an update; the text format for gauges is small and pinned by golden tests and `promtool`.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,8 @@ pub struct Exposition {
     pub rendered_at: f64,
     /// `poll.interval`, seconds.
     pub poll_interval_seconds: f64,
+    /// Series in the text (`udts_exposition_series`, itself included).
+    pub series: u64,
     /// What the render derived (the store's own task states, shared, not copied; the
     /// sources and monitoring as they were; the options in force; and every fact derived from
     /// them): the views are built from it, and derive nothing of their own.
@@ -89,6 +92,7 @@ impl Exposition {
             let list = TaskList {
                 generated_at: self.rendered_at,
                 poll_interval_seconds: self.poll_interval_seconds,
+                exposition_series: self.series,
                 tasks: views.tasks.iter().collect(),
                 sources: &views.sources,
             };
@@ -115,11 +119,61 @@ impl Exposition {
     }
 }
 
+/// Counts the series (sample lines) of text in the exposition format as it is written.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesCount {
+    series: u64,
+    at_line_start: bool,
+    comment: bool,
+}
+
+impl Default for SeriesCount {
+    fn default() -> Self {
+        Self {
+            series: 0,
+            at_line_start: true,
+            comment: false,
+        }
+    }
+}
+
+impl SeriesCount {
+    /// Takes the next bytes of the text.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.at_line_start {
+                self.comment = byte == b'#';
+                self.at_line_start = false;
+            }
+            if byte == b'\n' {
+                if !self.comment {
+                    self.series += 1;
+                }
+                self.at_line_start = true;
+            }
+        }
+    }
+
+    /// The sample lines ended so far.
+    pub fn series(&self) -> u64 {
+        self.series
+    }
+}
+
+impl std::fmt::Write for SeriesCount {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.feed(text.as_bytes());
+        Ok(())
+    }
+}
+
 /// A text sink that compresses as it goes, so the plain exposition never exists whole in
 /// memory: at 10,000 tasks that is 17 MB per render, and glibc keeps freed blocks that size.
+/// It counts the series it is given on the way.
 struct GzipText {
     buffer: String,
     encoder: GzEncoder<Vec<u8>>,
+    count: SeriesCount,
 }
 
 impl GzipText {
@@ -130,10 +184,12 @@ impl GzipText {
         Self {
             buffer: String::with_capacity(Self::CHUNK + 4096),
             encoder: GzEncoder::new(Vec::new(), Compression::fast()),
+            count: SeriesCount::default(),
         }
     }
 
     fn write_bytes(&mut self, bytes: &[u8]) {
+        self.count.feed(bytes);
         self.flush_buffer();
         if let Err(error) = self.encoder.write_all(bytes) {
             tracing::error!(%error, "cannot compress the exposition");
@@ -155,6 +211,7 @@ impl GzipText {
 
 impl std::fmt::Write for GzipText {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.count.feed(text.as_bytes());
         self.buffer.push_str(text);
         if self.buffer.len() >= Self::CHUNK {
             self.flush_buffer();
@@ -184,18 +241,20 @@ pub fn render(
     );
     let allowed = |name: &str| options.filter.allows(name);
     let mut out = GzipText::new();
-    write_task_families(&derived, &mut out);
-    monitor_families::write_monitor_families(&derived, allowed, &mut out);
-    slot_families::write_slot_families(
-        &derived.slots,
-        options.sources.has_postgres(),
-        allowed,
-        &mut out,
-    );
+    write_derived_families(&derived, &mut out);
     let mut own = Vec::new();
     metrics.encode(allowed, &mut own);
     out.write_bytes(&own);
     drop(own);
+    if allowed(SERIES_FAMILY) {
+        // Itself included: the figure is what this very exposition costs.
+        let series = out.count.series() + 1;
+        let _ = write!(
+            out,
+            "# HELP {SERIES_FAMILY} {SERIES_HELP}\n# TYPE {SERIES_FAMILY} gauge\n{SERIES_FAMILY} {series}\n"
+        );
+    }
+    let series = out.count.series();
     // The buffer grew by doubling; the rest of its capacity would live as long as the
     // exposition does.
     let mut gzip = out.finish();
@@ -204,9 +263,36 @@ pub fn render(
         gzip: Bytes::from(gzip),
         rendered_at: now,
         poll_interval_seconds: options.poll_interval.as_secs_f64(),
+        series,
         derived,
         prepared: std::sync::OnceLock::new(),
     }
+}
+
+/// The family that says how many series an exposition carries.
+const SERIES_FAMILY: &str = "udts_exposition_series";
+const SERIES_HELP: &str = "Series in this exposition, this one included: what the exporter adds to the Prometheus that scrapes it (README: Cardinality).";
+
+/// Writes every family derived from the render's tasks, sources and monitoring (all but the
+/// exporter's own registry).
+fn write_derived_families(derived: &Derived, out: &mut impl std::fmt::Write) {
+    let allowed = |name: &str| derived.options.filter.allows(name);
+    write_task_families(derived, out);
+    monitor_families::write_monitor_families(derived, allowed, out);
+    slot_families::write_slot_families(
+        &derived.slots,
+        derived.options.sources.has_postgres(),
+        allowed,
+        out,
+    );
+}
+
+/// The series the derived families of `derived` come to (the exporter's own metrics aside):
+/// what `check` says the tasks it read would cost.
+pub fn series_of(derived: &Derived) -> u64 {
+    let mut count = SeriesCount::default();
+    write_derived_families(derived, &mut count);
+    count.series()
 }
 
 /// `gzip` inflated in 64 KiB chunks as a body is sent: the plain form never exists whole.
@@ -333,5 +419,88 @@ impl Publisher {
                 () = shutdown.cancelled() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+    use crate::api::model::{Progress, StatusData, SyncData};
+    use crate::task::TaskSpec;
+
+    /// 100 tasks as a long-lived account has them: 60 finished (Done, Success, Stopped,
+    /// FailedUnrecoverable), 40 running (full loads and incremental ones).
+    fn account() -> Store {
+        let store = Store::new();
+        let specs: Vec<Arc<TaskSpec>> = (0..100)
+            .map(|i| Arc::new(TaskSpec::new(&format!("udts-{i:03}"))))
+            .collect();
+        store.set_tasks(specs.clone());
+        let now = unix_now();
+        for (i, spec) in specs.iter().enumerate() {
+            let status = match i % 10 {
+                0..=2 => "Done",
+                3 => "Success",
+                4 | 5 => "Stopped",
+                6 => "FailedUnrecoverable",
+                7 => "Loading",
+                _ => "Syncing",
+            };
+            let data = StatusData {
+                status: Some(status.into()),
+                cur_retry_count: Some(0.0),
+                max_retry_count: Some(3.0),
+                progress: Some(Progress {
+                    percentage: Some(100.0),
+                    cur_count: Some(10.0),
+                    total_count: Some(10.0),
+                    ..Default::default()
+                }),
+                sync: Some(SyncData {
+                    binlog_name: Some("mysql-bin.000002".into()),
+                    binlog_pos: Some(4.0),
+                    binlog_gtid: None,
+                }),
+                failed_message: (status == "FailedUnrecoverable").then(|| "gone".into()),
+            };
+            store.update(&spec.key(), |s| {
+                s.after_poll(Ok(data), now).with_status_since(now - 60.0)
+            });
+        }
+        store
+    }
+
+    #[test]
+    fn the_exposition_counts_its_own_series_and_finished_tasks_stay_light() {
+        let exposition = render(
+            &account(),
+            &SourceBoard::default(),
+            &MonitorBoard::default(),
+            &ExporterMetrics::new(),
+            &Arc::new(ExpositionOptions::default()),
+            &mut Tracker::default(),
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&exposition.gzip[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(exposition.series, samples.len() as u64);
+        assert!(samples.contains(&format!("{SERIES_FAMILY} {}", samples.len()).as_str()));
+        // Per task: at most 5 for each finished one, everything for a running one, and 10 on
+        // average (the budget of 100,000 series for 10,000 tasks).
+        let of = |i: usize| {
+            let label = format!("task_id=\"udts-{i:03}\"");
+            samples.iter().filter(|l| l.contains(&label)).count()
+        };
+        for i in 0..100 {
+            let finished = i % 10 <= 6;
+            assert!(!finished || of(i) <= 5, "udts-{i:03}: {}", of(i));
+            assert!(finished || of(i) >= 12, "udts-{i:03}: {}", of(i));
+        }
+        let per_task: usize = (0..100).map(of).sum();
+        assert!(per_task <= 10 * 100, "{per_task}");
     }
 }

@@ -38,6 +38,7 @@ pub fn write_monitor_families(
         .tasks
         .iter()
         .enumerate()
+        .filter(|(_, task)| !derived.lean(task))
         .filter_map(|(i, task)| Some((&**task, derived.monitor(i)?)))
         .collect();
     for (metric, name, help) in FAMILIES {

@@ -185,8 +185,24 @@ pub fn render(
     }
     html.push_str("</p>");
     slots(&mut html, &views.sources);
+    let _ = write!(
+        html,
+        "<p id=\"cost\" class=\"more\">{}</p>",
+        cost(exposition.series, views.tasks.len())
+    );
     html.push_str("</main></body></html>");
     html
+}
+
+/// What `/metrics` costs the Prometheus that scrapes it, for the page's foot (the script says
+/// the same from the JSON's `exposition_series`).
+fn cost(series: u64, tasks: usize) -> String {
+    format!(
+        "/metrics carries {} series for {} tasks: what this exporter adds to the Prometheus \
+         that scrapes it.",
+        grouped(series),
+        grouped(tasks as u64)
+    )
 }
 
 /// The PostgreSQL sources' watched slots: each in words, an orphaned or lost one with the

@@ -12,6 +12,7 @@
   var freshness = document.getElementById("freshness");
   var summary = document.getElementById("summary");
   var more = document.getElementById("more");
+  var cost = document.getElementById("cost");
   var state = { tasks: null, generatedAt: 0, fetchedAt: 0, sort: null, dir: 1, trends: {} };
   var failingSince = null;
   document.documentElement.classList.add("js");
@@ -364,6 +365,10 @@
         state.tasks = list.tasks;
         state.generatedAt = list.generated_at;
         renderSlots(list.sources);
+        // The server's page says the same (src/page/mod.rs, cost).
+        cost.textContent = "/metrics carries " + number(list.exposition_series) + " series for " +
+          number(list.tasks.length) + " tasks: what this exporter adds to the Prometheus that " +
+          "scrapes it.";
         state.fetchedAt = Date.now();
         failingSince = null;
         render();

@@ -38,6 +38,8 @@ pub struct TaskList<'a> {
     pub generated_at: f64,
     /// `poll.interval`, seconds.
     pub poll_interval_seconds: f64,
+    /// Series in `/metrics` at the same render (`udts_exposition_series`).
+    pub exposition_series: u64,
     /// Every task, worst first.
     pub tasks: Vec<&'a TaskView>,
     /// The PostgreSQL sources' watched replication slots (empty without such a source).
