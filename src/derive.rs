@@ -147,6 +147,14 @@ impl Derived {
             && task.status().is_some_and(crate::status::is_finished)
     }
 
+    /// Whether `task` is paused (`Stopped`) and mapped to a `[[sources]]` database: its
+    /// position still matters (the binlog purge alerts watch it), so it keeps its source
+    /// families (lag, binlog position, applied bytes) even when exposed lean.
+    pub fn paused_at_source(&self, task: &TaskState) -> bool {
+        task.status() == Some(crate::status::STOPPED)
+            && self.options.sources.source_of(&task.spec).is_some()
+    }
+
     /// Each task's source and its lag behind it (or why there is none), in task order.
     fn source_lags(&self) -> SourceLags {
         let map = &self.options.sources;

@@ -69,7 +69,12 @@ fn tasks() -> Vec<SimTask> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_task_state_and_fault_is_exported_exactly() {
-    let harness = start(tasks()).await;
+    // With the state set, whose every series this test pins (the default writes the current
+    // status only).
+    let harness = start_with(tasks(), PRIVATE_KEY, |config| {
+        config.metrics.status_series = udts_exporter::config::StatusSeries::All;
+    })
+    .await;
     let text = scrape(harness.exporter).await;
 
     // Info: one series per configured task, attributes as labels.

@@ -467,14 +467,16 @@ async fn every_series_is_the_same_whichever_way_a_task_was_refreshed() {
         ]
     };
     // Monitoring's numbers come from each gateway's own clock, not from either refresh path.
-    let list_first = start_with(tasks(), PRIVATE_KEY, |config| {
+    // Every series a task can have, finished ones included, is compared.
+    let full = |config: &mut udts_exporter::config::Config| {
         discovered(config);
         config.monitor.enabled = false;
-    })
-    .await;
+        config.metrics.status_series = udts_exporter::config::StatusSeries::All;
+        config.metrics.finished_tasks = udts_exporter::config::FinishedTasks::Full;
+    };
+    let list_first = start_with(tasks(), PRIVATE_KEY, full).await;
     let by_status = start_with(tasks(), PRIVATE_KEY, |config| {
-        discovered(config);
-        config.monitor.enabled = false;
+        full(config);
         config.poll.strategy = PollStrategy::Status;
     })
     .await;

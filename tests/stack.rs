@@ -125,7 +125,7 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         |body| {
             body["data"]["result"]
                 .as_array()
-                .is_some_and(|r| r.len() >= 20 * 16)
+                .is_some_and(|r| r.len() >= 20)
         },
     )
     .await;

@@ -37,6 +37,9 @@ enum WhenFinished {
     /// A deadline kept while it is near or past (a paused task's billing expiry, which the
     /// shipped `UDTSTaskExpiringSoon` watches): `deadlines::EXPIRY_NOTICE_SECONDS`.
     WhileNear,
+    /// Its position, kept while it is paused at a `[[sources]]` database (the binlog purge
+    /// alerts watch it).
+    WhilePausedAtSource,
 }
 
 /// The simple per-task gauges, in exposition order.
@@ -95,14 +98,14 @@ const GAUGES: &[Gauge] = &[
         help: "Position in the current binlog file of the incremental phase (Sync.BinlogPos). Read by the background poller.",
         value: |t| non_negative(t.data.as_ref()?.sync.as_ref()?.binlog_pos),
         task_value: true,
-        when_finished: WhenFinished::Dropped,
+        when_finished: WhenFinished::WhilePausedAtSource,
     },
     Gauge {
         name: "udts_task_binlog_file_index",
         help: "Numeric suffix of the current binlog file name (Sync.BinlogName). Read by the background poller.",
         value: |t| t.data.as_ref()?.sync.as_ref()?.binlog_file_index(),
         task_value: true,
-        when_finished: WhenFinished::Dropped,
+        when_finished: WhenFinished::WhilePausedAtSource,
     },
     Gauge {
         name: "udts_task_redis_offset",
@@ -392,14 +395,17 @@ pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
                     WhenFinished::WhileNear => {
                         value - derived.at < crate::deadlines::EXPIRY_NOTICE_SECONDS
                     }
+                    WhenFinished::WhilePausedAtSource => derived.paused_at_source(task),
                 };
             if kept {
                 let _ = writeln!(out, "{}{{{}}} {value}", gauge.name, TaskLabels(&task.spec));
             }
         }
     }
-    // A finished task exposed lean no longer lags nor heads anywhere.
-    let running = |task: &TaskState| fresh(task) && !derived.lean(task);
+    // A finished task exposed lean no longer lags nor heads anywhere, unless it is paused at
+    // its source, where its position still matters.
+    let at_source = |task: &TaskState| !derived.lean(task) || derived.paused_at_source(task);
+    let running = |task: &TaskState| fresh(task) && at_source(task);
     write_lag_families(
         tasks,
         &derived.lags,
@@ -411,7 +417,7 @@ pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
         tasks,
         &derived.outlooks,
         |name: &str| options.filter.allows(name),
-        |task: &TaskState| !derived.lean(task),
+        at_source,
         out,
     );
 }
