@@ -147,6 +147,12 @@ async fn check_prints_a_table_and_fails_on_an_unreadable_task() {
     let row = stdout.lines().find(|l| l.starts_with("udts-good")).unwrap();
     let cells: Vec<_> = row.split_whitespace().collect();
     assert_eq!(cells, ["udts-good", "transfer", "Loading", "42.5%"]);
+    // What the task would cost a Prometheus: a running full load, a handful of series.
+    let series: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("series: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no series line: {stdout}"));
+    assert!((4..=16).contains(&series), "{stdout}");
 
     let config = write_config(&dir, &endpoint, &["udts-good", "udts-missing"]);
     let output = run_command("check", &config).await;
@@ -394,6 +400,8 @@ async fn check_prints_json_for_scripts() {
     assert!(tasks[1]["progress"]["rows"].is_null());
     assert!(tasks[1]["error"].is_null());
     assert_eq!(list["poll_interval_seconds"], 30.0);
+    let series = list["series"].as_u64().unwrap();
+    assert!((5..=20).contains(&series), "{list}");
 }
 
 /// What a new user meets first: a long interval alone starts, a typo names the nearest key
