@@ -59,6 +59,95 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     );
 }
 
+/// Renders the mixin (`deploy/mixin/files.jsonnet`) into `out` with `selector`, if given.
+fn render_mixin(out: &Path, selector: Option<&str>) {
+    for dir in ["prometheus", "kubernetes"] {
+        std::fs::create_dir_all(out.join(dir)).unwrap();
+    }
+    let mut jsonnet = Command::new("jsonnet");
+    jsonnet
+        .arg("-J")
+        .arg(repo("deploy/mixin"))
+        .args(["-S", "-m"])
+        .arg(out);
+    if let Some(selector) = selector {
+        jsonnet
+            .arg("--tla-str")
+            .arg(format!("udtsSelector={selector}"));
+    }
+    run_ok(jsonnet.arg(repo("deploy/mixin/files.jsonnet")));
+}
+
+#[test]
+fn the_mixin_renders_what_ships_and_its_selector_reaches_every_expression() {
+    if !tool_available("jsonnet") || !tool_available("jsonnetfmt") || !tool_available("promtool") {
+        return;
+    }
+    let sources: Vec<PathBuf> = std::fs::read_dir(repo("deploy/mixin"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|e| e == "libsonnet" || e == "jsonnet")
+        })
+        .collect();
+    run_ok(Command::new("jsonnetfmt").arg("--test").args(&sources));
+
+    // What ships is what the mixin renders, byte for byte.
+    let shipped = tempfile::tempdir().unwrap();
+    render_mixin(shipped.path(), None);
+    for file in ["prometheus/alerts.yml", "kubernetes/prometheusrule.yaml"] {
+        let rendered = std::fs::read_to_string(shipped.path().join(file)).unwrap();
+        let committed = std::fs::read_to_string(repo(&format!("deploy/{file}"))).unwrap();
+        assert!(
+            rendered == committed,
+            "deploy/{file} is not what the mixin renders: run deploy/mixin/generate and commit \
+             the result (edit deploy/mixin, never the rendered file)"
+        );
+    }
+
+    // Another selector reaches every metric of every expression, and the rules still pass
+    // promtool and their unit tests on series that carry it.
+    let other = tempfile::tempdir().unwrap();
+    render_mixin(other.path(), Some(r#"job="udts-mixin""#));
+    let rules_path = other.path().join("prometheus/alerts.yml");
+    let rules: Yaml =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&rules_path).unwrap()).unwrap();
+    let mut exprs = 0;
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let expr = rule["expr"].as_str().unwrap();
+            exprs += 1;
+            // Recorded series (level:metric:operation) are made of selected ones.
+            for (name, end) in metric_uses(expr)
+                .into_iter()
+                .filter(|(n, _)| !n.contains(':'))
+            {
+                assert!(
+                    expr[end..].starts_with(r#"{job="udts-mixin""#),
+                    "{name} without the selector in {expr}"
+                );
+            }
+        }
+    }
+    assert_eq!(exprs, 38);
+    let tests = std::fs::read_to_string(repo("deploy/prometheus/alerts_test.yml"))
+        .unwrap()
+        .replace(r#"job="udts""#, r#"job="udts-mixin""#)
+        .replace("job: udts\n", "job: udts-mixin\n");
+    std::fs::write(other.path().join("prometheus/alerts_test.yml"), tests).unwrap();
+    run_ok(
+        Command::new("promtool")
+            .current_dir(other.path().join("prometheus"))
+            .args(["check", "rules", "alerts.yml"]),
+    );
+    run_ok(
+        Command::new("promtool")
+            .current_dir(other.path().join("prometheus"))
+            .args(["test", "rules", "alerts_test.yml"]),
+    );
+}
+
 #[test]
 fn every_alert_has_a_unit_test_and_operator_facing_text() {
     let rules = yaml("deploy/prometheus/alerts.yml");
@@ -291,6 +380,14 @@ fn the_shipped_configmap_is_a_valid_exporter_config() {
 
 /// Metric names a PromQL expression mentions (udts_* and up).
 fn metric_names(expr: &str) -> Vec<String> {
+    metric_uses(expr)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Each metric a PromQL expression names, with where its name ends.
+fn metric_uses(expr: &str) -> Vec<(String, usize)> {
     let mut names = Vec::new();
     let bytes = expr.as_bytes();
     let mut i = 0;
@@ -308,7 +405,7 @@ fn metric_names(expr: &str) -> Vec<String> {
                 next.starts_with('=') || next.starts_with("!=") || next.starts_with("=~");
             if (word.starts_with("udts_") || word.starts_with("udts:") || word == "up") && !is_label
             {
-                names.push(word.to_string());
+                names.push((word.to_string(), i));
             }
         } else {
             i += 1;
