@@ -149,6 +149,55 @@ fn the_mixin_renders_what_ships_and_its_selector_reaches_every_expression() {
 }
 
 #[test]
+fn every_alert_opens_its_own_runbook_section_and_every_section_has_its_alert() {
+    let rules = yaml("deploy/prometheus/alerts.yml");
+    let runbooks = std::fs::read_to_string(repo("docs/runbooks.md")).unwrap();
+    let sections: Vec<(&str, &str)> = runbooks
+        .split("\n## ")
+        .skip(1)
+        .map(|section| section.split_once('\n').unwrap_or((section, "")))
+        .collect();
+    let mut alerts = BTreeSet::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let Some(alert) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts.insert(alert.to_string());
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_default();
+            assert_eq!(
+                url,
+                format!(
+                    "https://github.com/udts-exporter/udts-exporter/blob/main/docs/runbooks.md#{}",
+                    alert.to_lowercase()
+                ),
+                "{alert}"
+            );
+            let (_, body) = sections
+                .iter()
+                .find(|(name, _)| *name == alert)
+                .unwrap_or_else(|| panic!("{alert} has no section in docs/runbooks.md"));
+            for part in [
+                "**What it means.**",
+                "**If nobody acts.**",
+                "**How to look.**",
+                "**What to do.**",
+            ] {
+                assert!(body.contains(part), "{alert}'s runbook lacks {part}");
+            }
+        }
+    }
+    for (name, _) in &sections {
+        assert!(
+            alerts.contains(*name),
+            "docs/runbooks.md has a section for no alert: {name}"
+        );
+    }
+}
+
+#[test]
 fn every_alert_has_a_unit_test_and_operator_facing_text() {
     let rules = yaml("deploy/prometheus/alerts.yml");
     let tests = std::fs::read_to_string(repo("deploy/prometheus/alerts_test.yml")).unwrap();
