@@ -330,7 +330,7 @@ pub fn write_task_families(derived: &Derived, out: &mut impl std::fmt::Write) {
         header(
             out,
             "udts_task_status",
-            "1 for the task's current status, 0 for the other documented ones (Status). Read by the background poller.",
+            "1 for the task's current status (Status); with metrics.status_series = \"all\", also 0 for each other documented status of a task not finished. Read by the background poller.",
         );
         for task in tasks.iter().filter(|t| fresh(t)) {
             let Some(current) = task.status() else {
