@@ -61,21 +61,24 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 
 /// Renders the mixin (`deploy/mixin/files.jsonnet`) into `out` with `selector`, if given.
 fn render_mixin(out: &Path, selector: Option<&str>) {
-    for dir in ["prometheus", "kubernetes"] {
+    for dir in ["prometheus", "kubernetes", "grafana"] {
         std::fs::create_dir_all(out.join(dir)).unwrap();
     }
-    let mut jsonnet = Command::new("jsonnet");
-    jsonnet
-        .arg("-J")
-        .arg(repo("deploy/mixin"))
-        .args(["-S", "-m"])
-        .arg(out);
-    if let Some(selector) = selector {
-        jsonnet
-            .arg("--tla-str")
-            .arg(format!("udtsSelector={selector}"));
+    // The YAML files as strings (-S), the dashboards as JSON.
+    for (entry, string) in [("files.jsonnet", true), ("dashboards.jsonnet", false)] {
+        let mut jsonnet = Command::new("jsonnet");
+        jsonnet.arg("-J").arg(repo("deploy/mixin"));
+        if string {
+            jsonnet.arg("-S");
+        }
+        jsonnet.arg("-m").arg(out);
+        if let Some(selector) = selector {
+            jsonnet
+                .arg("--tla-str")
+                .arg(format!("udtsSelector={selector}"));
+        }
+        run_ok(jsonnet.arg(repo(&format!("deploy/mixin/{entry}"))));
     }
-    run_ok(jsonnet.arg(repo("deploy/mixin/files.jsonnet")));
 }
 
 #[test]
@@ -83,8 +86,9 @@ fn the_mixin_renders_what_ships_and_its_selector_reaches_every_expression() {
     if !tool_available("jsonnet") || !tool_available("jsonnetfmt") || !tool_available("promtool") {
         return;
     }
-    let sources: Vec<PathBuf> = std::fs::read_dir(repo("deploy/mixin"))
-        .unwrap()
+    let sources: Vec<PathBuf> = ["deploy/mixin", "deploy/mixin/dashboards"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(repo(dir)).unwrap())
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
             path.extension()
@@ -96,7 +100,12 @@ fn the_mixin_renders_what_ships_and_its_selector_reaches_every_expression() {
     // What ships is what the mixin renders, byte for byte.
     let shipped = tempfile::tempdir().unwrap();
     render_mixin(shipped.path(), None);
-    for file in ["prometheus/alerts.yml", "kubernetes/prometheusrule.yaml"] {
+    for file in [
+        "prometheus/alerts.yml",
+        "kubernetes/prometheusrule.yaml",
+        "grafana/udts-overview.json",
+        "grafana/udts-task.json",
+    ] {
         let rendered = std::fs::read_to_string(shipped.path().join(file)).unwrap();
         let committed = std::fs::read_to_string(repo(&format!("deploy/{file}"))).unwrap();
         assert!(
@@ -131,6 +140,33 @@ fn the_mixin_renders_what_ships_and_its_selector_reaches_every_expression() {
         }
     }
     assert_eq!(exprs, 38);
+    // The dashboards list only the jobs the selector selects; every query filters by them.
+    for name in ["udts-overview.json", "udts-task.json"] {
+        let text = std::fs::read_to_string(other.path().join("grafana").join(name)).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let job = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "job")
+            .unwrap();
+        assert_eq!(
+            job["query"]["query"],
+            r#"label_values(udts_exporter_build_info{job="udts-mixin"}, job)"#,
+            "{name}"
+        );
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap();
+                for (metric, end) in metric_uses(expr) {
+                    assert!(
+                        expr[end..].starts_with(r#"{job=~"$job""#),
+                        "{name}: {metric} without $job in {expr}"
+                    );
+                }
+            }
+        }
+    }
     let tests = std::fs::read_to_string(repo("deploy/prometheus/alerts_test.yml"))
         .unwrap()
         .replace(r#"job="udts""#, r#"job="udts-mixin""#)
@@ -520,41 +556,49 @@ async fn dashboard_queries_use_only_metrics_the_exporter_exposes() {
         }
     }
 
-    let text = std::fs::read_to_string(repo("deploy/grafana/udts-overview.json")).unwrap();
-    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let variables: Vec<&str> = dashboard["templating"]["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
-    for variable in ["datasource", "project", "task"] {
-        assert!(
-            variables.contains(&variable),
-            "template variable {variable}"
-        );
-    }
     let mut queries = 0;
-    for panel in dashboard["panels"].as_array().unwrap() {
-        if panel["type"] == "row" {
-            continue;
+    for (file, wanted) in [
+        (
+            "udts-overview.json",
+            &["datasource", "job", "project", "task"][..],
+        ),
+        ("udts-task.json", &["datasource", "job", "task"][..]),
+    ] {
+        let text = std::fs::read_to_string(repo(&format!("deploy/grafana/{file}"))).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let variables: Vec<&str> = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        for variable in wanted {
+            assert!(
+                variables.contains(variable),
+                "{file}: template variable {variable}"
+            );
         }
-        let title = panel["title"].as_str().unwrap();
-        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
-        for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap();
-            let names = metric_names(expr);
-            assert!(!names.is_empty(), "{title}: {expr}");
-            for name in names {
-                assert!(
-                    exposed.contains(&name),
-                    "{title}: {name} is not exposed ({expr})"
-                );
+        for panel in dashboard["panels"].as_array().unwrap() {
+            if panel["type"] == "row" {
+                continue;
             }
-            queries += 1;
+            let title = panel["title"].as_str().unwrap();
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let names = metric_names(expr);
+                assert!(!names.is_empty(), "{title}: {expr}");
+                for name in names {
+                    assert!(
+                        exposed.contains(&name),
+                        "{title}: {name} is not exposed ({expr})"
+                    );
+                }
+                queries += 1;
+            }
         }
     }
-    assert!(queries >= 20, "{queries}");
+    assert!(queries >= 40, "{queries}");
 }
 
 #[test]

@@ -10,6 +10,14 @@
     // Where each alert's runbook is: %s is the alert's name in lower case (its section's
     // anchor in docs/runbooks.md).
     runbookURLPattern: 'https://github.com/udts-exporter/udts-exporter/blob/main/docs/runbooks.md#%s',
+    // The dashboards' uids, tags, refresh and time zone.
+    dashboard: {
+      overviewUID: 'udts-overview',
+      taskUID: 'udts-task',
+      tags: ['udts', 'ucloud', 'database'],
+      refresh: '30s',
+      timezone: 'browser',
+    },
     // Each alert's `for` (null: fires at once).
     alerts: {
       UDTSTaskFailedUnrecoverable: { 'for': null },
