@@ -55,10 +55,10 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
               (
                 udts_task_retries{%(udtsSelector)s} > 0
                   and udts_task_max_retries{%(udtsSelector)s} > 0
-                  and udts_task_retries{%(udtsSelector)s} >= 0.5 * udts_task_max_retries{%(udtsSelector)s}
+                  and udts_task_retries{%(udtsSelector)s} >= %(threshold)s * udts_task_max_retries{%(udtsSelector)s}
               )
                 * on(instance, account, task_id) group_left(name, task_type, team, env) udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskRetriesNearLimit.threshold }),
             labels: { severity: 'warning' },
             annotations: {
               summary: 'UDTS task {{ $labels.task_id }} has used {{ $value }} retries',
@@ -74,12 +74,12 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
             alert: 'UDTSTaskFullLoadStalled',
             expr: |||
               (
-                (time() - udts_task_last_progress_timestamp_seconds{%(udtsSelector)s} > 1800)
+                (time() - udts_task_last_progress_timestamp_seconds{%(udtsSelector)s} > %(threshold)s)
                   and on(instance, account, task_id)
                 (udts_task_status{%(udtsSelector)s, status=~"Dumping|Loading"} == 1)
               )
                 * on(instance, account, task_id) group_left(name, task_type, team, env) udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskFullLoadStalled.threshold }),
             'for': $._config.alerts.UDTSTaskFullLoadStalled['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -96,14 +96,14 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
             alert: 'UDTSTaskBinlogNotAdvancing',
             expr: |||
               (
-                (time() - udts_task_last_progress_timestamp_seconds{%(udtsSelector)s} > 900)
+                (time() - udts_task_last_progress_timestamp_seconds{%(udtsSelector)s} > %(threshold)s)
                   and on(instance, account, task_id)
                 (udts_task_status{%(udtsSelector)s, status="Syncing"} == 1)
                   unless on(instance, account, task_id)
                 (udts_task_source_lag_bytes{%(udtsSelector)s} == 0)
               )
                 * on(instance, account, task_id) group_left(name, task_type, team, env) udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskBinlogNotAdvancing.threshold }),
             'for': $._config.alerts.UDTSTaskBinlogNotAdvancing['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -121,10 +121,10 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSTaskSourceLagHigh',
             expr: |||
-              (udts_task_source_lag_seconds{%(udtsSelector)s} > 300)
+              (udts_task_source_lag_seconds{%(udtsSelector)s} > %(threshold)s)
                 * on(instance, account, task_id) group_left(name, task_type, team, env, source)
               udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskSourceLagHigh.threshold }),
             'for': $._config.alerts.UDTSTaskSourceLagHigh['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -192,10 +192,10 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSTaskResumeDeadlineNear',
             expr: |||
-              (udts_task_resume_deadline_timestamp_seconds{%(udtsSelector)s} - time() < 86400)
+              (udts_task_resume_deadline_timestamp_seconds{%(udtsSelector)s} - time() < %(threshold)s)
                 * on(instance, account, task_id) group_left(name, task_type, team, env)
               udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskResumeDeadlineNear.threshold }),
             labels: { severity: 'warning' },
             annotations: {
               summary: fold(|||
@@ -215,13 +215,13 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
             alert: 'UDTSTaskExpiringSoon',
             expr: |||
               (
-                (udts_task_expire_timestamp_seconds{%(udtsSelector)s} - time() < 7 * 86400)
+                (udts_task_expire_timestamp_seconds{%(udtsSelector)s} - time() < %(threshold)s)
                   unless on(instance, account, task_id)
                 (udts_task_status{%(udtsSelector)s, status=~"Done|Success|FailedUnrecoverable|StoppedUnrecoverable"} == 1)
               )
                 * on(instance, account, task_id) group_left(name, task_type, team, env)
               udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskExpiringSoon.threshold }),
             labels: { severity: 'warning' },
             annotations: {
               summary: fold(|||
@@ -238,9 +238,9 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSTaskRedisLagHigh',
             expr: |||
-              (udts_task_redis_delay_seconds{%(udtsSelector)s} > 60)
+              (udts_task_redis_delay_seconds{%(udtsSelector)s} > %(threshold)s)
                 * on(instance, account, task_id) group_left(name, task_type, team, env) udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskRedisLagHigh.threshold }),
             'for': $._config.alerts.UDTSTaskRedisLagHigh['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -255,9 +255,9 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSTaskMongoLagHigh',
             expr: |||
-              (udts_task_mongo_delay_seconds{%(udtsSelector)s} > 60)
+              (udts_task_mongo_delay_seconds{%(udtsSelector)s} > %(threshold)s)
                 * on(instance, account, task_id) group_left(name, task_type, team, env) udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskMongoLagHigh.threshold }),
             'for': $._config.alerts.UDTSTaskMongoLagHigh['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -329,10 +329,10 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSTaskSyncDelayHigh',
             expr: |||
-              (udts_task_sync_delay_seconds{%(udtsSelector)s} > 300)
+              (udts_task_sync_delay_seconds{%(udtsSelector)s} > %(threshold)s)
                 * on(instance, account, task_id) group_left(name, task_type, team, env, source)
               udts_task_info{%(udtsSelector)s}
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSTaskSyncDelayHigh.threshold }),
             'for': $._config.alerts.UDTSTaskSyncDelayHigh['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -372,9 +372,9 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSReplicationSlotRetainingWAL',
             expr: |||
-              (udts_source_replication_slot_retained_bytes{%(udtsSelector)s} > 1073741824)
+              (udts_source_replication_slot_retained_bytes{%(udtsSelector)s} > %(threshold)s)
                 and on(instance, job, source, slot) (udts_source_replication_slot_active{%(udtsSelector)s} == 0)
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSReplicationSlotRetainingWAL.threshold }),
             'for': $._config.alerts.UDTSReplicationSlotRetainingWAL['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -417,8 +417,8 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSReplicationSlotInvalidationSoon',
             expr: |||
-              udts:source_replication_slot_invalidation_seconds < 6 * 3600
-            ||| % $._config,
+              udts:source_replication_slot_invalidation_seconds < %(threshold)s
+            ||| % ($._config { threshold: $._config.alerts.UDTSReplicationSlotInvalidationSoon.threshold }),
             'for': $._config.alerts.UDTSReplicationSlotInvalidationSoon['for'],
             labels: { severity: 'warning' },
             annotations: {
@@ -512,10 +512,10 @@ local fold(text) = std.strReplace(std.rstripChars(text, '\n'), '\n', ' ');
           {
             alert: 'UDTSApiCredentialsExpiring',
             expr: |||
-              (udts_api_credentials_expiry_timestamp_seconds{%(udtsSelector)s} - time() < 300)
+              (udts_api_credentials_expiry_timestamp_seconds{%(udtsSelector)s} - time() < %(threshold)s)
               and on (job, instance, account)
               (udts_api_credential_refresh_failing{%(udtsSelector)s} == 1)
-            ||| % $._config,
+            ||| % ($._config { threshold: $._config.alerts.UDTSApiCredentialsExpiring.threshold }),
             labels: { severity: 'critical' },
             annotations: {
               summary: "udts-exporter's temporary API credentials expire soon and cannot be refreshed",
