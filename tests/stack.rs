@@ -191,5 +191,69 @@ async fn prometheus_scrapes_the_demo_and_alertmanager_receives_the_failure_alert
         .find(|a| is_legacy_alert(a))
         .unwrap();
     assert_eq!(received["status"]["state"], "active");
+
+    // Every query of the shipped dashboards is valid PromQL against this Prometheus, with
+    // the variables as Grafana fills them, and most find data in the demo (the drill-down's
+    // for one of the demo's tasks: a paused one has no progress, a full load no lag).
+    let client = http_client();
+    let demo_tasks = [
+        "udts-demo-paused",
+        "udts-demo-orders-sync",
+        "udts-demo-inventory",
+        "udts-demo-archive",
+        "udts-demo-cache",
+        "udts-demo-orders-retry",
+        "udts-demo-sessions",
+    ];
+    for (file, tasks) in [
+        ("udts-overview.json", &[".*"][..]),
+        ("udts-task.json", &demo_tasks[..]),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/grafana")
+            .join(file);
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let (mut queries, mut without_data) = (0, Vec::new());
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let mut found = false;
+                for task in tasks {
+                    let expr = target["expr"]
+                        .as_str()
+                        .unwrap()
+                        .replace("$job", "udts")
+                        .replace("$project", ".*")
+                        .replace("$task", task);
+                    let text = client
+                        .get(format!("{prometheus}/api/v1/query"))
+                        .query(&[("query", expr.as_str())])
+                        .send()
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap();
+                    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(answer["status"], "success", "{file}: {expr}: {answer}");
+                    found |= answer["data"]["result"]
+                        .as_array()
+                        .is_some_and(|r| !r.is_empty());
+                }
+                queries += 1;
+                if !found {
+                    without_data.push(target["expr"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        eprintln!(
+            "{file}: {} of {queries} queries find no data: {without_data:?}",
+            without_data.len()
+        );
+        assert!(
+            without_data.len() * 5 <= queries,
+            "{file}: no data for {without_data:#?}"
+        );
+    }
     drop(exporter);
 }

@@ -1,6 +1,7 @@
 // One task, chosen by `$task`: its status over time, progress, lag from every source it has
-// (its [[sources]] binlog or slot, UDTS's monitoring, Redis/MongoDB delay), ETAs, cut-over
-// readiness, deadlines and retries. The overview's task table links here.
+// (its [[sources]] binlog or slot and the WAL its slot retains, UDTS's monitoring,
+// Redis/MongoDB delay), ETAs, cut-over readiness, deadlines (UDTS's and its slot's
+// invalidation) and retries. The overview's task table links here.
 function(config)
   local datasource = { type: 'prometheus', uid: '${datasource}' };
   local task = 'job=~"$job", task_id="$task"';
@@ -112,6 +113,10 @@ function(config)
             [
               ['udts_task_source_lag_bytes{%(task)s}', 'behind its source'],
               ['udts_task_sync_remaining_bytes{%(task)s}', 'UDTS: left to apply'],
+              [
+                'udts_source_replication_slot_retained_bytes{job=~"$job"} * on(instance, job, source, slot) group_left() udts_source_replication_slot_info{%(task)s}',
+                'WAL its slot {{slot}} retains',
+              ],
             ],
             0,
             13),
@@ -159,6 +164,10 @@ function(config)
               ['udts_task_resume_deadline_timestamp_seconds{%(task)s} - time()', 'resume'],
               ['udts_task_expire_timestamp_seconds{%(task)s} - time()', 'billing expiry'],
               ['udts_task_reclaim_timestamp_seconds{%(task)s} - time()', 'reclaim'],
+              [
+                'udts:source_replication_slot_invalidation_seconds{job=~"$job"} * on(instance, job, source, slot) group_left() udts_source_replication_slot_info{%(task)s}',
+                'slot {{slot}} invalidated',
+              ],
             ],
             12,
             21,
