@@ -96,6 +96,12 @@ impl Derived {
         derived
     }
 
+    /// The derivation of `tasks` alone: no source read, monitoring off, no tracker. What the
+    /// fuzz targets and unit tests render.
+    pub fn of_tasks(tasks: Vec<Arc<TaskState>>, options: Arc<ExpositionOptions>, at: f64) -> Self {
+        Self::new(tasks, Sources::default(), Arc::default(), options, at, None)
+    }
+
     /// The `i`th task's source and lag, when it is mapped to a source.
     pub fn lag(&self, i: usize) -> Option<&MappedLag> {
         self.lags.get(i)?.as_ref()

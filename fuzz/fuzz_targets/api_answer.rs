@@ -47,14 +47,7 @@ fuzz_target!(|body: &[u8]| {
         return;
     };
     let state = Arc::new(TaskState::new(TaskSpec::new("udts-fuzz")).after_poll(Ok(status), 1.8e9));
-    let derived = Derived::new(
-        vec![state],
-        Default::default(),
-        Default::default(),
-        Arc::new(ExpositionOptions::default()),
-        1.8e9,
-        None,
-    );
+    let derived = Derived::of_tasks(vec![state], Arc::new(ExpositionOptions::default()), 1.8e9);
     let mut text = String::new();
     udts_exporter::exposition::write_task_families(&derived, &mut text);
     exposition_check::check(&text);

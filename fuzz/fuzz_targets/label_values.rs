@@ -33,14 +33,7 @@ fuzz_target!(|input: &str| {
         labels: vec![("team".into(), input.to_string())],
         ..TaskSpec::new(input)
     };
-    let derived = Derived::new(
-        vec![Arc::new(TaskState::new(spec))],
-        Default::default(),
-        Default::default(),
-        Arc::new(ExpositionOptions::default()),
-        1.8e9,
-        None,
-    );
+    let derived = Derived::of_tasks(vec![Arc::new(TaskState::new(spec))], Arc::new(ExpositionOptions::default()), 1.8e9);
     let mut text = String::new();
     udts_exporter::exposition::write_task_families(&derived, &mut text);
     exposition_check::check(&text);

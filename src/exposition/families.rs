@@ -531,13 +531,10 @@ mod tests {
     }
 
     fn render_with(tasks: Vec<TaskState>, options: &ExpositionOptions) -> String {
-        let derived = Derived::new(
+        let derived = Derived::of_tasks(
             tasks.into_iter().map(Arc::new).collect(),
-            Default::default(),
-            Default::default(),
             Arc::new(options.clone()),
-            crate::time::unix_now(),
-            None,
+            unix_now(),
         );
         let mut out = String::new();
         write_task_families(&derived, &mut out);

@@ -795,13 +795,10 @@ mod tests {
         .into_iter()
         .map(Arc::new)
         .collect();
-        let views = Views::build(&Derived::new(
+        let views = Views::build(&Derived::of_tasks(
             states,
             Default::default(),
-            Default::default(),
-            Default::default(),
             1000.0 + STALLED_AFTER_SECONDS + 1.0,
-            None,
         ));
         let order: Vec<&str> = views.tasks.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(
